@@ -1,0 +1,184 @@
+"""The normalized tweet record every ingest source produces, and its validation.
+
+One JSON object per line: X API v2 tweet fields with the author's user object embedded under
+`author`. Every later step (Spark schema included) reads exactly this shape.
+
+    {"id": "1849...", "created_at": "2026-10-01T18:03:12.000Z", "text": "...", "lang": "en",
+     "author_id": "1000007919",
+     "public_metrics": {"retweet_count": 1, "reply_count": 0, "like_count": 4, "quote_count": 0},
+     "entities": {"hashtags": [{"start": 0, "end": 5, "tag": "data"}], "mentions": [], "urls": []},
+     "attachments": {"media_keys": ["3_1849..."]},
+     "referenced_tweets": [{"type": "quoted", "id": "1848..."}],
+     "author": {"id": "1000007919", "username": "ana_data", "created_at": "2019-03-02T10:00:00.000Z",
+                "verified": false,
+                "public_metrics": {"followers_count": 310, "following_count": 200,
+                                   "tweet_count": 5120, "listed_count": 3, "like_count": 900}}}
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+
+def format_api_time(value: datetime) -> str:
+    """Render a timestamp the way X API v2 does: `2026-10-01T18:03:12.000Z` (UTC)."""
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _require_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp has no timezone")
+    return value.astimezone(UTC)
+
+
+ApiTime = Annotated[datetime, PlainSerializer(format_api_time, return_type=str)]
+TweetId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}$")]
+Count = Annotated[int, Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    # ignore unknown fields from the API (it grows); never coerce "12" into 12 silently
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class UserMetrics(_Strict):
+    followers_count: Count
+    following_count: Count
+    tweet_count: Count
+    listed_count: Count
+    like_count: Count = 0
+
+
+class Author(_Strict):
+    id: TweetId
+    username: Annotated[str, StringConstraints(min_length=1, max_length=50)]
+    created_at: ApiTime
+    verified: bool = False
+    public_metrics: UserMetrics
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _created_at_in_utc(cls, value: Any) -> Any:
+        return _parse_time(value)
+
+
+class TweetMetrics(_Strict):
+    retweet_count: Count
+    reply_count: Count
+    like_count: Count
+    quote_count: Count = 0
+
+
+class Hashtag(_Lenient):
+    start: int
+    end: int
+    tag: str
+
+
+class Mention(_Lenient):
+    start: int
+    end: int
+    username: str
+
+
+class Url(_Lenient):
+    start: int
+    end: int
+    url: str
+    expanded_url: str | None = None
+
+
+class Entities(_Lenient):
+    hashtags: list[Hashtag] = Field(default_factory=list)
+    mentions: list[Mention] = Field(default_factory=list)
+    urls: list[Url] = Field(default_factory=list)
+
+
+class Attachments(_Lenient):
+    media_keys: list[str] = Field(default_factory=list)
+
+
+class ReferencedTweet(_Strict):
+    type: Literal["retweeted", "quoted", "replied_to"]
+    id: TweetId
+
+
+class TweetRecord(_Strict):
+    """One normalized tweet with its author embedded."""
+
+    id: TweetId
+    created_at: ApiTime
+    text: str
+    lang: Annotated[str, StringConstraints(min_length=1, max_length=8)] = "und"
+    author_id: TweetId
+    public_metrics: TweetMetrics
+    entities: Entities = Field(default_factory=Entities)
+    attachments: Attachments = Field(default_factory=Attachments)
+    referenced_tweets: list[ReferencedTweet] = Field(default_factory=list)
+    author: Author
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _created_at_in_utc(cls, value: Any) -> Any:
+        return _parse_time(value)
+
+    @model_validator(mode="after")
+    def _author_matches(self) -> TweetRecord:
+        if self.author.id != self.author_id:
+            raise ValueError(f"author.id {self.author.id} differs from author_id {self.author_id}")
+        return self
+
+
+def _parse_time(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValueError(f"created_at {value!r} is not an ISO-8601 timestamp") from exc
+        return _require_utc(parsed)
+    if isinstance(value, datetime):
+        return _require_utc(value)
+    return value
+
+
+class InvalidRecord(ValueError):
+    """A record that does not fit the normalized schema; `reason` says why in one line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def validate_record(candidate: Any) -> dict[str, Any]:
+    """Validate one candidate record and return it in canonical JSON-ready form.
+
+    Raises :class:`InvalidRecord` with a one-line reason for anything that does not fit.
+    """
+    if not isinstance(candidate, dict):
+        raise InvalidRecord(f"record is a JSON {type(candidate).__name__}, not an object")
+    if "author" not in candidate or candidate.get("author") is None:
+        raise InvalidRecord("record has no embedded author")
+    try:
+        record = TweetRecord.model_validate(candidate)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "record"
+        raise InvalidRecord(f"{where}: {first['msg']}") from exc
+    return record.model_dump(mode="json")

@@ -1,0 +1,215 @@
+"""Writing a snapshot: bounded JSONL part files, a quarantine, and a manifest.
+
+Every source hands candidate records to one :class:`SnapshotWriter`. It validates each against
+the normalized schema, drops duplicates by tweet id (within the run and against tweets already
+in the snapshot folder), sets malformed ones aside in the quarantine with their location and
+reason, and rolls part files at `tweets_per_file`. A part file appears under its final name only
+once complete (written as a dot-file, then renamed), so a streaming reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from tweetops.ingest.record import InvalidRecord, validate_record
+
+PART_SUFFIX = ".jsonl"
+
+
+@dataclass
+class IngestCounts:
+    """What happened to the candidate records of one ingest run."""
+
+    accepted: int = 0
+    quarantined: int = 0
+    duplicate: int = 0
+
+    def summary_line(self, source: str, seconds: float) -> str:
+        """The one line printed at the end of an ingest run."""
+        rate = self.accepted / seconds if seconds > 0 else 0.0
+        return (f"ingest[{source}]: {self.accepted} accepted, {self.quarantined} quarantined, "
+                f"{self.duplicate} duplicate ({rate:,.0f} tweets/s)")
+
+
+@dataclass
+class _Range:
+    min_id: int | None = None
+    max_id: int | None = None
+    min_created_at: str | None = None
+    max_created_at: str | None = None
+
+    def add(self, tweet_id: int, created_at: str) -> None:
+        self.min_id = tweet_id if self.min_id is None else min(self.min_id, tweet_id)
+        self.max_id = tweet_id if self.max_id is None else max(self.max_id, tweet_id)
+        # API timestamps share one fixed-width format, so text order is time order
+        if self.min_created_at is None or created_at < self.min_created_at:
+            self.min_created_at = created_at
+        if self.max_created_at is None or created_at > self.max_created_at:
+            self.max_created_at = created_at
+
+
+def part_files(raw_dir: Path) -> list[Path]:
+    """The complete part files of a snapshot folder, in name order."""
+    if not raw_dir.exists():
+        return []
+    return sorted(p for p in raw_dir.iterdir()
+                  if p.is_file() and p.suffix == PART_SUFFIX and not p.name.startswith((".", "_")))
+
+
+def iter_part_records(raw_dir: Path) -> Iterator[dict[str, Any]]:
+    """Every record of every part file in `raw_dir`."""
+    for path in part_files(raw_dir):
+        with path.open("rb") as handle:
+            for line in handle:
+                if line.strip():
+                    yield orjson.loads(line)
+
+
+def existing_tweet_ids(raw_dir: Path) -> set[str]:
+    """Ids already in the snapshot folder, so an appended batch never repeats a tweet."""
+    return {record["id"] for record in iter_part_records(raw_dir)}
+
+
+@dataclass
+class SnapshotWriter:
+    """Validates, deduplicates and writes one batch of tweets into `raw_dir`."""
+
+    raw_dir: Path
+    quarantine_dir: Path
+    batch_id: str
+    tweets_per_file: int
+    known_ids: set[str] = field(default_factory=set)
+    counts: IngestCounts = field(default_factory=IngestCounts)
+    written_files: list[Path] = field(default_factory=list)
+    _range: _Range = field(default_factory=_Range)
+    _handle: IO[bytes] | None = None
+    _tmp_path: Path | None = None
+    _in_part: int = 0
+    _quarantine: IO[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.raw_dir.mkdir(parents=True, exist_ok=True)
+
+    def offer(self, candidate: Any, location: str) -> bool:
+        """Validate and write one candidate; return True when it was accepted.
+
+        `location` says where the candidate came from (file:line, API page, ...) and is kept
+        with it in the quarantine when it is rejected.
+        """
+        try:
+            record = validate_record(candidate)
+        except InvalidRecord as exc:
+            self.quarantine(candidate, location, exc.reason)
+            return False
+        tweet_id = record["id"]
+        if tweet_id in self.known_ids:
+            self.counts.duplicate += 1
+            return False
+        self.known_ids.add(tweet_id)
+        self._write(record)
+        return True
+
+    def offer_all(self, candidates: Iterable[tuple[Any, str]]) -> None:
+        """Offer every `(candidate, location)` pair."""
+        for candidate, location in candidates:
+            self.offer(candidate, location)
+
+    def quarantine(self, candidate: Any, location: str, reason: str) -> None:
+        """Set a malformed candidate aside with where it came from and why it was rejected."""
+        if self._quarantine is None:
+            self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+            self._quarantine = (self.quarantine_dir / f"{self.batch_id}{PART_SUFFIX}").open("wb")
+        if isinstance(candidate, bytes | bytearray):
+            candidate = candidate.decode("utf-8", errors="replace")
+        entry = {"batch_id": self.batch_id, "location": location, "reason": reason,
+                 "record": candidate}
+        self._quarantine.write(orjson.dumps(entry, default=repr,
+                                            option=orjson.OPT_APPEND_NEWLINE))
+        self.counts.quarantined += 1
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self._handle is None:
+            name = f"{self.batch_id}-part-{len(self.written_files):05d}{PART_SUFFIX}"
+            self._tmp_path = self.raw_dir / f".{name}.tmp"
+            self._handle = self._tmp_path.open("wb")
+        self._handle.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+        self._range.add(int(record["id"]), record["created_at"])
+        self.counts.accepted += 1
+        self._in_part += 1
+        if self._in_part >= self.tweets_per_file:
+            self._seal_part()
+
+    def _seal_part(self) -> None:
+        if self._handle is None or self._tmp_path is None:
+            return
+        self._handle.close()
+        final = self.raw_dir / self._tmp_path.name[1:].removesuffix(".tmp")
+        os.replace(self._tmp_path, final)
+        self.written_files.append(final)
+        self._handle, self._tmp_path, self._in_part = None, None, 0
+
+    def close(self) -> None:
+        """Seal the open part file and the quarantine file."""
+        self._seal_part()
+        if self._quarantine is not None:
+            self._quarantine.close()
+            self._quarantine = None
+
+    def manifest(self, source: str, details: dict[str, Any]) -> dict[str, Any]:
+        """The manifest of this batch: source, counts, id and time range, tool versions."""
+        return {
+            "batch_id": self.batch_id,
+            "source": source,
+            "details": details,
+            "counts": {"accepted": self.counts.accepted,
+                       "quarantined": self.counts.quarantined,
+                       "duplicate": self.counts.duplicate},
+            "id_range": [_str_or_none(self._range.min_id), _str_or_none(self._range.max_id)],
+            "created_at_range": [self._range.min_created_at, self._range.max_created_at],
+            "files": [p.name for p in self.written_files],
+            "tool_versions": tool_versions(),
+        }
+
+
+def write_manifest(manifest_dir: Path, manifest: dict[str, Any]) -> Path:
+    """Write `manifest` as `<batch_id>.json` under `manifest_dir` and return its path."""
+    manifest_dir.mkdir(parents=True, exist_ok=True)
+    path = manifest_dir / f"{manifest['batch_id']}.json"
+    path.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+                     + b"\n")
+    return path
+
+
+def clear_snapshot(raw_dir: Path, manifest_dir: Path, quarantine_dir: Path) -> None:
+    """Remove every part file, manifest and quarantine file (mode `replace`)."""
+    for folder, suffixes in ((raw_dir, (PART_SUFFIX, ".tmp")), (manifest_dir, (".json",)),
+                             (quarantine_dir, (PART_SUFFIX,))):
+        if folder.exists():
+            for path in folder.iterdir():
+                if path.is_file() and path.name.endswith(suffixes):
+                    path.unlink()
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of the tools that shaped a snapshot or a run."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for package in ("tweetops", "tweepy", "pydantic", "orjson", "pyspark", "mlflow", "dvc",
+                    "hyperopt", "numpy", "pandas"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return versions
+
+
+def _str_or_none(value: int | None) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,224 @@
+"""Typed settings: `params.yaml` is the one source of defaults, overridable per run.
+
+Every step takes a :class:`Settings` object; nothing else in the package reads `params.yaml`.
+Overrides use DVC's `-S section.key=value` syntax so the same words work for `tweetops`,
+`mlflow run -P` (through the MLproject commands) and `dvc exp run -S`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tweetops.errors import TweetopsError
+
+DEFAULT_PARAMS_FILE = Path("params.yaml")
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IngestSettings(_Section):
+    """Where tweets come from and where the normalized snapshot lands."""
+
+    source: Literal["synthetic", "search", "stream", "replay"]
+    mode: Literal["replace", "append"]
+    raw_dir: Path
+    manifest_dir: Path
+    quarantine_dir: Path
+    tweets_per_file: PositiveInt
+    # synthetic
+    seed: int
+    n_tweets: PositiveInt
+    n_users: PositiveInt
+    synthetic_start_time: datetime
+    synthetic_days: PositiveInt
+    # search and stream (X API v2 through tweepy)
+    api_base_url: str
+    query: str
+    max_tweets: PositiveInt
+    start_time: datetime | None
+    end_time: datetime | None
+    stream_rules: list[str]
+    max_seconds: PositiveInt
+    checkpoint_dir: Path
+    # replay
+    path: Path | None
+
+    @field_validator("synthetic_start_time", "start_time", "end_time")
+    @classmethod
+    def _must_be_timezone_aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must carry a timezone, e.g. 2026-10-01T00:00:00Z")
+        return value
+
+
+class FeaturesSettings(_Section):
+    """The Structured Streaming job that turns raw tweets into feature tables."""
+
+    raw_dir: Path
+    users_dir: Path
+    training_dir: Path
+    checkpoint_dir: Path
+    max_files_per_trigger: PositiveInt
+    incremental: bool
+
+
+class TrainSettings(_Section):
+    """The Spark ML pipeline, its split and its RandomForest hyperparameters."""
+
+    training_dir: Path
+    seed: int
+    test_fraction: Fraction
+    split_partitions: PositiveInt
+    num_trees: PositiveInt
+    max_depth: Annotated[int, Field(ge=1, le=30)]
+    max_bins: Annotated[int, Field(ge=2)]
+    min_instances_per_node: PositiveInt
+    subsampling_rate: Annotated[float, Field(gt=0.0, le=1.0)]
+    feature_subset_strategy: Literal["auto", "all", "onethird", "sqrt", "log2"]
+    metrics_file: Path
+    run_file: Path
+
+
+class RegistrySettings(_Section):
+    """Registration and alias moves in the MLflow Model Registry."""
+
+    model_name: str
+    run_file: Path
+    promotion_file: Path
+
+
+class PredictSettings(_Section):
+    """Batch scoring with a registered model."""
+
+    model_uri: str
+    input_path: Path
+    output_path: Path
+
+
+class SparkSettings(_Section):
+    """How the one SparkSession is built; `master` may be a cluster URL."""
+
+    master: str
+    app_name: str
+    shuffle_partitions: PositiveInt
+    driver_memory: str
+    ui_enabled: bool
+    log_level: Literal["ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"]
+    conf: dict[str, str]
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _stringify_values(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): str(v).lower() if isinstance(v, bool) else str(v)
+                    for k, v in value.items()}
+        return value
+
+
+class MlflowSettings(_Section):
+    """Experiment name; the tracking store is MLflow's own default or MLFLOW_TRACKING_URI."""
+
+    experiment: str
+
+
+class Settings(_Section):
+    """All settings of one run, one section per pipeline step."""
+
+    ingest: IngestSettings
+    features: FeaturesSettings
+    train: TrainSettings
+    registry: RegistrySettings
+    predict: PredictSettings
+    spark: SparkSettings
+    mlflow: MlflowSettings
+
+    def flat(self, *sections: str) -> dict[str, Any]:
+        """Return `section.key -> value` for the given sections (all when none are named)."""
+        data = self.model_dump(mode="json")
+        chosen = sections or tuple(data)
+        flat: dict[str, Any] = {}
+        for section in chosen:
+            for key, value in data[section].items():
+                flat[f"{section}.{key}"] = value
+        return flat
+
+
+def parse_override(text: str, default_section: str | None = None) -> tuple[list[str], Any]:
+    """Split `section.key=value` into its key path and its YAML-typed value.
+
+    A bare `key=value` belongs to `default_section` (the step being run).
+    """
+    name, sep, raw_value = text.partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise TweetopsError(f"Override {text!r} is not of the form section.key=value.")
+    path = name.split(".")
+    if len(path) == 1:
+        if default_section is None:
+            raise TweetopsError(f"Override {text!r} needs a section, e.g. train.{name}=...")
+        path = [default_section, name]
+    try:
+        value = yaml.safe_load(raw_value) if raw_value.strip() else raw_value
+    except yaml.YAMLError:
+        value = raw_value
+    return path, value
+
+
+def load_settings(
+    params_file: Path | str = DEFAULT_PARAMS_FILE,
+    overrides: list[str] | None = None,
+    default_section: str | None = None,
+) -> Settings:
+    """Read `params_file`, apply `overrides`, and validate the result.
+
+    Empty override values (`train.num_trees=`) are ignored: that is how MLproject entry points
+    say "use params.yaml". Any invalid value raises :class:`TweetopsError` with one sentence.
+    """
+    path = Path(params_file)
+    if not path.is_file():
+        raise TweetopsError(f"{path} was not found in {Path.cwd()}: run from the project root "
+                            f"or pass --params with the path of params.yaml.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise TweetopsError(f"{path} is not valid YAML ({exc}); fix the file.") from exc
+    if not isinstance(data, dict):
+        raise TweetopsError(f"{path} must hold a mapping of sections; fix the file.")
+    for text in overrides or []:
+        keys, value = parse_override(text, default_section)
+        if value == "":
+            continue
+        node = data
+        for key in keys[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = {}
+                node[key] = child
+            node = child
+        node[keys[-1]] = value
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise TweetopsError(_describe_validation_error(exc)) from exc
+
+
+def _describe_validation_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    given = first.get("input")
+    problems = len(exc.errors())
+    more = f" ({problems - 1} more problem(s) after this one)" if problems > 1 else ""
+    if first["type"] == "extra_forbidden":
+        return (f"Setting {where} is unknown; check its spelling against params.yaml{more}.")
+    return (f"Setting {where}={given!r} is invalid: {first['msg']}; "
+            f"fix it in params.yaml or in the override{more}.")

@@ -1,0 +1,89 @@
+"""The only place a SparkSession is built."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from tweetops.errors import TweetopsError
+from tweetops.settings import SparkSettings
+
+MINIMUM_JAVA_MAJOR = 17
+_SECRET_WORDS = re.compile(r"secret|token|password|credential|key", re.IGNORECASE)
+
+
+def java_executable() -> str:
+    """Return the `java` Spark will start, or raise a one-sentence error when there is none."""
+    java_home = os.environ.get("JAVA_HOME")
+    candidate = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    if not candidate or not Path(candidate).exists():
+        raise TweetopsError(
+            f"Spark needs Java {MINIMUM_JAVA_MAJOR} or newer and none was found: install a JDK "
+            f"(e.g. `apt-get install openjdk-{MINIMUM_JAVA_MAJOR}-jre-headless`) or set JAVA_HOME."
+        )
+    return candidate
+
+
+def java_major_version(java: str) -> int:
+    """Major version of the given `java` binary (8 for 1.8.x, 17 for 17.0.x)."""
+    try:
+        probe = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
+    except OSError as exc:
+        raise TweetopsError(f"Java at {java} does not start ({exc}); fix JAVA_HOME or PATH.") from exc
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', probe.stderr + probe.stdout)
+    if not match:
+        raise TweetopsError(f"Could not read the version of Java at {java}; check the install.")
+    major = int(match.group(1))
+    return int(match.group(2) or 0) if major == 1 else major
+
+
+def check_java() -> None:
+    """Fail early, with one sentence, when Java is missing or older than Spark 4 needs."""
+    java = java_executable()
+    major = java_major_version(java)
+    if major < MINIMUM_JAVA_MAJOR:
+        raise TweetopsError(
+            f"Spark needs Java {MINIMUM_JAVA_MAJOR} or newer but {java} is Java {major}: "
+            f"install a newer JDK and point JAVA_HOME at it."
+        )
+
+
+def build_spark(settings: SparkSettings) -> SparkSession:
+    """Build (or reuse) the SparkSession described by `settings`.
+
+    Python workers are pinned to the running interpreter: SparkTrials and UDF workers would
+    otherwise start whatever `python` is first on PATH, without our packages.
+    """
+    check_java()
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    builder = (
+        SparkSession.builder.master(settings.master)
+        .appName(settings.app_name)
+        .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+        .config("spark.driver.memory", settings.driver_memory)
+        .config("spark.ui.enabled", str(settings.ui_enabled).lower())
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.streaming.forceDeleteTempCheckpointLocation", "true")
+        .config("spark.ui.showConsoleProgress", "false")
+    )
+    for key, value in settings.conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(settings.log_level)
+    return spark
+
+
+def spark_conf_for_tracking(spark: SparkSession) -> dict[str, str]:
+    """The session's Spark configuration without anything that looks like a secret."""
+    return {
+        key: value
+        for key, value in sorted(spark.sparkContext.getConf().getAll())
+        if not _SECRET_WORDS.search(key)
+    }

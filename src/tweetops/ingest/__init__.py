@@ -31,11 +31,19 @@ Candidates = Iterator[tuple[Any, str]]
 
 @dataclass(frozen=True)
 class SourceBatch:
-    """What a source yields: candidates, a stable batch id, and details for the manifest."""
+    """What a source yields: candidates, a batch id, and details for the manifest.
+
+    `batch_id` names the part files (`<batch_id>-part-00000.jsonl`), so it must be unique per
+    run for sources that append. `on_part_sealed` runs after each part file is durably in place
+    (a source advances its resume checkpoint there); `on_complete` runs once every candidate
+    was written.
+    """
 
     batch_id: str
     candidates: Candidates
     details: dict[str, Any]
+    on_part_sealed: Callable[[Path], None] | None = None
+    on_complete: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -82,13 +90,15 @@ def ingest(settings: Settings) -> IngestResult:
     batch = source(config)
     writer = SnapshotWriter(raw_dir=config.raw_dir, quarantine_dir=config.quarantine_dir,
                             batch_id=batch.batch_id, tweets_per_file=config.tweets_per_file,
-                            known_ids=known_ids)
+                            known_ids=known_ids, on_part_sealed=batch.on_part_sealed)
     try:
         with tqdm(batch.candidates, desc=f"ingest[{config.source}]", unit=" tweets",
                   mininterval=1.0, disable=None) as progress:
             writer.offer_all(progress)
     finally:
         writer.close()
+    if batch.on_complete is not None:
+        batch.on_complete()
     seconds = time.perf_counter() - started
     manifest_path = write_manifest(config.manifest_dir,
                                    writer.manifest(config.source, batch.details))

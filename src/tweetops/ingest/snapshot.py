@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -88,6 +88,7 @@ class SnapshotWriter:
     known_ids: set[str] = field(default_factory=set)
     counts: IngestCounts = field(default_factory=IngestCounts)
     written_files: list[Path] = field(default_factory=list)
+    on_part_sealed: Callable[[Path], None] | None = None
     _range: _Range = field(default_factory=_Range)
     _handle: IO[bytes] | None = None
     _tmp_path: Path | None = None
@@ -154,6 +155,8 @@ class SnapshotWriter:
         os.replace(self._tmp_path, final)
         self.written_files.append(final)
         self._handle, self._tmp_path, self._in_part = None, None, 0
+        if self.on_part_sealed is not None:
+            self.on_part_sealed(final)
 
     def close(self) -> None:
         """Seal the open part file and the quarantine file."""

@@ -35,7 +35,8 @@ def java_major_version(java: str) -> int:
     try:
         probe = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
     except OSError as exc:
-        raise TweetopsError(f"Java at {java} does not start ({exc}); fix JAVA_HOME or PATH.") from exc
+        raise TweetopsError(f"Java at {java} does not start ({exc}); fix JAVA_HOME or PATH."
+                            ) from exc
     match = re.search(r'version "(\d+)(?:\.(\d+))?', probe.stderr + probe.stdout)
     if not match:
         raise TweetopsError(f"Could not read the version of Java at {java}; check the install.")

@@ -104,10 +104,11 @@ def ingest(settings: Settings) -> IngestResult:
                                    writer.manifest(config.source, batch.details))
     print(writer.counts.summary_line(config.source, seconds), flush=True)
     if mlflow.active_run() is not None:
-        mlflow.log_metrics({"ingest_accepted": writer.counts.accepted,
-                            "ingest_quarantined": writer.counts.quarantined,
-                            "ingest_duplicate": writer.counts.duplicate,
-                            "ingest_tweets_per_second": writer.counts.accepted / max(seconds, 1e-9)})
+        counts = writer.counts
+        mlflow.log_metrics({"ingest_accepted": counts.accepted,
+                            "ingest_quarantined": counts.quarantined,
+                            "ingest_duplicate": counts.duplicate,
+                            "ingest_tweets_per_second": counts.accepted / max(seconds, 1e-9)})
         mlflow.log_artifact(str(manifest_path), artifact_path="ingest")
     return IngestResult(writer.counts, writer.written_files, manifest_path, seconds)
 

@@ -9,8 +9,8 @@ One JSON object per line: X API v2 tweet fields with the author's user object em
      "entities": {"hashtags": [{"start": 0, "end": 5, "tag": "data"}], "mentions": [], "urls": []},
      "attachments": {"media_keys": ["3_1849..."]},
      "referenced_tweets": [{"type": "quoted", "id": "1848..."}],
-     "author": {"id": "1000007919", "username": "ana_data", "created_at": "2019-03-02T10:00:00.000Z",
-                "verified": false,
+     "author": {"id": "1000007919", "username": "ana_data",
+                "created_at": "2019-03-02T10:00:00.000Z", "verified": false,
                 "public_metrics": {"followers_count": 310, "following_count": 200,
                                    "tweet_count": 5120, "listed_count": 3, "like_count": 900}}}
 """

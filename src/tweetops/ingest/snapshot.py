@@ -10,7 +10,6 @@ once complete (written as a dot-file, then renamed), so a streaming reader never
 from __future__ import annotations
 
 import os
-import platform
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import IO, Any
 import orjson
 
 from tweetops.ingest.record import InvalidRecord, validate_record
+from tweetops.versions import tool_versions
 
 PART_SUFFIX = ".jsonl"
 
@@ -198,20 +198,6 @@ def clear_snapshot(raw_dir: Path, manifest_dir: Path, quarantine_dir: Path) -> N
             for path in folder.iterdir():
                 if path.is_file() and path.name.endswith(suffixes):
                     path.unlink()
-
-
-def tool_versions() -> dict[str, str]:
-    """Versions of the tools that shaped a snapshot or a run."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = {"python": platform.python_version()}
-    for package in ("tweetops", "tweepy", "pydantic", "orjson", "pyspark", "mlflow", "dvc",
-                    "hyperopt", "numpy", "pandas"):
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            continue
-    return versions
 
 
 def _str_or_none(value: int | None) -> str | None:

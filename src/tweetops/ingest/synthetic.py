@@ -171,9 +171,9 @@ def generate_tweets(spec: SyntheticSpec) -> Iterator[dict[str, Any]]:
             likes = int(np.floor(total * 0.7 + (likes_share[i] - 0.5) * math.sqrt(total)))
             likes = min(max(likes, 0), total)
             rest = total - likes
-            retweets = min(int(round(rest * (0.35 + 0.4 * rt_share[i]))), rest)
+            retweets = min(round(rest * (0.35 + 0.4 * rt_share[i])), rest)
             rest -= retweets
-            replies = min(int(round(rest * (0.5 + 0.4 * reply_share[i]))), rest)
+            replies = min(round(rest * (0.5 + 0.4 * reply_share[i])), rest)
             record["public_metrics"] = {"retweet_count": retweets, "reply_count": replies,
                                         "like_count": likes, "quote_count": rest - replies}
         emitted_ids.append(tweet_id)

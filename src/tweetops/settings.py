@@ -67,6 +67,7 @@ class FeaturesSettings(_Section):
     raw_dir: Path
     users_dir: Path
     training_dir: Path
+    rejected_dir: Path
     checkpoint_dir: Path
     max_files_per_trigger: PositiveInt
     incremental: bool

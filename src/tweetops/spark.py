@@ -73,6 +73,7 @@ def build_spark(settings: SparkSettings) -> SparkSession:
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.streaming.forceDeleteTempCheckpointLocation", "true")
         .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.streaming.numRecentProgressUpdates", "100000")
     )
     for key, value in settings.conf.items():
         builder = builder.config(key, value)

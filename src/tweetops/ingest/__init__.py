@@ -25,6 +25,7 @@ from tweetops.ingest.snapshot import (
 )
 from tweetops.ingest.synthetic import SyntheticSpec, generate_tweets
 from tweetops.settings import IngestSettings, Settings
+from tweetops.tracking import log_data_lineage, step_run
 
 Candidates = Iterator[tuple[Any, str]]
 
@@ -75,8 +76,13 @@ SOURCES: dict[str, Callable[[IngestSettings], SourceBatch]] = {
 def ingest(settings: Settings) -> IngestResult:
     """Run the configured source and write its batch into the snapshot folder.
 
-    Prints one summary line and, inside an active MLflow run, logs the counts as metrics.
+    Prints one summary line and logs the counts as metrics of the step's MLflow run.
     """
+    with step_run(settings, "ingest", ("ingest",)):
+        return _ingest_in_run(settings)
+
+
+def _ingest_in_run(settings: Settings) -> IngestResult:
     config = settings.ingest
     source = SOURCES.get(config.source)
     if source is None:
@@ -103,13 +109,13 @@ def ingest(settings: Settings) -> IngestResult:
     manifest_path = write_manifest(config.manifest_dir,
                                    writer.manifest(config.source, batch.details))
     print(writer.counts.summary_line(config.source, seconds), flush=True)
-    if mlflow.active_run() is not None:
-        counts = writer.counts
-        mlflow.log_metrics({"ingest_accepted": counts.accepted,
-                            "ingest_quarantined": counts.quarantined,
-                            "ingest_duplicate": counts.duplicate,
-                            "ingest_tweets_per_second": counts.accepted / max(seconds, 1e-9)})
-        mlflow.log_artifact(str(manifest_path), artifact_path="ingest")
+    counts = writer.counts
+    mlflow.log_metrics({"ingest_accepted": counts.accepted,
+                        "ingest_quarantined": counts.quarantined,
+                        "ingest_duplicate": counts.duplicate,
+                        "ingest_tweets_per_second": counts.accepted / max(seconds, 1e-9)})
+    mlflow.log_artifact(str(manifest_path), artifact_path="ingest")
+    log_data_lineage("raw_tweets", config.raw_dir)
     return IngestResult(writer.counts, writer.written_files, manifest_path, seconds)
 
 

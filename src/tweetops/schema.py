@@ -1,0 +1,76 @@
+"""Column contracts shared by the steps: the raw JSONL schema and the model's input columns."""
+
+from __future__ import annotations
+
+from pyspark.sql.types import (
+    ArrayType,
+    BooleanType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+)
+
+CORRUPT_RECORD_COLUMN = "_corrupt_record"
+
+
+def _struct(*fields: tuple[str, object]) -> StructType:
+    return StructType([StructField(name, dtype, True) for name, dtype in fields])  # type: ignore[arg-type]
+
+
+_ENTITY = (("start", IntegerType()), ("end", IntegerType()))
+
+# The normalized record of tweetops.ingest.record, as Spark reads it (explicit: a streaming
+# source must not infer). A line that does not parse lands in `_corrupt_record`.
+RAW_TWEET_SCHEMA = _struct(
+    ("id", StringType()),
+    ("created_at", StringType()),
+    ("text", StringType()),
+    ("lang", StringType()),
+    ("author_id", StringType()),
+    ("public_metrics", _struct(("retweet_count", LongType()), ("reply_count", LongType()),
+                               ("like_count", LongType()), ("quote_count", LongType()))),
+    ("entities", _struct(
+        ("hashtags", ArrayType(_struct(*_ENTITY, ("tag", StringType())))),
+        ("mentions", ArrayType(_struct(*_ENTITY, ("username", StringType())))),
+        ("urls", ArrayType(_struct(*_ENTITY, ("url", StringType()),
+                                   ("expanded_url", StringType())))),
+    )),
+    ("attachments", _struct(("media_keys", ArrayType(StringType())))),
+    ("referenced_tweets", ArrayType(_struct(("type", StringType()), ("id", StringType())))),
+    ("author", _struct(
+        ("id", StringType()),
+        ("username", StringType()),
+        ("created_at", StringType()),
+        ("verified", BooleanType()),
+        ("public_metrics", _struct(("followers_count", LongType()),
+                                   ("following_count", LongType()),
+                                   ("tweet_count", LongType()),
+                                   ("listed_count", LongType()),
+                                   ("like_count", LongType()))),
+    )),
+    (CORRUPT_RECORD_COLUMN, StringType()),
+)
+
+# Profile metrics under the lecture's (v1.1) names, as the feature tables carry them.
+PROFILE_COLUMNS = ("followers_count", "friends_count", "statuses_count", "favourites_count",
+                   "listed_count")
+
+LABEL_COLUMN = "engagement"
+CATEGORICAL_FEATURES = ("lang",)
+NUMERIC_FEATURES = (
+    "hour_of_day",
+    "text_length",
+    "hashtag_count",
+    "mention_count",
+    "url_count",
+    "has_media",
+    "is_reply",
+    "is_quote",
+    *PROFILE_COLUMNS,
+    "verified",
+    "account_age_days",
+)
+# What the served model takes: one row per tweet, raw (unindexed, unassembled) columns.
+MODEL_INPUT_COLUMNS = (*CATEGORICAL_FEATURES, *NUMERIC_FEATURES)

@@ -8,6 +8,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from tweetops.errors import TweetopsError
 from tweetops.schema import LABEL_COLUMN, MODEL_INPUT_COLUMNS
+from tweetops.spark import spark_path
 
 KEY_COLUMN = "tweet_id"
 TRAINING_COLUMNS = (KEY_COLUMN, *MODEL_INPUT_COLUMNS, LABEL_COLUMN)
@@ -18,7 +19,7 @@ def load_training_rows(spark: SparkSession, training_dir: Path) -> DataFrame:
     if not training_dir.exists() or not any(training_dir.rglob("*.parquet")):
         raise TweetopsError(f"No training rows in {training_dir}: run `tweetops features` first "
                             f"or point train.training_dir at a features table.")
-    rows = spark.read.parquet(str(training_dir))
+    rows = spark.read.parquet(spark_path(training_dir))
     missing = [name for name in TRAINING_COLUMNS if name not in rows.columns]
     if missing:
         raise TweetopsError(f"{training_dir} lacks columns {missing}: rebuild it with "

@@ -33,7 +33,7 @@ from tweetops.errors import TweetopsError
 from tweetops.ingest.snapshot import PART_SUFFIX, part_files
 from tweetops.schema import CORRUPT_RECORD_COLUMN, LABEL_COLUMN, RAW_TWEET_SCHEMA
 from tweetops.settings import FeaturesSettings, Settings
-from tweetops.spark import build_spark, spark_conf_for_tracking
+from tweetops.spark import build_spark, spark_conf_for_tracking, spark_path
 from tweetops.tracking import log_data_lineage, log_spark_conf, step_run
 
 API_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSX"
@@ -182,7 +182,7 @@ def read_raw_batch(spark: SparkSession, raw_dir: Path) -> DataFrame:
     return (spark.read.schema(RAW_TWEET_SCHEMA)
             .option("pathGlobFilter", f"*{PART_SUFFIX}")
             .option("columnNameOfCorruptRecord", CORRUPT_RECORD_COLUMN)
-            .json(str(raw_dir)))
+            .json(spark_path(raw_dir)))
 
 
 def build_features_batch(spark: SparkSession, raw_dir: Path) -> tuple[DataFrame, DataFrame]:
@@ -238,7 +238,7 @@ def _build_features_in_run(settings: Settings) -> FeaturesResult:
               .option("maxFilesPerTrigger", config.max_files_per_trigger)
               .option("pathGlobFilter", f"*{PART_SUFFIX}")
               .option("columnNameOfCorruptRecord", CORRUPT_RECORD_COLUMN)
-              .json(str(config.raw_dir)))
+              .json(spark_path(config.raw_dir)))
     parsed = parse_tweets(stream)
     queries = [_start_rows_query(parsed, config), _start_users_query(parsed, config)]
     for query in queries:
@@ -265,7 +265,7 @@ def _build_features_in_run(settings: Settings) -> FeaturesResult:
 
 
 def _start_rows_query(parsed: DataFrame, config: FeaturesSettings) -> StreamingQuery:
-    training_dir, rejected_dir = str(config.training_dir), str(config.rejected_dir)
+    training_dir, rejected_dir = spark_path(config.training_dir), spark_path(config.rejected_dir)
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         # both outputs read the same micro-batch: cache it rather than parse the files twice
@@ -281,13 +281,13 @@ def _start_rows_query(parsed: DataFrame, config: FeaturesSettings) -> StreamingQ
 
     return (parsed.writeStream.queryName("training_rows")
             .foreachBatch(write_batch)
-            .option("checkpointLocation", str(config.checkpoint_dir / "training_rows"))
+            .option("checkpointLocation", spark_path(config.checkpoint_dir / "training_rows"))
             .trigger(availableNow=True)
             .start())
 
 
 def _start_users_query(parsed: DataFrame, config: FeaturesSettings) -> StreamingQuery:
-    users_dir = str(config.users_dir)
+    users_dir = spark_path(config.users_dir)
 
     def write_users(batch: DataFrame, _batch_id: int) -> None:
         batch.write.mode("overwrite").parquet(users_dir)
@@ -295,7 +295,7 @@ def _start_users_query(parsed: DataFrame, config: FeaturesSettings) -> Streaming
     return (user_features(valid_tweets(parsed)).writeStream.queryName("user_features")
             .outputMode("complete")
             .foreachBatch(write_users)
-            .option("checkpointLocation", str(config.checkpoint_dir / "user_features"))
+            .option("checkpointLocation", spark_path(config.checkpoint_dir / "user_features"))
             .trigger(availableNow=True)
             .start())
 
@@ -307,4 +307,4 @@ def _progress_sum(query: StreamingQuery, key: str) -> int:
 def _count_parquet(spark: SparkSession, folder: Path) -> int:
     if not folder.exists() or not any(folder.rglob("*.parquet")):
         return 0
-    return spark.read.parquet(str(folder)).count()
+    return spark.read.parquet(spark_path(folder)).count()

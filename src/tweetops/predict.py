@@ -13,7 +13,7 @@ from tweetops.dataset import KEY_COLUMN
 from tweetops.errors import TweetopsError
 from tweetops.schema import LABEL_COLUMN, MODEL_INPUT_COLUMNS
 from tweetops.settings import Settings
-from tweetops.spark import build_spark
+from tweetops.spark import build_spark, spark_path
 from tweetops.tracking import step_run
 from tweetops.train import evaluate
 
@@ -40,14 +40,14 @@ def predict(settings: Settings) -> PredictResult:
         if not config.input_path.exists():
             raise TweetopsError(f"{config.input_path} does not exist: run `tweetops features` "
                                 f"or set predict.input_path.")
-        rows = spark.read.parquet(str(config.input_path))
+        rows = spark.read.parquet(spark_path(config.input_path))
         missing = [name for name in MODEL_INPUT_COLUMNS if name not in rows.columns]
         if missing:
             raise TweetopsError(f"{config.input_path} lacks the model's input columns {missing}.")
         keep = [name for name in (KEY_COLUMN, LABEL_COLUMN) if name in rows.columns]
         scored = model.transform(rows.select(*keep, *MODEL_INPUT_COLUMNS)).cache()
         (scored.select(*keep, F.col("prediction"))
-         .write.mode("overwrite").parquet(str(config.output_path)))
+         .write.mode("overwrite").parquet(spark_path(config.output_path)))
         count = scored.count()
         rmse = evaluate(scored)["rmse"] if LABEL_COLUMN in rows.columns else None
         scored.unpersist()

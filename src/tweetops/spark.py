@@ -75,11 +75,21 @@ def build_spark(settings: SparkSettings) -> SparkSession:
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.streaming.numRecentProgressUpdates", "100000")
     )
+    if settings.master.startswith("local"):
+        # a local session talks to itself: stay on loopback whatever the hostname resolves to
+        builder = (builder.config("spark.driver.host", "127.0.0.1")
+                   .config("spark.driver.bindAddress", "127.0.0.1"))
     for key, value in settings.conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(settings.log_level)
     return spark
+
+
+def spark_path(path: Path) -> str:
+    """An absolute path for Spark: its JVM resolves relative paths against its own start
+    directory, which need not be Python's current one."""
+    return str(path.resolve())
 
 
 def spark_conf_for_tracking(spark: SparkSession) -> dict[str, str]:

@@ -39,7 +39,7 @@ from tweetops.schema import (
     NUMERIC_FEATURES,
 )
 from tweetops.settings import Settings, TrainSettings
-from tweetops.spark import build_spark, spark_conf_for_tracking
+from tweetops.spark import build_spark, spark_conf_for_tracking, spark_path
 from tweetops.tracking import log_data_lineage, log_spark_conf, step_run
 
 MODEL_ARTIFACT_PATH = "model"
@@ -123,7 +123,7 @@ def _train_in_run(settings: Settings, run_id: str) -> TrainResult:
             f"ingest more tweets (ingest.n_tweets) or lower train.test_fraction.")
 
     log_data_lineage("training", config.training_dir)
-    mlflow.log_input(mlflow.data.from_spark(rows, path=str(config.training_dir),
+    mlflow.log_input(mlflow.data.from_spark(rows, path=spark_path(config.training_dir),
                                             name="training_rows"), context="training")
     log_spark_conf(spark_conf_for_tracking(spark))
 

@@ -1,0 +1,39 @@
+# The two set-up commands of the README, and a few conveniences. Everything runs inside .venv,
+# created on first use from pyproject.toml (Python 3.11+ and Java 17+ must be on the machine).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: main test lint repro ui serve clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## main: ingest -> features -> train -> promote on the offline default (synthetic tweets)
+main: $(STAMP)
+	$(BIN)/tweetops main
+
+## test: the whole test suite, end-to-end tests included
+test: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+
+## repro: the same chain through DVC (a second run does nothing)
+repro: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+ui: $(STAMP)
+	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000
+
+serve: $(STAMP)
+	$(BIN)/mlflow models serve -m models:/tweet-engagement@champion --env-manager local --host 127.0.0.1 --port 5001
+
+clean:
+	rm -rf data/raw data/features data/checkpoints data/predictions reports/*.json mlflow.db mlruns

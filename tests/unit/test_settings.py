@@ -1,0 +1,67 @@
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PARAMS_FILE
+from tweetops.errors import TweetopsError
+from tweetops.settings import load_settings, parse_override
+
+
+def test_params_yaml_is_the_source_of_defaults() -> None:
+    settings = load_settings(PARAMS_FILE)
+    assert settings.ingest.source == "synthetic"
+    assert settings.ingest.n_tweets == 20000
+    assert settings.spark.master == "local[2]"
+    assert settings.registry.model_name == "tweet-engagement"
+
+
+def test_overrides_are_typed_by_yaml_and_validated() -> None:
+    settings = load_settings(PARAMS_FILE, ["train.num_trees=7", "spark.ui_enabled=false",
+                                           "ingest.stream_rules=[a, b]"])
+    assert settings.train.num_trees == 7
+    assert settings.spark.ui_enabled is False
+    assert settings.ingest.stream_rules == ["a", "b"]
+
+
+def test_bare_key_belongs_to_the_step_section() -> None:
+    settings = load_settings(PARAMS_FILE, ["max_depth=3"], default_section="train")
+    assert settings.train.max_depth == 3
+
+
+def test_empty_override_keeps_params_yaml() -> None:
+    # MLproject entry points pass "" for parameters the user did not set
+    settings = load_settings(PARAMS_FILE, ["train.num_trees="])
+    assert settings.train.num_trees == load_settings(PARAMS_FILE).train.num_trees
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("train.num_trees=abc", "Setting train.num_trees='abc' is invalid"),
+    ("train.num_trees=0", "Setting train.num_trees=0 is invalid"),
+    ("train.test_fraction=1.5", "Setting train.test_fraction=1.5 is invalid"),
+    ("ingest.source=carrier-pigeon", "Setting ingest.source='carrier-pigeon' is invalid"),
+    ("train.numtrees=5", "Setting train.numtrees is unknown"),
+    ("ingest.synthetic_start_time=2026-01-01T00:00:00", "must carry a timezone"),
+])
+def test_bad_values_give_one_sentence(override: str, expected: str) -> None:
+    with pytest.raises(TweetopsError) as caught:
+        load_settings(PARAMS_FILE, [override])
+    message = str(caught.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_override_without_equals_sign_is_rejected() -> None:
+    with pytest.raises(TweetopsError, match="not of the form section.key=value"):
+        parse_override("train.num_trees")
+
+
+def test_missing_params_file_says_where_to_run(tmp_path: Path) -> None:
+    with pytest.raises(TweetopsError, match="run from the project root"):
+        load_settings(tmp_path / "params.yaml")
+
+
+def test_flat_names_match_params_yaml_keys() -> None:
+    flat = load_settings(PARAMS_FILE).flat("train")
+    assert flat["train.seed"] == 42
+    assert flat["train.training_dir"] == "data/features/training"
+    assert all(key.startswith("train.") for key in flat)

@@ -68,7 +68,7 @@ def _promote_in_run(settings: Settings) -> PromotionResult:
     champion_rmse = None
     if champion is None:
         promoted, reason = True, "no champion yet"
-    elif champion.version == version.version:
+    elif str(champion.version) == str(version.version):
         promoted, reason = True, "already champion"
     else:
         champion_rmse = _rmse_of(f"models:/{name}/{champion.version}", test)

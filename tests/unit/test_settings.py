@@ -51,7 +51,7 @@ def test_bad_values_give_one_sentence(override: str, expected: str) -> None:
 
 
 def test_override_without_equals_sign_is_rejected() -> None:
-    with pytest.raises(TweetopsError, match="not of the form section.key=value"):
+    with pytest.raises(TweetopsError, match=r"not of the form section\.key=value"):
         parse_override("train.num_trees")
 
 

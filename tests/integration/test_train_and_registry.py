@@ -1,0 +1,144 @@
+"""Train, promote and predict through MLflow's real stores (SQLite, and a real server)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from pyspark.sql import SparkSession
+
+from tests.conftest import Project
+from tests.support.mlflow_server import mlflow_server
+from tweetops.dataset import load_training_rows, split_train_test
+from tweetops.features import build_features
+from tweetops.ingest import ingest
+from tweetops.predict import predict
+from tweetops.registry import promote
+from tweetops.schema import MODEL_INPUT_COLUMNS
+from tweetops.tracking import dvc_hash
+from tweetops.train import train
+
+SMALL = ("ingest.n_tweets=2500", "ingest.n_users=250", "train.num_trees=20")
+
+
+def _prepare(project: Project, *overrides: str):
+    settings = project.settings(*SMALL, *overrides)
+    ingest(settings)
+    build_features(settings)
+    return settings
+
+
+def test_train_logs_params_metrics_artifacts_lineage_and_model(project: Project) -> None:
+    settings = _prepare(project)
+    result = train(settings)
+
+    run = MlflowClient().get_run(result.run_id)
+    params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
+    assert params["train.seed"] == "42"
+    assert params["train.num_trees"] == "20"
+    assert params["train.training_dir"] == "data/features/training"
+    assert params["spark.master"] == "local[2]"
+    for name in ("rmse", "mae", "r2", "baseline_rmse", "baseline_mae", "baseline_r2"):
+        assert metrics[name] == pytest.approx(result.metrics[name])
+    assert metrics["r2"] > metrics["baseline_r2"] + 0.3
+    assert metrics["rmse"] < metrics["baseline_rmse"]
+    assert tags["tweetops.step"] == "train"
+    assert tags["tweetops.data.training.dvc_md5"] == dvc_hash(settings.train.training_dir)
+    assert tags["tweetops.data.training.dvc_md5"].endswith(".dir")
+    assert tags["tweetops.version.pyspark"] and tags["tweetops.version.mlflow"]
+    assert tags["tweetops.spark.master"] == "local[2]"
+    assert run.inputs.dataset_inputs[0].dataset.name == "training_rows"
+
+    artifacts = {item.path for item in MlflowClient().list_artifacts(result.run_id)}
+    assert {"feature-importance.csv", "feature-importance.png", "spark"} <= artifacts
+    importance = pd.read_csv(mlflow.artifacts.download_artifacts(
+        run_id=result.run_id, artifact_path="feature-importance.csv"))
+    assert importance["importance"].sum() == pytest.approx(1.0)
+    assert importance.iloc[0]["feature"] == "followers_count"  # reach drives engagement
+
+    model_info = mlflow.models.get_model_info(result.model_uri)
+    assert [col.name for col in model_info.signature.inputs] == list(MODEL_INPUT_COLUMNS)
+    loaded = mlflow.pyfunc.load_model(result.model_uri)
+    example = pd.DataFrame([{**dict.fromkeys(MODEL_INPUT_COLUMNS, 0), "lang": "en",
+                             "verified": False, "has_media": False, "is_reply": False,
+                             "is_quote": False, "followers_count": 1000}])
+    assert len(loaded.predict(example)) == 1
+
+    on_disk = json.loads(settings.train.metrics_file.read_text())
+    assert on_disk["rmse"] == pytest.approx(result.metrics["rmse"])
+
+
+def test_split_does_not_depend_on_input_partitioning(project: Project,
+                                                     spark: SparkSession) -> None:
+    settings = _prepare(project)
+    rows = load_training_rows(spark, settings.train.training_dir)
+
+    def test_ids(frame) -> set[str]:
+        _, test = split_train_test(frame, seed=42, test_fraction=0.2, partitions=4)
+        return {row["tweet_id"] for row in test.select("tweet_id").collect()}
+
+    baseline = test_ids(rows)
+    assert test_ids(rows.repartition(7)) == baseline
+    assert test_ids(rows.coalesce(1).orderBy("created_at")) == baseline
+    _, other_seed = split_train_test(rows, seed=1, test_fraction=0.2, partitions=4)
+    assert {row["tweet_id"] for row in other_seed.collect()} != baseline
+    assert 0.1 < len(baseline) / rows.count() < 0.3
+
+
+def test_champion_moves_only_when_the_challenger_wins(project: Project) -> None:
+    mediocre = _prepare(project, "train.num_trees=3", "train.max_depth=3")
+    train(mediocre)
+    first = promote(mediocre)
+    assert (first.version, first.promoted, first.reason) == ("1", True, "no champion yet")
+
+    worse = project.settings(*SMALL, "train.num_trees=1", "train.max_depth=1")
+    train(worse)
+    second = promote(worse)
+    assert second.version == "2" and not second.promoted
+    assert second.champion_rmse is not None and second.challenger_rmse > second.champion_rmse
+    assert "does not beat champion v1" in second.reason
+
+    better = project.settings(*SMALL, "train.num_trees=40", "train.max_depth=10")
+    train(better)
+    third = promote(better)
+    assert third.version == "3" and third.promoted
+    assert "beats champion v1" in third.reason
+
+    client = MlflowClient()
+    assert str(client.get_model_version_by_alias("tweet-engagement", "champion").version) == "3"
+    assert str(client.get_model_version_by_alias("tweet-engagement", "challenger").version) == "3"
+    promotion = json.loads(better.registry.promotion_file.read_text())
+    assert promotion["champion_version"] == "1" and promotion["promoted"] is True
+
+
+def test_promote_without_a_training_run_says_what_to_do(project: Project) -> None:
+    from tweetops.errors import TweetopsError
+
+    with pytest.raises(TweetopsError, match="run `tweetops train` first"):
+        promote(project.settings())
+
+
+@pytest.mark.slow
+def test_train_promote_predict_through_a_real_mlflow_server(
+        project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with mlflow_server(tmp_path / "server") as uri:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        settings = _prepare(project, "predict.output_path=data/predictions")
+        trained = train(settings)
+        promotion = promote(settings)
+        scored = predict(settings)
+
+        client = MlflowClient(uri)
+        assert client.get_run(trained.run_id).data.metrics["r2"] == pytest.approx(
+            trained.metrics["r2"])
+        champion = client.get_model_version_by_alias("tweet-engagement", "champion")
+        assert str(champion.version) == promotion.version == "1"
+        assert scored.rows == trained.train_rows + trained.test_rows
+        assert scored.rmse is not None and scored.rmse < trained.metrics["baseline_rmse"]
+        # the artifacts went through the server, not to a local mlruns folder
+        assert any((tmp_path / "server" / "server-artifacts").rglob("MLmodel"))
+        assert not (project.root / "mlruns").exists()

@@ -21,6 +21,7 @@ from tweetops.ingest.snapshot import (
     SnapshotWriter,
     clear_snapshot,
     existing_tweet_ids,
+    remove_unsealed_parts,
     write_manifest,
 )
 from tweetops.ingest.synthetic import SyntheticSpec, generate_tweets
@@ -37,7 +38,9 @@ class SourceBatch:
     `batch_id` names the part files (`<batch_id>-part-00000.jsonl`), so it must be unique per
     run for sources that append. `on_part_sealed` runs after each part file is durably in place
     (a source advances its resume checkpoint there); `on_complete` runs once every candidate
-    was written.
+    was written. `resuming` is True when the batch continues a run that was stopped before it
+    completed: the snapshot is then kept even in mode `replace`, and tweets already in it are
+    dropped as duplicates.
     """
 
     batch_id: str
@@ -45,6 +48,7 @@ class SourceBatch:
     details: dict[str, Any]
     on_part_sealed: Callable[[Path], None] | None = None
     on_complete: Callable[[], None] | None = None
+    resuming: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,34 @@ def synthetic_source(settings: IngestSettings) -> SourceBatch:
     return SourceBatch(f"synthetic-seed{spec.seed}", candidates, details)
 
 
+def search_source(settings: IngestSettings) -> SourceBatch:
+    """X API v2 recent search through tweepy (see :mod:`tweetops.ingest.xapi`)."""
+    from tweetops.ingest.xapi import search_source as source
+
+    return source(settings)
+
+
+def stream_source(settings: IngestSettings) -> SourceBatch:
+    """X API v2 filtered stream through tweepy (see :mod:`tweetops.ingest.xapi`)."""
+    from tweetops.ingest.xapi import stream_source as source
+
+    return source(settings)
+
+
+def replay_source(settings: IngestSettings) -> SourceBatch:
+    """Archives on disk: twarc2, v2 pages, v1.1 statuses (see :mod:`tweetops.ingest.replay`)."""
+    from tweetops.ingest.replay import replay_source as source
+
+    return source(settings)
+
+
+# Sources that need network libraries or parse archives load lazily: `tweetops ingest` with the
+# synthetic default imports nothing it does not use.
 SOURCES: dict[str, Callable[[IngestSettings], SourceBatch]] = {
     "synthetic": synthetic_source,
+    "search": search_source,
+    "stream": stream_source,
+    "replay": replay_source,
 }
 
 
@@ -88,12 +118,14 @@ def _ingest_in_run(settings: Settings) -> IngestResult:
     if source is None:
         known = ", ".join(sorted(SOURCES))
         raise_unknown_source(config.source, known)
-    if config.mode == "replace":
-        clear_snapshot(config.raw_dir, config.manifest_dir, config.quarantine_dir)
-    known_ids = existing_tweet_ids(config.raw_dir) if config.mode == "append" else set()
-
     started = time.perf_counter()
     batch = source(config)
+    if config.mode == "replace" and not batch.resuming:
+        clear_snapshot(config.raw_dir, config.manifest_dir, config.quarantine_dir)
+    else:
+        remove_unsealed_parts(config.raw_dir)
+    keep_existing = config.mode == "append" or batch.resuming
+    known_ids = existing_tweet_ids(config.raw_dir) if keep_existing else set()
     writer = SnapshotWriter(raw_dir=config.raw_dir, quarantine_dir=config.quarantine_dir,
                             batch_id=batch.batch_id, tweets_per_file=config.tweets_per_file,
                             known_ids=known_ids, on_part_sealed=batch.on_part_sealed)

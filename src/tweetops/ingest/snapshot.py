@@ -200,5 +200,12 @@ def clear_snapshot(raw_dir: Path, manifest_dir: Path, quarantine_dir: Path) -> N
                     path.unlink()
 
 
+def remove_unsealed_parts(raw_dir: Path) -> None:
+    """Delete part files a killed run left half-written (dot-files ending in `.tmp`)."""
+    if raw_dir.exists():
+        for path in raw_dir.glob(".*.tmp"):
+            path.unlink()
+
+
 def _str_or_none(value: int | None) -> str | None:
     return None if value is None else str(value)

@@ -1,0 +1,54 @@
+"""Helpers for end-to-end tests: a copy of the project as a user would clone it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import REPO_ROOT
+
+PROJECT_FILES = ("MLproject", "python_env.yaml", "conda.yaml", "params.yaml", "dvc.yaml",
+                 ".dvcignore", "pyproject.toml", "README.md", ".gitignore")
+
+
+def copy_project(destination: Path, **param_changes: dict) -> Path:
+    """Copy the project's files (not its data or stores) and adjust params.yaml sections."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        if (REPO_ROOT / name).exists():
+            shutil.copy(REPO_ROOT / name, destination / name)
+    shutil.copytree(REPO_ROOT / "src", destination / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(REPO_ROOT / ".dvc", destination / ".dvc",
+                    ignore=shutil.ignore_patterns("tmp", "cache"))
+    params_path = destination / "params.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    for section, changes in param_changes.items():
+        params[section].update(changes)
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return destination
+
+
+def user_env(**extra: str) -> dict[str, str]:
+    """The environment of a user who activated the project's virtualenv (and no MLflow vars)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    env.update(extra)
+    return env
+
+
+def run(command: list[str], cwd: Path, env: dict[str, str], timeout: int = 900
+        ) -> subprocess.CompletedProcess[str]:
+    """Run a command like a user would; fail with its output when it fails."""
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    assert done.returncode == 0, (
+        f"{' '.join(command)} exited {done.returncode}\n--- stdout\n{done.stdout[-6000:]}"
+        f"\n--- stderr\n{done.stderr[-6000:]}")
+    return done

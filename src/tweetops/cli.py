@@ -32,9 +32,14 @@ ParamsFile = Annotated[
 
 
 def _run(section: str | None, params: Path, overrides: list[str] | None,
-         step: Callable[[Settings], Any]) -> None:
+         step: Callable[[Settings], Any], *, needs_spark: bool = True) -> None:
     try:
         settings = load_settings(params, overrides or [], default_section=section)
+        if needs_spark:
+            from tweetops.spark import check_java
+
+            # before any MLflow run opens: no failed run is left behind for a missing JDK
+            check_java()
         step(settings)
     except TweetopsError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -46,7 +51,7 @@ def ingest_command(overrides: Overrides = None, params: ParamsFile = DEFAULT_PAR
     """Land tweets (synthetic, search, stream or replay) as a JSONL snapshot under data/raw."""
     from tweetops.ingest import ingest
 
-    _run("ingest", params, overrides, ingest)
+    _run("ingest", params, overrides, ingest, needs_spark=False)
 
 
 @app.command("features")
@@ -64,6 +69,14 @@ def train_command(overrides: Overrides = None, params: ParamsFile = DEFAULT_PARA
     from tweetops.train import train
 
     _run("train", params, overrides, train)
+
+
+@app.command("tune")
+def tune_command(overrides: Overrides = None, params: ParamsFile = DEFAULT_PARAMS_FILE) -> None:
+    """Search RandomForest hyperparameters with Hyperopt; one nested MLflow run per trial."""
+    from tweetops.tune import tune
+
+    _run("tune", params, overrides, tune)
 
 
 @app.command("promote")

@@ -90,6 +90,31 @@ class TrainSettings(_Section):
     run_file: Path
 
 
+IntRange = tuple[PositiveInt, PositiveInt]
+
+
+class TuneSettings(_Section):
+    """The Hyperopt search over the RandomForest hyperparameters."""
+
+    max_evals: PositiveInt
+    algorithm: Literal["tpe", "random"]
+    seed: int
+    validation_fraction: Fraction
+    num_trees: IntRange
+    max_depth: tuple[Annotated[int, Field(ge=1, le=30)], Annotated[int, Field(ge=1, le=30)]]
+    min_instances_per_node: IntRange
+    subsampling_rate: tuple[Annotated[float, Field(gt=0.0, le=1.0)],
+                            Annotated[float, Field(gt=0.0, le=1.0)]]
+    result_file: Path
+
+    @field_validator("num_trees", "max_depth", "min_instances_per_node", "subsampling_rate")
+    @classmethod
+    def _low_before_high(cls, value: tuple[Any, Any]) -> tuple[Any, Any]:
+        if value[0] > value[1]:
+            raise ValueError(f"range [{value[0]}, {value[1]}] must be [low, high]")
+        return value
+
+
 class RegistrySettings(_Section):
     """Registration and alias moves in the MLflow Model Registry."""
 
@@ -138,6 +163,7 @@ class Settings(_Section):
     ingest: IngestSettings
     features: FeaturesSettings
     train: TrainSettings
+    tune: TuneSettings
     registry: RegistrySettings
     predict: PredictSettings
     spark: SparkSettings

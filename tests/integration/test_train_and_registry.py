@@ -72,6 +72,18 @@ def test_train_logs_params_metrics_artifacts_lineage_and_model(project: Project)
     assert on_disk["rmse"] == pytest.approx(result.metrics["rmse"])
 
 
+@pytest.mark.slow
+def test_on_the_default_data_the_model_clearly_beats_the_mean_baseline(project: Project) -> None:
+    settings = project.settings()  # params.yaml as shipped: 20000 tweets, 60 trees
+    assert settings.ingest.n_tweets == 20000
+    ingest(settings)
+    build_features(settings)
+    metrics = train(settings).metrics
+    assert metrics["r2"] > 0.5
+    assert metrics["r2"] > metrics["baseline_r2"] + 0.5
+    assert metrics["rmse"] < 0.75 * metrics["baseline_rmse"]
+
+
 def test_split_does_not_depend_on_input_partitioning(project: Project,
                                                      spark: SparkSession) -> None:
     settings = _prepare(project)

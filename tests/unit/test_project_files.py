@@ -1,0 +1,79 @@
+"""One name per step everywhere: MLproject entry point = CLI command = DVC stage = params section.
+
+A reader who knows one of them knows where the others are; these tests keep it true, and keep the
+three dependency lists (pyproject, python_env.yaml, conda.yaml) in step.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+from tweetops.cli import app
+from tweetops.settings import Settings
+
+MLPROJECT = yaml.safe_load((REPO_ROOT / "MLproject").read_text())
+DVC = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
+PARAMS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+CLI_COMMANDS = {command.name for command in app.registered_commands}
+COMMAND_PATTERN = re.compile(r"python -m tweetops (\w+)")
+OVERRIDE_PATTERN = re.compile(r"-S (\w+)\.(\w+)=\{(\w+)\}")
+
+
+def test_every_entry_point_runs_the_cli_command_of_its_name() -> None:
+    entry_points = MLPROJECT["entry_points"]
+    assert set(entry_points) == CLI_COMMANDS
+    for name, entry in entry_points.items():
+        assert COMMAND_PATTERN.findall(entry["command"]) == [name]
+
+
+@pytest.mark.parametrize("name", sorted(MLPROJECT["entry_points"]))
+def test_entry_point_parameters_are_params_yaml_keys_and_all_used(name: str) -> None:
+    entry = MLPROJECT["entry_points"][name]
+    overrides = OVERRIDE_PATTERN.findall(entry["command"])
+    declared = set(entry.get("parameters", {}))
+    assert {parameter for _, _, parameter in overrides} == declared
+    for section, key, _ in overrides:
+        assert key in PARAMS[section], f"{name}: {section}.{key} is not in params.yaml"
+    for parameter in entry.get("parameters", {}).values():
+        # "" means "keep params.yaml": a default here would be a second source of defaults
+        assert parameter["default"] == ""
+
+
+def test_dvc_stages_run_the_cli_command_of_their_name_with_their_section() -> None:
+    stages = DVC["stages"]
+    assert list(stages) == ["ingest", "features", "train", "promote"]
+    for name, stage in stages.items():
+        assert stage["cmd"] == f"python -m tweetops {name}"
+        sections = [entry if isinstance(entry, str) else next(iter(entry))
+                    for entry in stage["params"]]
+        assert sections == ["registry" if name == "promote" else name]
+        for dep in stage["deps"]:
+            assert (REPO_ROOT / dep).exists() or dep.startswith(("data/", "reports/")), dep
+
+
+def test_params_yaml_sections_are_exactly_the_settings_sections() -> None:
+    assert set(PARAMS) == set(Settings.model_fields)
+
+
+def _pins(requirements: list[str]) -> dict[str, str]:
+    pins = {}
+    for requirement in requirements:
+        name = re.split(r"[<>=!~ ]", requirement, maxsplit=1)[0].lower()
+        pins[name] = requirement.split("#")[0].replace(" ", "")
+    return pins
+
+
+def test_python_env_and_conda_pin_what_pyproject_pins() -> None:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    expected = _pins(project["dependencies"])
+    python_env = yaml.safe_load((REPO_ROOT / "python_env.yaml").read_text())
+    conda = yaml.safe_load((REPO_ROOT / "conda.yaml").read_text())
+    conda_pip = next(item["pip"] for item in conda["dependencies"] if isinstance(item, dict))
+    assert _pins(python_env["dependencies"]) == expected
+    assert _pins(conda_pip) == expected
+    assert "openjdk=17" in conda["dependencies"]

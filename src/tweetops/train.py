@@ -9,6 +9,7 @@ and an input example on the raw columns (what `mlflow models serve` receives).
 from __future__ import annotations
 
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -136,10 +137,14 @@ def _train_in_run(settings: Settings, run_id: str) -> TrainResult:
     _log_feature_importances(feature_importances(model))
 
     example = test_split.select(*MODEL_INPUT_COLUMNS).limit(5).toPandas()
-    signature = infer_signature(example, model.transform(
-        spark.createDataFrame(example)).select("prediction").toPandas()["prediction"])
-    info = mlflow.spark.log_model(model, artifact_path=MODEL_ARTIFACT_PATH, signature=signature,
-                                  input_example=example)
+    with warnings.catch_warnings():
+        # the features step never leaves a count null, so MLflow's hint about integer columns
+        # and missing values does not apply to this signature
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        signature = infer_signature(example, model.transform(
+            spark.createDataFrame(example)).select("prediction").toPandas()["prediction"])
+        info = mlflow.spark.log_model(model, artifact_path=MODEL_ARTIFACT_PATH,
+                                      signature=signature, input_example=example)
     train_split.unpersist()
     test_split.unpersist()
 

@@ -57,6 +57,7 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="tweetops-bench-features-"))
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+    os.chdir(root)  # MLflow puts a SQLite store's artifacts under ./mlruns
     try:
         settings = _settings(root, args.tweets, 1)
         ingest(settings)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -124,8 +126,9 @@ def _train_in_run(settings: Settings, run_id: str) -> TrainResult:
             f"ingest more tweets (ingest.n_tweets) or lower train.test_fraction.")
 
     log_data_lineage("training", config.training_dir)
-    mlflow.log_input(mlflow.data.from_spark(rows, path=spark_path(config.training_dir),
-                                            name="training_rows"), context="training")
+    with _integer_hint_silenced():
+        mlflow.log_input(mlflow.data.from_spark(rows, path=spark_path(config.training_dir),
+                                                name="training_rows"), context="training")
     log_spark_conf(spark_conf_for_tracking(spark))
 
     model = build_pipeline(config).fit(train_split)
@@ -137,10 +140,7 @@ def _train_in_run(settings: Settings, run_id: str) -> TrainResult:
     _log_feature_importances(feature_importances(model))
 
     example = test_split.select(*MODEL_INPUT_COLUMNS).limit(5).toPandas()
-    with warnings.catch_warnings():
-        # the features step never leaves a count null, so MLflow's hint about integer columns
-        # and missing values does not apply to this signature
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+    with _integer_hint_silenced():
         signature = infer_signature(example, model.transform(
             spark.createDataFrame(example)).select("prediction").toPandas()["prediction"])
         info = mlflow.spark.log_model(model, artifact_path=MODEL_ARTIFACT_PATH,
@@ -158,6 +158,15 @@ def _train_in_run(settings: Settings, run_id: str) -> TrainResult:
     print(f"train: rmse {metrics['rmse']:.4f} (baseline {baseline['rmse']:.4f}), "
           f"r2 {metrics['r2']:.4f} on {test_rows} test rows; run {result.run_id}", flush=True)
     return result
+
+
+@contextmanager
+def _integer_hint_silenced() -> Iterator[None]:
+    # the features step never leaves a count null, so MLflow's hint that integer columns cannot
+    # hold missing values does not apply to our schemas
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        yield
 
 
 def _log_feature_importances(table: pd.DataFrame) -> None:

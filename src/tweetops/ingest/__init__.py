@@ -135,6 +135,9 @@ def _ingest_in_run(settings: Settings) -> IngestResult:
             writer.offer_all(progress)
     finally:
         writer.close()
+        close = getattr(batch.candidates, "close", None)
+        if close is not None:
+            close()  # a stream source stops its connection thread now, not at garbage collection
     if batch.on_complete is not None:
         batch.on_complete()
     seconds = time.perf_counter() - started

@@ -35,13 +35,17 @@ from pydantic import (
 def format_api_time(value: datetime) -> str:
     """Render a timestamp the way X API v2 does: `2026-10-01T18:03:12.000Z` (UTC)."""
     value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return (f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
+            f"{value.minute:02d}:{value.second:02d}.{value.microsecond // 1000:03d}Z")
 
 
 def _require_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamp has no timezone")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("timestamp is out of range in UTC") from exc
 
 
 ApiTime = Annotated[datetime, PlainSerializer(format_api_time, return_type=str)]

@@ -38,6 +38,14 @@ class IngestCounts:
                 f"{self.duplicate} duplicate ({rate:,.0f} tweets/s)")
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """A candidate its source already knows is malformed (e.g. a line that is not JSON)."""
+
+    raw: Any
+    reason: str
+
+
 @dataclass
 class _Range:
     min_id: int | None = None
@@ -104,6 +112,9 @@ class SnapshotWriter:
         `location` says where the candidate came from (file:line, API page, ...) and is kept
         with it in the quarantine when it is rejected.
         """
+        if isinstance(candidate, Rejected):
+            self.quarantine(candidate.raw, location, candidate.reason)
+            return False
         try:
             record = validate_record(candidate)
         except InvalidRecord as exc:

@@ -373,6 +373,62 @@ def _users_by_id(payload: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {str(u.get("id")): u for u in includes.get("users") or [] if isinstance(u, dict)}
 
 
+# --- what search and stream share: a checkpoint advanced as part files are sealed -----------
+
+class _Collection:
+    """One run of a source: the tweets handed out so far, and the checkpoint behind them."""
+
+    source = ""
+
+    def __init__(self, checkpoint_path: Path, state: SearchCheckpoint | StreamCheckpoint,
+                 details: dict[str, Any]) -> None:
+        self.path = checkpoint_path
+        self.state = state
+        self.collected_before = state.collected
+        self.details = {**details, "collected_before": state.collected, "resumed": False,
+                        "resumed_from": None}
+        self._seen: set[str] = set()
+        self._newest: str | None = None
+
+    def candidates(self) -> Iterator[tuple[Any, str]]:
+        """`(candidate, location)` pairs for the snapshot writer."""
+        raise NotImplementedError
+
+    def batch(self, resumed_from: str | None) -> SourceBatch:
+        """The SourceBatch of this run; `resumed_from` says where a stopped run continues."""
+        if resumed_from is not None:
+            self.details["resumed"], self.details["resumed_from"] = True, resumed_from
+        return SourceBatch(batch_id=_batch_id(self.source, self.state.batch_seq),
+                           candidates=self.candidates(), details=self.details,
+                           on_part_sealed=self.on_part_sealed, on_complete=self.on_complete,
+                           resuming=resumed_from is not None)
+
+    def _remember(self, tweet_id: str) -> None:
+        self._seen.add(tweet_id)
+        if tweet_id.isdigit():
+            self._newest = _max_id(self._newest, tweet_id)
+
+    def on_part_sealed(self, _path: Path) -> None:
+        """Every candidate handed out so far is durable: move the checkpoint past it."""
+        self._advance()
+        save_checkpoint(self.path, self.state)
+
+    def on_complete(self) -> None:
+        """Every candidate was written: the collection is complete."""
+        self._advance()
+        self.state.complete = True
+        save_checkpoint(self.path, self.state)
+
+    def _advance(self) -> None:
+        self.state.collected = self.collected_before + len(self._seen)
+        self.state.newest_id = _max_id(self.state.newest_id, self._newest)
+
+
+def _mount_api_adapter(session: requests.Session, api_base_url: str,
+                       timeout: tuple[float, float] | None = REQUEST_TIMEOUT) -> None:
+    session.mount(DEFAULT_API_BASE_URL, ApiAdapter(_rewrites_base(api_base_url), timeout))
+
+
 # --- search --------------------------------------------------------------------------------
 
 @dataclass
@@ -386,25 +442,21 @@ class _Cursor:
     rest_of_page_done: bool
 
 
-class SearchCollection:
+class SearchCollection(_Collection):
     """One run of recent search: its candidates, and the checkpoint behind them."""
+
+    source = "search"
+    state: SearchCheckpoint
 
     def __init__(self, settings: IngestSettings, client: tweepy.Client,
                  checkpoint_path: Path, state: SearchCheckpoint,
                  policy: RetryPolicy | None) -> None:
+        super().__init__(checkpoint_path, state, {
+            "query": state.query, "start_time": state.start_time, "end_time": state.end_time,
+            "since_id": state.since_id, "max_tweets": settings.max_tweets, "pages": 0})
         self.settings = settings
         self.client = client
-        self.path = checkpoint_path
-        self.state = state
         self.policy = policy
-        self.collected_before = state.collected
-        self.details: dict[str, Any] = {
-            "query": state.query, "start_time": state.start_time, "end_time": state.end_time,
-            "since_id": state.since_id, "max_tweets": settings.max_tweets, "pages": 0,
-            "resumed": False, "resumed_from": None, "collected_before": state.collected,
-        }
-        self._seen: set[str] = set()
-        self._newest: str | None = None
         self._cursor: _Cursor | None = None
 
     def candidates(self) -> Iterator[tuple[Any, str]]:
@@ -445,22 +497,6 @@ class SearchCollection:
             if len(self._seen) >= budget:
                 return  # before the paginator asks for a page nobody needs
 
-    def _remember(self, tweet_id: str) -> None:
-        self._seen.add(tweet_id)
-        if tweet_id.isdigit():
-            self._newest = _max_id(self._newest, tweet_id)
-
-    def on_part_sealed(self, _path: Path) -> None:
-        """Every candidate handed out so far is durable: move the checkpoint past it."""
-        self._advance()
-        save_checkpoint(self.path, self.state)
-
-    def on_complete(self) -> None:
-        """Every candidate was written: the collection is complete."""
-        self._advance()
-        self.state.complete = True
-        save_checkpoint(self.path, self.state)
-
     def _advance(self) -> None:
         cursor, state = self._cursor, self.state
         if cursor is not None:
@@ -471,8 +507,7 @@ class SearchCollection:
             else:
                 state.next_token, state.page_done_ids = cursor.request_token, cursor.done_ids
                 state.pages_done = cursor.page_number - 1
-        state.collected = self.collected_before + len(self._seen)
-        state.newest_id = _max_id(state.newest_id, self._newest)
+        super()._advance()
 
 
 def search_source(settings: IngestSettings, policy: RetryPolicy | None = None) -> SourceBatch:
@@ -486,7 +521,7 @@ def search_source(settings: IngestSettings, policy: RetryPolicy | None = None) -
     """
     client = tweepy.Client(bearer_token=bearer_token(), return_type=dict,
                            wait_on_rate_limit=False)
-    client.session.mount(DEFAULT_API_BASE_URL, ApiAdapter(_rewrites_base(settings.api_base_url)))
+    _mount_api_adapter(client.session, settings.api_base_url)
     path = settings.checkpoint_dir / "search.json"
     fresh = SearchCheckpoint(query=settings.query, start_time=_iso(settings.start_time),
                              end_time=_iso(settings.end_time))
@@ -502,13 +537,7 @@ def search_source(settings: IngestSettings, policy: RetryPolicy | None = None) -
     state.batch_seq = (previous.batch_seq if previous else 0) + 1
     save_checkpoint(path, state)
     collection = SearchCollection(settings, client, path, state, policy)
-    if resuming:
-        collection.details["resumed"] = True
-        collection.details["resumed_from"] = state.next_token or "first page"
-    return SourceBatch(batch_id=_batch_id("search", state.batch_seq),
-                       candidates=collection.candidates(), details=collection.details,
-                       on_part_sealed=collection.on_part_sealed,
-                       on_complete=collection.on_complete, resuming=resuming)
+    return collection.batch((state.next_token or "first page") if resuming else None)
 
 
 # --- filtered stream -----------------------------------------------------------------------
@@ -524,10 +553,10 @@ class QueueStream(tweepy.StreamingClient):
     reconnect backoff is kept, but never outlives the collection.
     """
 
-    def __init__(self, bearer: str, sink: queue.Queue[Any], base_url: str | None) -> None:
+    def __init__(self, bearer: str, sink: queue.Queue[Any], api_base_url: str) -> None:
         super().__init__(bearer, return_type=dict, wait_on_rate_limit=False, daemon=True)
-        if base_url is not None:
-            self.session.mount(DEFAULT_API_BASE_URL, ApiAdapter(base_url, timeout=None))
+        # tweepy passes its own 21 s read timeout on the stream (keep-alives come every 20 s)
+        _mount_api_adapter(self.session, api_base_url, timeout=None)
         self.session.hooks["response"].append(self._remember_response)
         self.sink = sink
         self.deadline = float("inf")
@@ -646,23 +675,19 @@ def _phrase(status_code: int) -> str:
         return "HTTP error"
 
 
-class StreamCollection:
+class StreamCollection(_Collection):
     """One run of the filtered stream: its candidates, and the checkpoint behind them."""
+
+    source = "stream"
+    state: StreamCheckpoint
 
     def __init__(self, settings: IngestSettings, bearer: str, checkpoint_path: Path,
                  state: StreamCheckpoint) -> None:
+        super().__init__(checkpoint_path, state, {
+            "rules": list(state.rules), "max_tweets": settings.max_tweets,
+            "max_seconds": settings.max_seconds, "connections": 0})
         self.settings = settings
         self.bearer = bearer
-        self.path = checkpoint_path
-        self.state = state
-        self.collected_before = state.collected
-        self.details: dict[str, Any] = {
-            "rules": list(state.rules), "max_tweets": settings.max_tweets,
-            "max_seconds": settings.max_seconds, "collected_before": state.collected,
-            "resumed": False, "resumed_from": None, "connections": 0,
-        }
-        self._seen: set[str] = set()
-        self._newest: str | None = None
 
     def candidates(self) -> Iterator[tuple[Any, str]]:
         """Yield stream tweets until max_tweets or max_seconds; the stream thread ends with it."""
@@ -670,7 +695,7 @@ class StreamCollection:
         if budget <= 0:
             return
         sink: queue.Queue[Any] = queue.Queue()
-        stream = QueueStream(self.bearer, sink, _rewrites_base(self.settings.api_base_url))
+        stream = QueueStream(self.bearer, sink, self.settings.api_base_url)
         deadline = time.monotonic() + self.settings.max_seconds
         stream.deadline = deadline
         thread = stream.filter(threaded=True, expansions=EXPANSIONS, tweet_fields=TWEET_FIELDS,
@@ -699,26 +724,8 @@ class StreamCollection:
         if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
             return payload
         tweet = payload["data"]
-        tweet_id = str(tweet.get("id"))
-        self._seen.add(tweet_id)
-        if tweet_id.isdigit():
-            self._newest = _max_id(self._newest, tweet_id)
+        self._remember(str(tweet.get("id")))
         return normalize(tweet, _users_by_id(payload))
-
-    def on_part_sealed(self, _path: Path) -> None:
-        """Every tweet handed out so far is durable: record the count and the newest id."""
-        self._advance()
-        save_checkpoint(self.path, self.state)
-
-    def on_complete(self) -> None:
-        """Every candidate was written: the collection is complete."""
-        self._advance()
-        self.state.complete = True
-        save_checkpoint(self.path, self.state)
-
-    def _advance(self) -> None:
-        self.state.collected = self.collected_before + len(self._seen)
-        self.state.newest_id = _max_id(self.state.newest_id, self._newest)
 
 
 def _join(thread: threading.Thread | None, deadline: float) -> None:
@@ -771,8 +778,7 @@ def stream_source(settings: IngestSettings, policy: RetryPolicy | None = None) -
                             "rule, e.g. ingest.stream_rules='[\"mlops\"]'.")
     bearer = bearer_token()
     rules_client = tweepy.StreamingClient(bearer, return_type=dict, wait_on_rate_limit=False)
-    rules_client.session.mount(DEFAULT_API_BASE_URL,
-                               ApiAdapter(_rewrites_base(settings.api_base_url)))
+    _mount_api_adapter(rules_client.session, settings.api_base_url)
     changes = sync_rules(rules_client, wanted, policy)
     rules_client.session.close()
     path = settings.checkpoint_dir / "stream.json"
@@ -785,10 +791,4 @@ def stream_source(settings: IngestSettings, policy: RetryPolicy | None = None) -
     collection = StreamCollection(settings, bearer, path, state)
     collection.details["rules_added"] = changes["added"]
     collection.details["rules_deleted"] = changes["deleted"]
-    if resuming:
-        collection.details["resumed"] = True
-        collection.details["resumed_from"] = f"{state.collected} tweets collected"
-    return SourceBatch(batch_id=_batch_id("stream", state.batch_seq),
-                       candidates=collection.candidates(), details=collection.details,
-                       on_part_sealed=collection.on_part_sealed,
-                       on_complete=collection.on_complete, resuming=resuming)
+    return collection.batch(f"{state.collected} tweets collected" if resuming else None)

@@ -114,10 +114,7 @@ def ingest(settings: Settings) -> IngestResult:
 
 def _ingest_in_run(settings: Settings) -> IngestResult:
     config = settings.ingest
-    source = SOURCES.get(config.source)
-    if source is None:
-        known = ", ".join(sorted(SOURCES))
-        raise_unknown_source(config.source, known)
+    source = SOURCES[config.source]  # the settings only admit the sources registered here
     started = time.perf_counter()
     batch = source(config)
     if config.mode == "replace" and not batch.resuming:
@@ -153,10 +150,3 @@ def _ingest_in_run(settings: Settings) -> IngestResult:
     log_data_lineage("raw_tweets", config.raw_dir)
     return IngestResult(writer.counts, writer.written_files, manifest_path, seconds)
 
-
-def raise_unknown_source(name: str, known: str) -> None:
-    """One sentence for a source name that no module provides."""
-    from tweetops.errors import TweetopsError
-
-    raise TweetopsError(f"Ingest source {name!r} is not available; set ingest.source to one of: "
-                        f"{known}.")

@@ -162,6 +162,27 @@ def _parse_time(value: Any) -> Any:
     return value
 
 
+def users_by_id(includes: Any) -> dict[str, dict[str, Any]]:
+    """The user objects of an X API v2 `includes` block, by id (malformed entries left out)."""
+    users = includes.get("users") if type(includes) is dict else None
+    if type(users) is not list:
+        return {}
+    return {user["id"]: user for user in users
+            if type(user) is dict and type(user.get("id")) is str}
+
+
+def with_author(tweet: dict[str, Any], users: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """An X API v2 tweet with its author from `users` embedded under `author`.
+
+    A tweet whose author is not in `users` comes back as it is, so validation sets it aside
+    ("record has no embedded author") instead of it vanishing.
+    """
+    author_id = tweet.get("author_id")
+    if "author" in tweet or type(author_id) is not str or author_id not in users:
+        return tweet
+    return {**tweet, "author": users[author_id]}
+
+
 class InvalidRecord(ValueError):
     """A record that does not fit the normalized schema; `reason` says why in one line."""
 

@@ -38,7 +38,7 @@ import orjson
 
 from tweetops.errors import TweetopsError
 from tweetops.ingest import SourceBatch
-from tweetops.ingest.record import InvalidRecord, format_api_time
+from tweetops.ingest.record import InvalidRecord, format_api_time, users_by_id, with_author
 from tweetops.ingest.snapshot import Rejected
 from tweetops.settings import IngestSettings
 
@@ -294,25 +294,14 @@ def page_candidates(page: dict[str, Any], location: str,
         return
     stats.pages += 1
     fmt = "twarc2_page" if "__twarc" in page else "v2_page"
-    users = _users_by_id(page.get("includes"))
+    users = users_by_id(page.get("includes"))
     for index, tweet in enumerate(tweets):
         where = f"{location}:data[{index}]"
         if type(tweet) is not dict:
             yield Rejected(tweet, f"tweet is a JSON {json_type(tweet)}, not an object"), where
             continue
         stats.count(fmt)
-        author_id = tweet.get("author_id")
-        if "author" not in tweet and type(author_id) is str and author_id in users:
-            tweet = {**tweet, "author": users[author_id]}
-        yield tweet, where
-
-
-def _users_by_id(includes: Any) -> dict[str, Any]:
-    users = includes.get("users") if type(includes) is dict else None
-    if type(users) is not list:
-        return {}
-    return {user["id"]: user for user in users
-            if type(user) is dict and type(user.get("id")) is str}
+        yield with_author(tweet, users), where
 
 
 def status_to_record(status: dict[str, Any]) -> dict[str, Any]:

@@ -51,6 +51,7 @@ from requests.adapters import HTTPAdapter
 
 from tweetops.errors import TweetopsError
 from tweetops.ingest import SourceBatch
+from tweetops.ingest.record import users_by_id, with_author
 from tweetops.ingest.snapshot import Rejected
 from tweetops.settings import IngestSettings
 
@@ -357,22 +358,6 @@ def _max_id(a: str | None, b: str | None) -> str | None:
     return a if int(a) >= int(b) else b
 
 
-# --- joining a tweet with its author -------------------------------------------------------
-
-def normalize(tweet: dict[str, Any], users: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The tweet with its author embedded; without `author` when the includes lack it."""
-    record = dict(tweet)
-    author = users.get(str(tweet.get("author_id")))
-    if author is not None:
-        record["author"] = author
-    return record
-
-
-def _users_by_id(payload: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    includes = payload.get("includes") or {}
-    return {str(u.get("id")): u for u in includes.get("users") or [] if isinstance(u, dict)}
-
-
 # --- what search and stream share: a checkpoint advanced as part files are sealed -----------
 
 class _Collection:
@@ -478,7 +463,7 @@ class SearchCollection(_Collection):
             self.details["pages"] += 1
             next_token = (page.get("meta") or {}).get("next_token")
             tweets = [t for t in page.get("data") or [] if isinstance(t, dict)]
-            users = _users_by_id(page)
+            users = users_by_id(page.get("includes"))
             done = [str(t.get("id")) for t in tweets if str(t.get("id")) in skip]
             for index, tweet in enumerate(tweets):
                 tweet_id = str(tweet.get("id"))
@@ -491,7 +476,7 @@ class SearchCollection(_Collection):
                 self._cursor = _Cursor(page_number, request_token, next_token, list(done),
                                        rest_done)
                 self._remember(tweet_id)
-                yield normalize(tweet, users), f"search:page={page_number}:index={index}"
+                yield with_author(tweet, users), f"search:page={page_number}:index={index}"
             skip = set()
             request_token = next_token
             if len(self._seen) >= budget:
@@ -725,7 +710,7 @@ class StreamCollection(_Collection):
             return payload
         tweet = payload["data"]
         self._remember(str(tweet.get("id")))
-        return normalize(tweet, _users_by_id(payload))
+        return with_author(tweet, users_by_id(payload.get("includes")))
 
 
 def _join(thread: threading.Thread | None, deadline: float) -> None:

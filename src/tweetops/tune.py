@@ -19,7 +19,7 @@ from typing import Any
 
 import mlflow
 import numpy as np
-from hyperopt import STATUS_OK, Trials, fmin, hp, rand, space_eval, tpe
+from hyperopt import STATUS_OK, Trials, fmin, hp, rand, tpe
 from pyspark.sql import DataFrame
 
 from tweetops.dataset import load_training_rows, split_train_test
@@ -61,15 +61,11 @@ def search_space(config: TuneSettings) -> dict[str, Any]:
 
 def trial_settings(base: TrainSettings, params: dict[str, Any]) -> TrainSettings:
     """Train settings with one trial's hyperparameters (ints cast: Hyperopt yields floats)."""
-    return replace_model(base, num_trees=int(params["num_trees"]),
-                         max_depth=int(params["max_depth"]),
-                         min_instances_per_node=int(params["min_instances_per_node"]),
-                         subsampling_rate=round(float(params["subsampling_rate"]), 4))
-
-
-def replace_model(base: TrainSettings, **changes: Any) -> TrainSettings:
-    """A validated copy of `base` with `changes` applied."""
-    return TrainSettings.model_validate({**base.model_dump(), **changes})
+    return TrainSettings.model_validate({
+        **base.model_dump(), "num_trees": int(params["num_trees"]),
+        "max_depth": int(params["max_depth"]),
+        "min_instances_per_node": int(params["min_instances_per_node"]),
+        "subsampling_rate": round(float(params["subsampling_rate"]), 4)})
 
 
 def tune(settings: Settings) -> TuneResult:
@@ -99,16 +95,13 @@ def _tune_in_run(settings: Settings, run_id: str) -> TuneResult:
     trials = Trials()
     objective = _objective(base, fit_rows, validation_rows, trials)
     algorithm = tpe.suggest if config.algorithm == "tpe" else rand.suggest
-    space = search_space(config)
-    best_point = fmin(objective, space, algo=algorithm, max_evals=config.max_evals,
-                      trials=trials, rstate=np.random.default_rng(config.seed),
-                      show_progressbar=False)
+    fmin(objective, search_space(config), algo=algorithm, max_evals=config.max_evals,
+         trials=trials, rstate=np.random.default_rng(config.seed), show_progressbar=False)
     fit_rows.unpersist()
     validation_rows.unpersist()
 
-    best_params = trial_settings(base, space_eval(space, best_point)).model_dump(
-        include=set(TUNED_KEYS))
     best = trials.best_trial["result"]
+    best_params = best["params"]
     history = [{"trial": index, **trial["result"]["params"],
                 "validation_rmse": trial["result"]["loss"], "run_id": trial["result"]["run_id"]}
                for index, trial in enumerate(trials.trials)]

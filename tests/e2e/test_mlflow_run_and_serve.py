@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from tests.e2e.conftest import copy_project, run, user_env
-from tests.support.mlflow_server import free_port, wait_for_http
+from tests.support.mlflow_server import free_port, http_server
 from tweetops.schema import MODEL_INPUT_COLUMNS
 
 pytestmark = pytest.mark.slow
@@ -48,17 +47,13 @@ def test_mlflow_run_main_then_serve_the_champion(tmp_path: Path) -> None:
     rows = pd.read_parquet(project / "data" / "features" / "training").head(25)
     records = rows[list(MODEL_INPUT_COLUMNS)].to_dict(orient="records")
     port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m",
-             "models:/tweet-engagement@champion", "--env-manager", "local",
-             "--host", "127.0.0.1", "--port", str(port)],
-            cwd=project, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/ping", server, log, timeout=240)
-        answer = requests.post(f"http://127.0.0.1:{port}/invocations",
-                               json={"dataframe_records": records}, timeout=120)
+    with http_server([sys.executable, "-m", "mlflow", "models", "serve", "-m",
+                      "models:/tweet-engagement@champion", "--env-manager", "local",
+                      "--host", "127.0.0.1", "--port", str(port)],
+                     port=port, health_path="/ping", cwd=project, env=env,
+                     log=tmp_path / "serve.log", timeout=240) as base_url:
+        invocations = f"{base_url}/invocations"
+        answer = requests.post(invocations, json={"dataframe_records": records}, timeout=120)
         assert answer.status_code == 200, answer.text
         predictions = answer.json()["predictions"]
         assert len(predictions) == len(records)
@@ -66,18 +61,10 @@ def test_mlflow_run_main_then_serve_the_champion(tmp_path: Path) -> None:
         assert len({round(value, 6) for value in predictions}) > 5  # not a constant
 
         unseen = {**records[0], "lang": "tlh"}  # a language the indexer never saw
-        answer = requests.post(f"http://127.0.0.1:{port}/invocations",
-                               json={"dataframe_records": [unseen]}, timeout=120)
+        answer = requests.post(invocations, json={"dataframe_records": [unseen]}, timeout=120)
         assert answer.status_code == 200 and len(answer.json()["predictions"]) == 1
 
         broken = {key: value for key, value in records[0].items() if key != "followers_count"}
-        answer = requests.post(f"http://127.0.0.1:{port}/invocations",
-                               json={"dataframe_records": [broken]}, timeout=120)
+        answer = requests.post(invocations, json={"dataframe_records": [broken]}, timeout=120)
         assert answer.status_code == 400
         assert "followers_count" in answer.text
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()

@@ -337,6 +337,26 @@ def test_mixed_folder_with_duplicates_across_files(project: Project, tmp_path: P
     assert _quarantine() == {}
 
 
+def test_counts_are_one_summary_line_and_mlflow_metrics(
+        project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "archive"
+    archives.write_twarc2_flat(folder / "a.jsonl", RECORDS[:30])
+    archives.write_twarc2_flat(folder / "b.jsonl", RECORDS[20:40])  # 10 repeat a.jsonl
+    (folder / "c.jsonl").write_bytes(b"{broken\n[1, 2]\n")
+
+    _replay(project, folder)
+    summary = [line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("ingest[replay]:")]
+    assert len(summary) == 1
+    assert summary[0].startswith("ingest[replay]: 40 accepted, 2 quarantined, 10 duplicate (")
+    run = MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name("tweetops").experiment_id])[0]
+    assert run.data.metrics["ingest_accepted"] == 40
+    assert run.data.metrics["ingest_quarantined"] == 2
+    assert run.data.metrics["ingest_duplicate"] == 10
+    assert run.data.metrics["ingest_tweets_per_second"] > 0
+
+
 def test_append_drops_tweets_already_in_the_snapshot(project: Project, tmp_path: Path) -> None:
     first = archives.write_twarc2_flat(tmp_path / "day1" / "tweets.jsonl", RECORDS[:250])
     second = archives.write_twarc2_flat(tmp_path / "day2" / "tweets.jsonl", RECORDS[200:])

@@ -22,7 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
 from tweetops.features import build_features, build_features_batch  # noqa: E402
-from tweetops.ingest import ingest  # noqa: E402
+from tweetops.ingest.step import ingest  # noqa: E402
 from tweetops.settings import Settings, load_settings  # noqa: E402
 from tweetops.spark import build_spark, spark_path  # noqa: E402
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
+from tweetops.logs import configure_logging
 from tweetops.settings import Settings, load_settings
 from tweetops.spark import build_spark
 
@@ -21,6 +22,12 @@ TEST_SPARK_OVERRIDES = ("spark.ui_enabled=false", "spark.shuffle_partitions=2",
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def console_logging() -> None:
+    """Log as the CLI does, so steps' summary lines reach the captured stdout."""
+    configure_logging(0)
 
 
 @pytest.fixture(scope="session")

@@ -2,14 +2,15 @@
 
 The logic is a set of pure `DataFrame -> DataFrame` functions (:func:`parse_tweets`,
 :func:`valid_tweets`, :func:`rejected_rows`, :func:`user_features`, :func:`training_rows`).
-The streaming job (:func:`build_features`) and the batch job (:func:`build_features_batch`) are
-two thin I/O wrappers around the same functions, so stream and batch agree by construction.
+The streaming job (:func:`stream_feature_tables`, run as the step by :func:`build_features`) and
+the batch job (:func:`build_features_batch`) are two thin I/O wrappers around the same
+functions, so stream and batch agree by construction.
 
 Outputs (Parquet):
 - `users_dir`: one row per user, with the profile metrics of the user's latest tweet (by
-  `created_at`, ties broken by tweet id) under the lecture's v1.1 names, and activity and
-  engagement aggregates. Written by a complete-mode streaming aggregation (state in the
-  checkpoint), rewritten whole after every micro-batch.
+  `created_at`, ties broken by tweet id), and activity and engagement aggregates. Written by a
+  complete-mode streaming aggregation (state in the checkpoint), rewritten whole after every
+  micro-batch.
 - `training_dir`: one row per original tweet (retweets excluded), label
   `engagement = log1p(retweets + replies + likes + quotes)`, tweet features and the author's
   profile at tweet time. Written per micro-batch into `batch_id=<n>` folders, so a replayed
@@ -19,24 +20,33 @@ Outputs (Parquet):
 
 from __future__ import annotations
 
+import operator
 import shutil
 import time
 from dataclasses import dataclass
+from functools import reduce
 from pathlib import Path
 
-import mlflow
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from tweetops.errors import TweetopsError
 from tweetops.ingest.snapshot import PART_SUFFIX, part_files
-from tweetops.schema import CORRUPT_RECORD_COLUMN, LABEL_COLUMN, RAW_TWEET_SCHEMA
+from tweetops.runner import StepRun, run_step
+from tweetops.schema import (
+    CORRUPT_RECORD_COLUMN,
+    LABEL_COLUMN,
+    MODEL_INPUT_COLUMNS,
+    PROFILE_COLUMNS,
+    RAW_TWEET_SCHEMA,
+    TRAINING_KEY_COLUMNS,
+)
 from tweetops.settings import FeaturesSettings, Settings
-from tweetops.spark import build_spark, spark_conf_for_tracking, spark_path
-from tweetops.tracking import log_data_lineage, log_spark_conf, step_run
+from tweetops.spark import spark_path
 
 API_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSX"
+TWEET_METRICS = ("retweet_count", "reply_count", "like_count", "quote_count")
 
 
 def _api_time(column: Column) -> Column:
@@ -53,9 +63,15 @@ def _references(kind: str) -> Column:
 
 
 def parse_tweets(raw: DataFrame) -> DataFrame:
-    """Flatten raw normalized records into one typed row per tweet (invalid rows kept, flagged)."""
+    """Flatten raw normalized records into one typed row per tweet (invalid rows kept, flagged).
+
+    The tweet's own public metrics are summed into `engagement_total`; the author's profile
+    metrics keep their record names (:data:`~tweetops.schema.PROFILE_COLUMNS`).
+    """
     author_metrics = F.col("author.public_metrics")
     metrics = F.col("public_metrics")
+    engagement_total = sum((F.coalesce(metrics[name], F.lit(0)) for name in TWEET_METRICS),
+                           F.lit(0).cast("long"))
     parsed = raw.select(
         F.col("id").alias("tweet_id"),
         F.col("id").try_cast("long").alias("tweet_id_num"),
@@ -72,26 +88,19 @@ def parse_tweets(raw: DataFrame) -> DataFrame:
         _references("retweeted").alias("is_retweet"),
         _references("replied_to").alias("is_reply"),
         _references("quoted").alias("is_quote"),
-        F.coalesce(metrics["retweet_count"], F.lit(0)).alias("retweet_count"),
-        F.coalesce(metrics["reply_count"], F.lit(0)).alias("reply_count"),
-        F.coalesce(metrics["like_count"], F.lit(0)).alias("like_count"),
-        F.coalesce(metrics["quote_count"], F.lit(0)).alias("quote_count"),
-        author_metrics["followers_count"].alias("followers_count"),
-        author_metrics["following_count"].alias("friends_count"),
-        author_metrics["tweet_count"].alias("statuses_count"),
-        F.coalesce(author_metrics["like_count"], F.lit(0)).alias("favourites_count"),
-        author_metrics["listed_count"].alias("listed_count"),
+        engagement_total.alias("engagement_total"),
+        *(author_metrics[name].alias(name) for name in PROFILE_COLUMNS if name != "like_count"),
+        F.coalesce(author_metrics["like_count"], F.lit(0)).alias("like_count"),
         F.coalesce(F.col("author.verified"), F.lit(False)).alias("verified"),
         F.col(CORRUPT_RECORD_COLUMN).alias("raw_line"),
     )
+    missing_profile = reduce(operator.or_, (F.col(name).isNull() for name in PROFILE_COLUMNS))
     reason = (
         F.when(F.col("raw_line").isNotNull(), F.lit("line is not a JSON tweet object"))
         .when(F.col("tweet_id_num").isNull(), F.lit("missing or non-numeric tweet id"))
         .when(F.col("user_id").isNull(), F.lit("missing author"))
         .when(F.col("created_at").isNull(), F.lit("missing or unreadable created_at"))
-        .when(F.col("followers_count").isNull() | F.col("friends_count").isNull()
-              | F.col("statuses_count").isNull() | F.col("listed_count").isNull(),
-              F.lit("missing author public_metrics"))
+        .when(missing_profile, F.lit("missing author public_metrics"))
     )
     return parsed.withColumn("reject_reason", reason)
 
@@ -107,17 +116,11 @@ def rejected_rows(parsed: DataFrame) -> DataFrame:
         "reject_reason", "tweet_id", "user_id", "raw_line")
 
 
-def _total_engagement() -> Column:
-    return (F.col("retweet_count") + F.col("reply_count") + F.col("like_count")
-            + F.col("quote_count"))
-
-
 def user_features(tweets: DataFrame) -> DataFrame:
     """One row per user: latest profile (by created_at, then tweet id), activity, engagement."""
     latest = F.max(F.struct(
         F.col("created_at"), F.col("tweet_id_num"), F.col("username"),
-        F.col("followers_count"), F.col("friends_count"), F.col("statuses_count"),
-        F.col("favourites_count"), F.col("listed_count"), F.col("verified"),
+        *(F.col(name) for name in PROFILE_COLUMNS), F.col("verified"),
         F.col("account_created_at"),
     )).alias("latest")
     original = ~F.col("is_retweet")
@@ -127,8 +130,8 @@ def user_features(tweets: DataFrame) -> DataFrame:
         F.sum(F.when(original, 0).otherwise(1)).cast("long").alias("retweets_made"),
         F.min("created_at").alias("first_tweet_at"),
         latest,
-        F.sum(F.when(original, _total_engagement())).alias("total_engagement"),
-        F.avg(F.when(original, F.log1p(_total_engagement()))).alias("mean_engagement"),
+        F.sum(F.when(original, F.col("engagement_total"))).alias("total_engagement"),
+        F.avg(F.when(original, F.log1p("engagement_total"))).alias("mean_engagement"),
     )
     return aggregated.select(
         "user_id",
@@ -136,11 +139,7 @@ def user_features(tweets: DataFrame) -> DataFrame:
         "tweets_seen",
         "original_tweets",
         "retweets_made",
-        F.col("latest.followers_count").alias("followers_count"),
-        F.col("latest.friends_count").alias("friends_count"),
-        F.col("latest.statuses_count").alias("statuses_count"),
-        F.col("latest.favourites_count").alias("favourites_count"),
-        F.col("latest.listed_count").alias("listed_count"),
+        *(F.col(f"latest.{name}").alias(name) for name in PROFILE_COLUMNS),
         F.col("latest.verified").alias("verified"),
         F.col("latest.account_created_at").alias("account_created_at"),
         "first_tweet_at",
@@ -151,30 +150,20 @@ def user_features(tweets: DataFrame) -> DataFrame:
 
 
 def training_rows(tweets: DataFrame) -> DataFrame:
-    """One row per original tweet (retweets excluded): label, tweet features, author profile."""
-    return tweets.where(~F.col("is_retweet")).select(
-        "tweet_id",
-        "user_id",
-        "created_at",
-        F.log1p(_total_engagement().cast("double")).alias(LABEL_COLUMN),
-        "lang",
-        F.hour("created_at").cast("long").alias("hour_of_day"),
-        "text_length",
-        "hashtag_count",
-        "mention_count",
-        "url_count",
-        "has_media",
-        "is_reply",
-        "is_quote",
-        "followers_count",
-        "friends_count",
-        "statuses_count",
-        "favourites_count",
-        "listed_count",
-        "verified",
-        F.coalesce(F.datediff("created_at", "account_created_at"), F.lit(0)).cast("long")
-        .alias("account_age_days"),
+    """One row per original tweet (retweets excluded): keys, label, the model's input columns.
+
+    The label is `engagement = log1p(retweets + replies + likes + quotes)`; the inputs are
+    :data:`~tweetops.schema.MODEL_INPUT_COLUMNS`, the author's profile at tweet time included.
+    """
+    derived = (
+        tweets.where(~F.col("is_retweet"))
+        .withColumn(LABEL_COLUMN, F.log1p(F.col("engagement_total").cast("double")))
+        .withColumn("hour_of_day", F.hour("created_at").cast("long"))
+        .withColumn("account_age_days",
+                    F.coalesce(F.datediff("created_at", "account_created_at"), F.lit(0))
+                    .cast("long"))
     )
+    return derived.select(*TRAINING_KEY_COLUMNS, LABEL_COLUMN, *MODEL_INPUT_COLUMNS)
 
 
 def read_raw_batch(spark: SparkSession, raw_dir: Path) -> DataFrame:
@@ -207,8 +196,31 @@ class FeaturesResult:
         """Raw rows read per second of wall time, both queries together."""
         return self.input_rows / self.seconds if self.seconds > 0 else 0.0
 
+    def logged_metrics(self) -> dict[str, float]:
+        """Counts, micro-batches and throughput."""
+        return {"features_input_rows": self.input_rows,
+                "features_micro_batches": self.micro_batches,
+                "features_users": self.users,
+                "features_training_rows": self.training_rows,
+                "features_rejected": self.rejected,
+                "features_rows_per_second": self.rows_per_second}
+
+    def summary(self) -> str:
+        """One line: rows in, micro-batches, tables out, throughput."""
+        return (f"features: {self.input_rows} raw rows in {self.micro_batches} micro-batches -> "
+                f"{self.users} users, {self.training_rows} training rows, {self.rejected} "
+                f"rejected ({self.rows_per_second:,.0f} rows/s)")
+
 
 def build_features(settings: Settings) -> FeaturesResult:
+    """The features step: :func:`stream_feature_tables` in the step's MLflow run."""
+    config = settings.features
+    return run_step(settings, "features", ("features", "spark"),
+                    lambda run: stream_feature_tables(_session(run), config), needs_spark=True,
+                    inputs={"raw_tweets": config.raw_dir})
+
+
+def stream_feature_tables(spark: SparkSession, config: FeaturesSettings) -> FeaturesResult:
     """Run the Structured Streaming job over the snapshot until every file is processed.
 
     Two queries read `raw_dir` as a file stream (`maxFilesPerTrigger` from params,
@@ -217,12 +229,6 @@ def build_features(settings: Settings) -> FeaturesResult:
     `incremental: false` (the default) outputs and checkpoints start empty; with `true` only
     part files not seen before are read.
     """
-    with step_run(settings, "features", ("features", "spark")):
-        return _build_features_in_run(settings)
-
-
-def _build_features_in_run(settings: Settings) -> FeaturesResult:
-    config = settings.features
     if not part_files(config.raw_dir):
         raise TweetopsError(f"No tweets found in {config.raw_dir}: run `tweetops ingest` first "
                             f"or point features.raw_dir at a snapshot.")
@@ -230,9 +236,6 @@ def _build_features_in_run(settings: Settings) -> FeaturesResult:
         for folder in (config.users_dir, config.training_dir, config.rejected_dir,
                        config.checkpoint_dir):
             shutil.rmtree(folder, ignore_errors=True)
-    spark = build_spark(settings.spark)
-    log_data_lineage("raw_tweets", config.raw_dir)
-    log_spark_conf(spark_conf_for_tracking(spark))
     started = time.perf_counter()
     stream = (spark.readStream.schema(RAW_TWEET_SCHEMA)
               .option("maxFilesPerTrigger", config.max_files_per_trigger)
@@ -243,25 +246,19 @@ def _build_features_in_run(settings: Settings) -> FeaturesResult:
     queries = [_start_rows_query(parsed, config), _start_users_query(parsed, config)]
     for query in queries:
         query.awaitTermination()
-    seconds = time.perf_counter() - started
-    result = FeaturesResult(
+    return FeaturesResult(
         input_rows=_progress_sum(queries[0], "numInputRows"),
         micro_batches=len(queries[0].recentProgress),
         users=_count_parquet(spark, config.users_dir),
         training_rows=_count_parquet(spark, config.training_dir),
         rejected=_count_parquet(spark, config.rejected_dir),
-        seconds=seconds,
+        seconds=time.perf_counter() - started,
     )
-    print(f"features: {result.input_rows} raw rows in {result.micro_batches} micro-batches -> "
-          f"{result.users} users, {result.training_rows} training rows, {result.rejected} "
-          f"rejected ({result.rows_per_second:,.0f} rows/s)", flush=True)
-    mlflow.log_metrics({"features_input_rows": result.input_rows,
-                        "features_micro_batches": result.micro_batches,
-                        "features_users": result.users,
-                        "features_training_rows": result.training_rows,
-                        "features_rejected": result.rejected,
-                        "features_rows_per_second": result.rows_per_second})
-    return result
+
+
+def _session(run: StepRun) -> SparkSession:
+    assert run.spark is not None
+    return run.spark
 
 
 def _start_rows_query(parsed: DataFrame, config: FeaturesSettings) -> StreamingQuery:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tweetops.features import FeaturesResult, build_features
-from tweetops.ingest import IngestResult, ingest
-from tweetops.registry import PromotionResult, promote
+from tweetops.ingest.step import IngestResult, ingest
+from tweetops.promote import PromotionResult, promote
 from tweetops.settings import Settings
 from tweetops.tracking import step_run
 from tweetops.train import TrainResult, train
 
-MAIN_SECTIONS = ("ingest", "features", "train", "registry", "spark", "mlflow")
+MAIN_SECTIONS = ("data", "ingest", "features", "train", "promote", "spark", "mlflow")
 
 
 @dataclass(frozen=True)

@@ -53,9 +53,11 @@ RAW_TWEET_SCHEMA = _struct(
     (CORRUPT_RECORD_COLUMN, StringType()),
 )
 
-# Profile metrics under the lecture's (v1.1) names, as the feature tables carry them.
-PROFILE_COLUMNS = ("followers_count", "friends_count", "statuses_count", "favourites_count",
-                   "listed_count")
+# The author's profile metrics, under the names of the record's `author.public_metrics` (X API
+# v2), from ingest to the served model. The lecture's v1.1 names map onto them: friends_count is
+# following_count, statuses_count is tweet_count, favourites_count is like_count.
+PROFILE_COLUMNS = ("followers_count", "following_count", "tweet_count", "listed_count",
+                   "like_count")
 
 LABEL_COLUMN = "engagement"
 CATEGORICAL_FEATURES = ("lang",)
@@ -74,3 +76,5 @@ NUMERIC_FEATURES = (
 )
 # What the served model takes: one row per tweet, raw (unindexed, unassembled) columns.
 MODEL_INPUT_COLUMNS = (*CATEGORICAL_FEATURES, *NUMERIC_FEATURES)
+# Identity and time columns a training row carries besides the label and the model's inputs.
+TRAINING_KEY_COLUMNS = ("tweet_id", "user_id", "created_at")

@@ -3,10 +3,15 @@
 Every step takes a :class:`Settings` object; nothing else in the package reads `params.yaml`.
 Overrides use DVC's `-S section.key=value` syntax so the same words work for `tweetops`,
 `mlflow run -P` (through the MLproject commands) and `dvc exp run -S`.
+
+The `data` section names every folder and report once. A step's path settings refer to it with
+DVC's templating syntax (`raw_dir: ${data.raw_tweets}`), resolved here after the overrides, so
+`-S data.raw_tweets=...` moves the folder for every step and `-S features.raw_dir=...` for one.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,6 +29,25 @@ Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSettings(_Section):
+    """Every folder and report of the pipeline, named once; step sections refer to these."""
+
+    raw: Path
+    raw_tweets: Path
+    raw_manifests: Path
+    raw_quarantine: Path
+    ingest_checkpoints: Path
+    users: Path
+    training_rows: Path
+    rejected: Path
+    features_checkpoints: Path
+    predictions: Path
+    metrics_report: Path
+    train_report: Path
+    tune_report: Path
+    promotion_report: Path
 
 
 class IngestSettings(_Section):
@@ -115,7 +139,7 @@ class TuneSettings(_Section):
         return value
 
 
-class RegistrySettings(_Section):
+class PromoteSettings(_Section):
     """Registration and alias moves in the MLflow Model Registry."""
 
     model_name: str
@@ -160,11 +184,12 @@ class MlflowSettings(_Section):
 class Settings(_Section):
     """All settings of one run, one section per pipeline step."""
 
+    data: DataSettings
     ingest: IngestSettings
     features: FeaturesSettings
     train: TrainSettings
     tune: TuneSettings
-    registry: RegistrySettings
+    promote: PromoteSettings
     predict: PredictSettings
     spark: SparkSettings
     mlflow: MlflowSettings
@@ -233,10 +258,45 @@ def load_settings(
                 node[key] = child
             node = child
         node[keys[-1]] = value
+    data = resolve_references(data)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
         raise TweetopsError(_describe_validation_error(exc)) from exc
+
+
+_REFERENCE = re.compile(r"^\$\{([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)+)\}$")
+
+
+def resolve_references(data: dict[str, Any]) -> dict[str, Any]:
+    """Replace every value of the form `${section.key}` by the value it names.
+
+    References may chain (a reference to a reference); a reference to a missing key or a cycle
+    raises TweetopsError naming it.
+    """
+    def lookup(path: str, seen: tuple[str, ...]) -> Any:
+        if path in seen:
+            raise TweetopsError(f"Settings reference ${{{path}}} refers to itself through "
+                                f"{' -> '.join(seen)}; fix params.yaml.")
+        node: Any = data
+        for key in path.split("."):
+            if not isinstance(node, dict) or key not in node:
+                raise TweetopsError(f"Settings reference ${{{path}}} names no setting; fix it "
+                                    f"in params.yaml or in the override.")
+            node = node[key]
+        return resolve(node, (*seen, path))
+
+    def resolve(value: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(value, str):
+            match = _REFERENCE.match(value.strip())
+            return lookup(match.group(1), seen) if match else value
+        if isinstance(value, dict):
+            return {key: resolve(item, seen) for key, item in value.items()}
+        if isinstance(value, list):
+            return [resolve(item, seen) for item in value]
+        return value
+
+    return resolve(data, ())
 
 
 def _describe_validation_error(exc: ValidationError) -> str:

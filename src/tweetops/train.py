@@ -1,9 +1,11 @@
-"""Train: a Spark ML pipeline (StringIndexer -> VectorAssembler -> RandomForestRegressor).
+"""Train: fit the Spark ML pipeline on the training split and score it on the test split.
 
-Logs into the active MLflow run: every setting, test-split metrics for the model and for a
-mean-predictor baseline, the feature importances (CSV and PNG), the training data as an MLflow
-dataset input with its DVC hash, the Spark configuration, and the model itself with a signature
-and an input example on the raw columns (what `mlflow models serve` receives).
+:func:`fit_and_score` is the core: training rows in, fitted model and scores out, nothing
+logged. :func:`train` is the step: it runs the core in the step's MLflow run and publishes the
+result there (every setting, test-split metrics for the model and for a mean-predictor baseline,
+feature importances as CSV and PNG, the training data as an MLflow dataset input with its DVC
+hash, and the model with a signature and an input example on the raw columns), then writes
+`reports/metrics.json` and the :class:`~tweetops.contracts.TrainedModel` promote reads.
 """
 
 from __future__ import annotations
@@ -15,40 +17,44 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import mlflow
 import mlflow.data
 import mlflow.spark
 import pandas as pd
 from mlflow.models import infer_signature
-from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.evaluation import RegressionEvaluator
-from pyspark.ml.feature import StringIndexer, VectorAssembler
-from pyspark.ml.regression import RandomForestRegressor
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
+from pyspark.ml import PipelineModel
+from pyspark.sql import DataFrame, SparkSession
 
+from tweetops.contracts import SplitSpec, TrainedModel, write_contract
 from tweetops.dataset import load_training_rows, split_train_test
 from tweetops.errors import TweetopsError
-from tweetops.reports import write_report
-from tweetops.schema import (
-    CATEGORICAL_FEATURES,
-    LABEL_COLUMN,
-    MODEL_INPUT_COLUMNS,
-    NUMERIC_FEATURES,
+from tweetops.model import (
+    MIN_TRAINING_ROWS,
+    PREDICTION_COLUMN,
+    baseline_metrics,
+    build_pipeline,
+    evaluate,
+    feature_importances,
 )
+from tweetops.runner import StepRun, run_step
+from tweetops.schema import MODEL_INPUT_COLUMNS
 from tweetops.settings import Settings, TrainSettings
-from tweetops.spark import build_spark, spark_conf_for_tracking, spark_path
-from tweetops.tracking import log_data_lineage, log_spark_conf, step_run
+from tweetops.spark import spark_path
 
 MODEL_ARTIFACT_PATH = "model"
-MIN_TRAINING_ROWS = 50
-METRIC_NAMES = ("rmse", "mae", "r2")
 TRAIN_SECTIONS = ("train", "spark", "mlflow")
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    """The core's output: the fitted pipeline, its scores, and what describes it."""
+
+    model: PipelineModel
+    metrics: dict[str, float]
+    importances: pd.DataFrame
+    example: pd.DataFrame
+    train_rows: int
+    test_rows: int
 
 
 @dataclass(frozen=True)
@@ -61,103 +67,85 @@ class TrainResult:
     train_rows: int
     test_rows: int
 
+    def logged_metrics(self) -> dict[str, float]:
+        """Model and baseline metrics, and the split sizes."""
+        return self.metrics
 
-def build_pipeline(config: TrainSettings) -> Pipeline:
-    """The unfitted pipeline; categorical columns are indexed, unseen values kept."""
-    indexed = [f"{name}_index" for name in CATEGORICAL_FEATURES]
-    return Pipeline(stages=[
-        StringIndexer(inputCols=list(CATEGORICAL_FEATURES), outputCols=indexed,
-                      handleInvalid="keep"),
-        VectorAssembler(inputCols=[*indexed, *NUMERIC_FEATURES], outputCol="features",
-                        handleInvalid="error"),
-        RandomForestRegressor(
-            featuresCol="features", labelCol=LABEL_COLUMN, seed=config.seed,
-            numTrees=config.num_trees, maxDepth=config.max_depth, maxBins=config.max_bins,
-            minInstancesPerNode=config.min_instances_per_node,
-            subsamplingRate=config.subsampling_rate,
-            featureSubsetStrategy=config.feature_subset_strategy,
-        ),
-    ])
+    def summary(self) -> str:
+        """One line: rmse against the baseline, r2, and the run."""
+        metrics = self.metrics
+        return (f"train: rmse {metrics['rmse']:.4f} (baseline {metrics['baseline_rmse']:.4f}), "
+                f"r2 {metrics['r2']:.4f} on {self.test_rows} test rows; run {self.run_id}")
 
 
-def evaluate(predictions: DataFrame, prediction_column: str = "prediction") -> dict[str, float]:
-    """rmse, mae and r2 of `prediction_column` against the label."""
-    evaluator = RegressionEvaluator(labelCol=LABEL_COLUMN, predictionCol=prediction_column)
-    return {name: float(evaluator.setMetricName(name).evaluate(predictions))
-            for name in METRIC_NAMES}
-
-
-def baseline_metrics(train: DataFrame, test: DataFrame) -> dict[str, float]:
-    """Metrics of predicting the training mean for every test row."""
-    mean = train.agg(F.avg(LABEL_COLUMN)).first()[0]
-    return evaluate(test.withColumn("baseline_prediction", F.lit(float(mean))),
-                    "baseline_prediction")
-
-
-def feature_importances(model: PipelineModel) -> pd.DataFrame:
-    """Importance per assembled input column, largest first."""
-    assembler = next(stage for stage in model.stages if isinstance(stage, VectorAssembler))
-    forest = model.stages[-1]
-    names = assembler.getInputCols()
-    values = forest.featureImportances.toArray()
-    table = pd.DataFrame({"feature": names, "importance": values[: len(names)]})
-    return table.sort_values("importance", ascending=False, ignore_index=True)
-
-
-def train(settings: Settings) -> TrainResult:
-    """Fit the pipeline on the training split; log it all to the step's MLflow run."""
-    with step_run(settings, "train", TRAIN_SECTIONS) as run_id:
-        return _train_in_run(settings, run_id)
-
-
-def _train_in_run(settings: Settings, run_id: str) -> TrainResult:
-    config = settings.train
-    spark = build_spark(settings.spark)
-    rows = load_training_rows(spark, config.training_dir)
+def fit_and_score(spark: SparkSession, rows: DataFrame, config: TrainSettings) -> FittedModel:
+    """Split `rows`, fit the pipeline on the training split, score it and the baseline."""
     train_split, test_split = split_train_test(
         rows, seed=config.seed, test_fraction=config.test_fraction,
         partitions=config.split_partitions)
     # both splits are read several times (fit, metrics, baseline, example): cache them once
     train_split, test_split = train_split.cache(), test_split.cache()
-    train_rows, test_rows = train_split.count(), test_split.count()
-    if train_rows < MIN_TRAINING_ROWS or test_rows == 0:
-        raise TweetopsError(
-            f"Only {train_rows} training and {test_rows} test rows in {config.training_dir}: "
-            f"ingest more tweets (ingest.n_tweets) or lower train.test_fraction.")
-
-    log_data_lineage("training", config.training_dir)
-    with _integer_hint_silenced():
-        mlflow.log_input(mlflow.data.from_spark(rows, path=spark_path(config.training_dir),
-                                                name="training_rows"), context="training")
-    log_spark_conf(spark_conf_for_tracking(spark))
-
-    model = build_pipeline(config).fit(train_split)
-    metrics = evaluate(model.transform(test_split))
-    baseline = baseline_metrics(train_split, test_split)
+    try:
+        train_rows, test_rows = train_split.count(), test_split.count()
+        if train_rows < MIN_TRAINING_ROWS or test_rows == 0:
+            raise TweetopsError(
+                f"Only {train_rows} training and {test_rows} test rows in "
+                f"{config.training_dir}: ingest more tweets (ingest.n_tweets) or lower "
+                f"train.test_fraction.")
+        model = build_pipeline(config).fit(train_split)
+        metrics = evaluate(model.transform(test_split))
+        baseline = baseline_metrics(train_split, test_split)
+        example = test_split.select(*MODEL_INPUT_COLUMNS).limit(5).toPandas()
+    finally:
+        train_split.unpersist()
+        test_split.unpersist()
     all_metrics = {**metrics, **{f"baseline_{name}": value for name, value in baseline.items()},
                    "train_rows": float(train_rows), "test_rows": float(test_rows)}
-    mlflow.log_metrics(all_metrics)
-    _log_feature_importances(feature_importances(model))
+    return FittedModel(model=model, metrics=all_metrics, importances=feature_importances(model),
+                       example=example, train_rows=train_rows, test_rows=test_rows)
 
-    example = test_split.select(*MODEL_INPUT_COLUMNS).limit(5).toPandas()
-    with _integer_hint_silenced():
-        signature = infer_signature(example, model.transform(
-            spark.createDataFrame(example)).select("prediction").toPandas()["prediction"])
-        info = mlflow.spark.log_model(model, artifact_path=MODEL_ARTIFACT_PATH,
-                                      signature=signature, input_example=example)
-    train_split.unpersist()
-    test_split.unpersist()
 
-    result = TrainResult(run_id=run_id, model_uri=info.model_uri, metrics=all_metrics,
-                         train_rows=train_rows, test_rows=test_rows)
-    write_report(config.metrics_file, {name: all_metrics[name] for name in sorted(all_metrics)})
-    write_report(config.run_file, {**asdict(result), "split": {
-        "seed": config.seed, "test_fraction": config.test_fraction,
-        "split_partitions": config.split_partitions,
-        "training_dir": str(config.training_dir)}})
-    print(f"train: rmse {metrics['rmse']:.4f} (baseline {baseline['rmse']:.4f}), "
-          f"r2 {metrics['r2']:.4f} on {test_rows} test rows; run {result.run_id}", flush=True)
+def train(settings: Settings) -> TrainResult:
+    """Fit and score the model in the step's MLflow run; publish it and write the reports."""
+    config = settings.train
+
+    def core(run: StepRun) -> tuple[FittedModel, DataFrame]:
+        assert run.spark is not None
+        rows = load_training_rows(run.spark, config.training_dir)
+        return fit_and_score(run.spark, rows, config), rows
+
+    def publish(outcome: tuple[FittedModel, DataFrame], run: StepRun) -> TrainResult:
+        fitted, rows = outcome
+        assert run.spark is not None
+        with _integer_hint_silenced():
+            mlflow.log_input(mlflow.data.from_spark(rows, path=spark_path(config.training_dir),
+                                                    name="training_rows"), context="training")
+        _log_feature_importances(fitted.importances)
+        model_uri = _log_model(run.spark, fitted)
+        return TrainResult(run_id=run.run_id, model_uri=model_uri, metrics=fitted.metrics,
+                           train_rows=fitted.train_rows, test_rows=fitted.test_rows)
+
+    def reports(result: TrainResult) -> dict[Path, dict]:
+        return {config.metrics_file: dict(sorted(result.metrics.items()))}
+
+    result = run_step(settings, "train", TRAIN_SECTIONS, core, needs_spark=True,
+                      inputs={"training": config.training_dir}, publish=publish,
+                      reports=reports)
+    write_contract(config.run_file, TrainedModel(
+        **asdict(result), split=SplitSpec(seed=config.seed, test_fraction=config.test_fraction,
+                                          split_partitions=config.split_partitions,
+                                          training_dir=str(config.training_dir))))
     return result
+
+
+def _log_model(spark: SparkSession, fitted: FittedModel) -> str:
+    with _integer_hint_silenced():
+        predictions = fitted.model.transform(spark.createDataFrame(fitted.example))
+        signature = infer_signature(
+            fitted.example, predictions.select(PREDICTION_COLUMN).toPandas()[PREDICTION_COLUMN])
+        info = mlflow.spark.log_model(fitted.model, artifact_path=MODEL_ARTIFACT_PATH,
+                                      signature=signature, input_example=fitted.example)
+    return info.model_uri
 
 
 @contextmanager
@@ -170,6 +158,11 @@ def _integer_hint_silenced() -> Iterator[None]:
 
 
 def _log_feature_importances(table: pd.DataFrame) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: set here, when a figure is drawn, never at import
+    import matplotlib.pyplot as plt
+
     with tempfile.TemporaryDirectory() as scratch:
         csv_path = Path(scratch) / "feature-importance.csv"
         table.to_csv(csv_path, index=False)

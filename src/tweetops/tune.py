@@ -6,15 +6,19 @@ drops straight into `tweetops train -S num_trees=...`. Trials fit on part of tra
 split and are scored on the rest (the validation rows); train's test rows are never used, so the
 test metrics of a later `train` stay an honest estimate.
 
+:func:`search` is the core: it takes the rows and a `record_trial` callback and returns the
+trials, without touching MLflow; :func:`tune` is the step, whose callback makes each trial a
+nested MLflow run.
+
 Trials run one after another with `hyperopt.Trials` on the driver: each trial is itself a
-distributed Spark ML fit that uses every executor. `SparkTrials` is the tool for single-machine
-learners (it runs each trial inside one Spark task, where no SparkSession exists), so it cannot
-fit Spark ML models; Hyperopt's documentation gives the same advice for MLlib.
+distributed Spark ML fit that uses every executor.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -24,14 +28,15 @@ from pyspark.sql import DataFrame
 
 from tweetops.dataset import load_training_rows, split_train_test
 from tweetops.errors import TweetopsError
-from tweetops.reports import write_report
+from tweetops.model import MIN_TRAINING_ROWS, build_pipeline, evaluate
+from tweetops.runner import StepRun, run_step
 from tweetops.settings import Settings, TrainSettings, TuneSettings
-from tweetops.spark import build_spark, spark_conf_for_tracking
-from tweetops.tracking import log_data_lineage, log_spark_conf, step_run
-from tweetops.train import MIN_TRAINING_ROWS, build_pipeline, evaluate
 
 TUNE_SECTIONS = ("tune", "train", "spark", "mlflow")
 TUNED_KEYS = ("num_trees", "max_depth", "min_instances_per_node", "subsampling_rate")
+
+# (trial name, params, validation metrics) -> the id under which the trial was recorded
+RecordTrial = Callable[[str, dict[str, Any], dict[str, float]], str]
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,26 @@ class TuneResult:
     best_validation_rmse: float
     best_trial_run_id: str
     trials: list[dict[str, Any]]
+    fit_rows: int = 0
+    validation_rows: int = 0
+    max_evals: int = field(default=0, compare=False)
+
+    def logged_metrics(self) -> dict[str, float]:
+        """Best validation rmse and the sizes of the fit and validation rows."""
+        return {"best_validation_rmse": self.best_validation_rmse,
+                "fit_rows": float(self.fit_rows), "validation_rows": float(self.validation_rows)}
+
+    def summary(self) -> str:
+        """One line: the best loss and the train command that uses it."""
+        overrides = " ".join(f"-S {key}={value}" for key, value in self.best_params.items())
+        return (f"tune: best validation rmse {self.best_validation_rmse:.4f} after "
+                f"{len(self.trials)} trials; train with it: tweetops train {overrides}")
+
+    def report(self) -> dict[str, Any]:
+        """What `tune.result_file` holds."""
+        return {"run_id": self.run_id, "best_params": self.best_params,
+                "best_validation_rmse": self.best_validation_rmse,
+                "best_trial_run_id": self.best_trial_run_id, "max_evals": self.max_evals}
 
 
 def search_space(config: TuneSettings) -> dict[str, Any]:
@@ -68,72 +93,85 @@ def trial_settings(base: TrainSettings, params: dict[str, Any]) -> TrainSettings
         "subsampling_rate": round(float(params["subsampling_rate"]), 4)})
 
 
-def tune(settings: Settings) -> TuneResult:
-    """Run the search in the step's MLflow run; write the best params to `tune.result_file`."""
-    with step_run(settings, "tune", TUNE_SECTIONS) as run_id:
-        return _tune_in_run(settings, run_id)
-
-
-def _tune_in_run(settings: Settings, run_id: str) -> TuneResult:
-    config, base = settings.tune, settings.train
-    spark = build_spark(settings.spark)
-    rows = load_training_rows(spark, base.training_dir)
+def fit_and_validation_rows(rows: DataFrame, config: TuneSettings, base: TrainSettings
+                            ) -> tuple[DataFrame, DataFrame]:
+    """Train's training split, split again into fit and validation rows (test rows left out)."""
     train_split, _test_split = split_train_test(
         rows, seed=base.seed, test_fraction=base.test_fraction, partitions=base.split_partitions)
-    fit_rows, validation_rows = (
-        split.cache() for split in train_split.randomSplit(
-            [1.0 - config.validation_fraction, config.validation_fraction], seed=config.seed))
-    fit_count, validation_count = fit_rows.count(), validation_rows.count()
-    if fit_count < MIN_TRAINING_ROWS or validation_count == 0:
-        raise TweetopsError(
-            f"Only {fit_count} fit and {validation_count} validation rows in "
-            f"{base.training_dir}: ingest more tweets or change tune.validation_fraction.")
-    log_data_lineage("training", base.training_dir)
-    log_spark_conf(spark_conf_for_tracking(spark))
-    mlflow.log_metrics({"fit_rows": fit_count, "validation_rows": validation_count})
+    fit_rows, validation_rows = train_split.randomSplit(
+        [1.0 - config.validation_fraction, config.validation_fraction], seed=config.seed)
+    return fit_rows, validation_rows
 
-    trials = Trials()
-    objective = _objective(base, fit_rows, validation_rows, trials)
-    algorithm = tpe.suggest if config.algorithm == "tpe" else rand.suggest
-    fmin(objective, search_space(config), algo=algorithm, max_evals=config.max_evals,
-         trials=trials, rstate=np.random.default_rng(config.seed), show_progressbar=False)
-    fit_rows.unpersist()
-    validation_rows.unpersist()
+
+def search(rows: DataFrame, config: TuneSettings, base: TrainSettings,
+           record_trial: RecordTrial) -> TuneResult:
+    """Run the Hyperopt search over `rows`; `record_trial` records each trial and names it."""
+    fit_rows, validation_rows = (split.cache() for split in
+                                 fit_and_validation_rows(rows, config, base))
+    try:
+        fit_count, validation_count = fit_rows.count(), validation_rows.count()
+        if fit_count < MIN_TRAINING_ROWS or validation_count == 0:
+            raise TweetopsError(
+                f"Only {fit_count} fit and {validation_count} validation rows in "
+                f"{base.training_dir}: ingest more tweets or change tune.validation_fraction.")
+        trials = Trials()
+
+        def objective(params: dict[str, Any]) -> dict[str, Any]:
+            candidate = trial_settings(base, params)
+            chosen = candidate.model_dump(include=set(TUNED_KEYS))
+            model = build_pipeline(candidate).fit(fit_rows)
+            metrics = evaluate(model.transform(validation_rows))
+            trial_id = record_trial(f"trial-{len(trials.trials) - 1:03d}", chosen,
+                                    {f"validation_{name}": value
+                                     for name, value in metrics.items()})
+            return {"loss": metrics["rmse"], "status": STATUS_OK, "params": chosen,
+                    "run_id": trial_id}
+
+        algorithm = tpe.suggest if config.algorithm == "tpe" else rand.suggest
+        fmin(objective, search_space(config), algo=algorithm, max_evals=config.max_evals,
+             trials=trials, rstate=np.random.default_rng(config.seed), show_progressbar=False)
+    finally:
+        fit_rows.unpersist()
+        validation_rows.unpersist()
 
     best = trials.best_trial["result"]
-    best_params = best["params"]
     history = [{"trial": index, **trial["result"]["params"],
                 "validation_rmse": trial["result"]["loss"], "run_id": trial["result"]["run_id"]}
                for index, trial in enumerate(trials.trials)]
-    result = TuneResult(run_id=run_id, best_params=best_params,
-                        best_validation_rmse=float(best["loss"]),
-                        best_trial_run_id=best["run_id"], trials=history)
-    mlflow.log_params({f"best.{key}": value for key, value in best_params.items()})
-    mlflow.log_metric("best_validation_rmse", result.best_validation_rmse)
-    mlflow.set_tag("tweetops.tune.best_trial_run_id", result.best_trial_run_id)
-    mlflow.log_dict({"best_params": best_params, "trials": history}, "tune/trials.json")
-    write_report(config.result_file, {"run_id": run_id, "best_params": best_params,
-                                      "best_validation_rmse": result.best_validation_rmse,
-                                      "best_trial_run_id": result.best_trial_run_id,
-                                      "max_evals": config.max_evals})
-    overrides = " ".join(f"-S {key}={value}" for key, value in best_params.items())
-    print(f"tune: best validation rmse {result.best_validation_rmse:.4f} after "
-          f"{len(history)} trials; train with it: tweetops train {overrides}", flush=True)
-    return result
+    return TuneResult(run_id="", best_params=best["params"],
+                      best_validation_rmse=float(best["loss"]), best_trial_run_id=best["run_id"],
+                      trials=history, fit_rows=fit_count, validation_rows=validation_count,
+                      max_evals=config.max_evals)
 
 
-def _objective(base: TrainSettings, fit_rows: DataFrame, validation_rows: DataFrame,
-               trials: Trials) -> Any:
-    def objective(params: dict[str, Any]) -> dict[str, Any]:
-        candidate = trial_settings(base, params)
-        chosen = candidate.model_dump(include=set(TUNED_KEYS))
-        with mlflow.start_run(run_name=f"trial-{len(trials.trials) - 1:03d}", nested=True) as run:
-            mlflow.set_tag("tweetops.step", "tune-trial")
-            mlflow.log_params(chosen)
-            model = build_pipeline(candidate).fit(fit_rows)
-            metrics = evaluate(model.transform(validation_rows))
-            mlflow.log_metrics({f"validation_{name}": value for name, value in metrics.items()})
-        return {"loss": metrics["rmse"], "status": STATUS_OK, "params": chosen,
-                "run_id": run.info.run_id}
+def record_trial_run(name: str, params: dict[str, Any], metrics: dict[str, float]) -> str:
+    """Record one trial as a nested MLflow run of the active run; return its run id."""
+    with mlflow.start_run(run_name=name, nested=True) as run:
+        mlflow.set_tag("tweetops.step", "tune-trial")
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+    return run.info.run_id
 
-    return objective
+
+def tune(settings: Settings) -> TuneResult:
+    """Run the search in the step's MLflow run; write the best params to `tune.result_file`."""
+    config, base = settings.tune, settings.train
+
+    def core(run: StepRun) -> TuneResult:
+        assert run.spark is not None
+        rows = load_training_rows(run.spark, base.training_dir)
+        return search(rows, config, base, record_trial_run)
+
+    def publish(found: TuneResult, run: StepRun) -> TuneResult:
+        result = replace(found, run_id=run.run_id)
+        mlflow.log_params({f"best.{key}": value for key, value in result.best_params.items()})
+        mlflow.set_tag("tweetops.tune.best_trial_run_id", result.best_trial_run_id)
+        mlflow.log_dict({"best_params": result.best_params, "trials": result.trials},
+                        "tune/trials.json")
+        return result
+
+    def reports(result: TuneResult) -> dict[Path, dict[str, Any]]:
+        return {config.result_file: result.report()}
+
+    return run_step(settings, "tune", TUNE_SECTIONS, core, needs_spark=True,
+                    inputs={"training": base.training_dir}, publish=publish, reports=reports)

@@ -13,13 +13,16 @@ from typing import Any
 import orjson
 import pytest
 
-import tweetops.ingest as ingest_package
+import tweetops.ingest.step as ingest_step
 from tests.conftest import Project
 from tests.support.fake_x_api import RULES_PATH, SEARCH_PATH, STREAM_PATH, FakeXApi
 from tweetops.errors import TweetopsError
-from tweetops.ingest import SourceBatch, ingest, xapi
+from tweetops.ingest import xapi
+from tweetops.ingest.batch import SourceBatch
 from tweetops.ingest.record import validate_record
 from tweetops.ingest.snapshot import iter_part_records, part_files
+from tweetops.ingest.step import ingest
+from tweetops.ingest.xapi import retry as xapi_retry
 
 TOKEN = "xtest-bearer-AAAAAAAAAAAAAAAAAAAAAK9qZ7uF2mW4pR8sT1vY3nB6cD0eH5jL"
 RAW = Path("data/raw/tweets")
@@ -32,7 +35,7 @@ FAST = xapi.RetryPolicy(attempts=4, backoff_base=0.01, backoff_cap=0.05, rate_li
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Back off in milliseconds: the fake's 429 resets one second ahead anyway."""
-    monkeypatch.setattr(xapi, "RETRY_POLICY", FAST)
+    monkeypatch.setattr(xapi_retry, "RETRY_POLICY", FAST)
 
 
 @pytest.fixture
@@ -269,7 +272,7 @@ def test_killed_mid_page_resumes_without_duplicates_or_gaps(project: Project, ap
                                                             monkeypatch: pytest.MonkeyPatch
                                                             ) -> None:
     settings = _search(project, api, "ingest.tweets_per_file=4")
-    monkeypatch.setitem(ingest_package.SOURCES, "search", _killed_after(3, xapi.search_source))
+    monkeypatch.setitem(ingest_step.SOURCES, "search", _killed_after(3, xapi.search_source))
     with pytest.raises(RuntimeError, match="killed"):
         ingest(settings)
 
@@ -281,7 +284,7 @@ def test_killed_mid_page_resumes_without_duplicates_or_gaps(project: Project, ap
     assert len(_snapshot_ids()) == 12
     first_batch = {p.name.split("-part-")[0] for p in part_files(RAW)}
 
-    monkeypatch.setitem(ingest_package.SOURCES, "search", xapi.search_source)
+    monkeypatch.setitem(ingest_step.SOURCES, "search", xapi.search_source)
     before = len(api.requests)
     result = ingest(settings)
 
@@ -431,12 +434,12 @@ def test_stream_killed_run_resumes_and_counts_what_it_had(project: Project, api:
                                                           ) -> None:
     api.set_rules("spark OR mlflow", "mlops")
     settings = _stream(project, api, "ingest.max_tweets=10", "ingest.tweets_per_file=4")
-    monkeypatch.setitem(ingest_package.SOURCES, "stream", _killed_after(1, xapi.stream_source))
+    monkeypatch.setitem(ingest_step.SOURCES, "stream", _killed_after(1, xapi.stream_source))
     with pytest.raises(RuntimeError, match="killed"):
         ingest(settings)
     assert _checkpoint("stream.json")["collected"] == 4 and not _stream_threads()
 
-    monkeypatch.setitem(ingest_package.SOURCES, "stream", xapi.stream_source)
+    monkeypatch.setitem(ingest_step.SOURCES, "stream", xapi.stream_source)
     result = ingest(settings)
 
     ids = _snapshot_ids()
@@ -472,6 +475,8 @@ def test_bearer_token_never_reaches_disk_logs_or_output(project: Project, api: F
                                                         capfd: pytest.CaptureFixture[str]
                                                         ) -> None:
     caplog.set_level(logging.DEBUG)
+    for library in ("tweepy", "urllib3", "requests"):  # the CLI keeps their noise at WARNING
+        caplog.set_level(logging.DEBUG, logger=library)
     api.set_rules("old rule")
     api.fail_next("503", after=1)
     api.drop_stream_after(3)

@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import Project
 from tweetops.dataset import load_training_rows, split_train_test
 from tweetops.features import build_features
-from tweetops.ingest import ingest
+from tweetops.ingest.step import ingest
 from tweetops.spark import build_spark
 from tweetops.tune import tune
 

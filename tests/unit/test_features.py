@@ -20,7 +20,7 @@ from tweetops.features import (
     user_features,
     valid_tweets,
 )
-from tweetops.ingest import ingest
+from tweetops.ingest.step import ingest
 from tweetops.schema import CORRUPT_RECORD_COLUMN, RAW_TWEET_SCHEMA
 
 
@@ -76,8 +76,8 @@ def test_user_features_take_the_latest_profile_ties_broken_by_tweet_id(
     assert a["tweets_seen"] == 4
     assert a["original_tweets"] == 3 and a["retweets_made"] == 1
     assert a["followers_count"] == 300
-    assert a["statuses_count"] == 400
-    assert a["friends_count"] == 10 and a["favourites_count"] == 5 and a["listed_count"] == 1
+    assert a["tweet_count"] == 400
+    assert a["following_count"] == 10 and a["like_count"] == 5 and a["listed_count"] == 1
     assert str(a["last_tweet_at"]) == "2026-10-01 12:00:00"
     assert str(a["first_tweet_at"]) == "2026-10-01 09:00:00"
     assert users["b"]["verified"] is True and a["verified"] is False

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
+from tests.support.imports import stage_modules
 from tweetops.cli import app
 from tweetops.settings import Settings
 
@@ -22,6 +23,9 @@ PARAMS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
 CLI_COMMANDS = {command.name for command in app.registered_commands}
 COMMAND_PATTERN = re.compile(r"python -m tweetops (\w+)")
 OVERRIDE_PATTERN = re.compile(r"-S (\w+)\.(\w+)=\{(\w+)\}")
+# the module each stage runs (`python -m tweetops <stage>` calls its entry function)
+STEP_MODULES = {"ingest": "tweetops.ingest.step", "features": "tweetops.features",
+                "train": "tweetops.train", "promote": "tweetops.promote"}
 
 
 def test_every_entry_point_runs_the_cli_command_of_its_name() -> None:
@@ -51,9 +55,53 @@ def test_dvc_stages_run_the_cli_command_of_their_name_with_their_section() -> No
         assert stage["cmd"] == f"python -m tweetops {name}"
         sections = [entry if isinstance(entry, str) else next(iter(entry))
                     for entry in stage["params"]]
-        assert sections == ["registry" if name == "promote" else name]
-        for dep in stage["deps"]:
+        assert sections == [name]
+        for dep in _paths(stage["deps"]):
             assert (REPO_ROOT / dep).exists() or dep.startswith(("data/", "reports/")), dep
+
+
+def _paths(entries: list) -> list[str]:
+    """Stage deps/outs as paths, DVC's ${data.<key>} templating resolved from params.yaml."""
+    paths = [entry if isinstance(entry, str) else next(iter(entry)) for entry in entries]
+    return [re.sub(r"\$\{data\.(\w+)\}", lambda m: PARAMS["data"][m.group(1)], path)
+            for path in paths]
+
+
+def test_every_path_of_dvc_yaml_comes_from_the_data_section() -> None:
+    for name, stage in DVC["stages"].items():
+        for kind in ("outs", "metrics"):
+            for path in (entry if isinstance(entry, str) else next(iter(entry))
+                         for entry in stage.get(kind, [])):
+                assert re.fullmatch(r"\$\{data\.\w+\}", path), f"{name}.{kind}: {path}"
+        for dep in stage["deps"]:
+            dep = dep if isinstance(dep, str) else next(iter(dep))
+            assert dep.startswith("src/") or re.fullmatch(r"\$\{data\.\w+\}", dep), dep
+
+
+def missing_modules(stage: str, deps: list[str]) -> list[str]:
+    """Modules `python -m tweetops <stage>` imports that `deps` (files or folders) miss."""
+    covered = [REPO_ROOT / dep for dep in deps]
+    missing = []
+    for path in stage_modules(STEP_MODULES[stage]):
+        if not any(path == dep or dep in path.parents for dep in covered):
+            missing.append(str(path.relative_to(REPO_ROOT)))
+    return sorted(missing)
+
+
+@pytest.mark.parametrize("stage", sorted(DVC["stages"]))
+def test_each_stage_depends_on_every_module_it_imports(stage: str) -> None:
+    assert missing_modules(stage, _paths(DVC["stages"][stage]["deps"])) == []
+
+
+def test_a_stage_that_misses_an_imported_module_is_caught() -> None:
+    deps = [dep for dep in _paths(DVC["stages"]["promote"]["deps"])
+            if dep != "src/tweetops/model.py"]
+    assert missing_modules("promote", deps) == ["src/tweetops/model.py"]
+    # a module imported only lazily, inside a function, counts too
+    ingest_deps = [dep for dep in _paths(DVC["stages"]["ingest"]["deps"])
+                   if dep != "src/tweetops/ingest"]
+    assert "src/tweetops/ingest/xapi/search.py" in missing_modules(
+        "ingest", [*ingest_deps, "src/tweetops/ingest/step.py"])
 
 
 def test_params_yaml_sections_are_exactly_the_settings_sections() -> None:

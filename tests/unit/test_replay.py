@@ -22,7 +22,6 @@ from mlflow import MlflowClient
 from tests.conftest import Project
 from tests.support import archives
 from tweetops.errors import TweetopsError
-from tweetops.ingest import IngestResult, ingest
 from tweetops.ingest.replay import (
     ReplayStats,
     candidates_from_value,
@@ -32,6 +31,7 @@ from tweetops.ingest.replay import (
     replay_source,
 )
 from tweetops.ingest.snapshot import SnapshotWriter, iter_part_records
+from tweetops.ingest.step import IngestResult, ingest
 from tweetops.ingest.synthetic import SyntheticSpec, generate_tweets
 
 SPEC = SyntheticSpec(seed=11, n_tweets=400, n_users=40,

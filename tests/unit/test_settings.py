@@ -12,7 +12,7 @@ def test_params_yaml_is_the_source_of_defaults() -> None:
     assert settings.ingest.source == "synthetic"
     assert settings.ingest.n_tweets == 20000
     assert settings.spark.master == "local[2]"
-    assert settings.registry.model_name == "tweet-engagement"
+    assert settings.promote.model_name == "tweet-engagement"
 
 
 def test_overrides_are_typed_by_yaml_and_validated() -> None:
@@ -65,3 +65,29 @@ def test_flat_names_match_params_yaml_keys() -> None:
     assert flat["train.seed"] == 42
     assert flat["train.training_dir"] == "data/features/training"
     assert all(key.startswith("train.") for key in flat)
+
+
+def test_step_paths_refer_to_the_data_section() -> None:
+    settings = load_settings(PARAMS_FILE)
+    assert settings.data.training_rows == Path("data/features/training")
+    assert settings.train.training_dir == settings.data.training_rows
+    assert settings.features.training_dir == settings.data.training_rows
+    assert settings.predict.input_path == settings.data.training_rows
+    assert settings.promote.run_file == settings.train.run_file == settings.data.train_report
+
+
+def test_moving_a_data_folder_moves_it_for_every_step() -> None:
+    settings = load_settings(PARAMS_FILE, ["data.raw_tweets=elsewhere/tweets"])
+    assert settings.ingest.raw_dir == settings.features.raw_dir == Path("elsewhere/tweets")
+    one_step = load_settings(PARAMS_FILE, ["features.raw_dir=mine"])
+    assert one_step.features.raw_dir == Path("mine")
+    assert one_step.ingest.raw_dir == Path("data/raw/tweets")
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("features.raw_dir=${data.nowhere}", r"\$\{data.nowhere\} names no setting"),
+    ("data.users=${features.users_dir}", "refers to itself"),
+])
+def test_bad_references_are_one_sentence(override: str, expected: str) -> None:
+    with pytest.raises(TweetopsError, match=expected):
+        load_settings(PARAMS_FILE, [override])

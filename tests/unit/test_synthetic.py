@@ -6,8 +6,8 @@ import numpy as np
 import orjson
 
 from tests.conftest import Project
-from tweetops.ingest import ingest
 from tweetops.ingest.record import validate_record
+from tweetops.ingest.step import ingest
 from tweetops.ingest.synthetic import SyntheticSpec, generate_tweets
 
 SPEC = SyntheticSpec(seed=7, n_tweets=3000, n_users=300,

@@ -207,3 +207,17 @@ def validate_record(candidate: Any) -> dict[str, Any]:
         where = ".".join(str(part) for part in first["loc"]) or "record"
         raise InvalidRecord(f"{where}: {first['msg']}") from exc
     return record.model_dump(mode="json")
+
+
+_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number",
+               bool: "boolean", type(None): "null"}
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type (object, array, string, number, boolean, null)."""
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (its type name when it has none)."""
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -6,7 +6,8 @@ files and folders, and the snapshot's own output folders, are skipped). Files en
 may mix them:
 
 * a v1.1 status (has `id_str` and `user`), as the lecture saves them (`twitter-logs/<id>.json`,
-  one status per file) or one per line, is mapped onto the normalized record;
+  one status per file) or one per line, is mapped onto the normalized record
+  (:mod:`tweetops.ingest.v1`);
 * an X API v2 response page (has `data`), also twarc2's raw output, yields its tweets joined
   with `includes.users` by `author_id`;
 * a tweet that already carries `author` (twarc2 `flatten`, or a normalized snapshot) or
@@ -37,24 +38,19 @@ from typing import IO, Any
 import orjson
 
 from tweetops.errors import TweetopsError
-from tweetops.ingest import SourceBatch
-from tweetops.ingest.record import InvalidRecord, format_api_time, users_by_id, with_author
+from tweetops.ingest.batch import SourceBatch
+from tweetops.ingest.record import InvalidRecord, json_type, one_line, users_by_id, with_author
 from tweetops.ingest.snapshot import Rejected
+from tweetops.ingest.v1 import status_to_record
 from tweetops.settings import IngestSettings
 
 ARCHIVE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")
 LINE_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
-V1_TIME_EXAMPLE = "Wed Oct 10 20:19:24 +0000 2018"
 MAX_RAW_BYTES = 64 * 1024  # how much of an unparseable line or file the quarantine keeps
 
 _WHITESPACE = b" \t\r\n"  # JSON whitespace; other control bytes make a line malformed, not blank
 _BOM = b"\xef\xbb\xbf"
 _READ_ERRORS = (OSError, EOFError, zlib.error)
-_MONTHS = {name: number for number, name in enumerate(
-    "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
-_MEDIA_KEY_PREFIX = {"photo": "3", "video": "7", "animated_gif": "16"}
-_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number",
-               bool: "boolean", type(None): "null"}
 
 Candidate = tuple[Any, str]
 _BROKEN = object()  # what _loads_or returns for bytes that are not JSON
@@ -153,7 +149,7 @@ def read_archive_file(path: Path, label: str, stats: ReplayStats) -> Iterator[Ca
     try:
         handle = _open(path)
     except OSError as exc:
-        yield Rejected(None, f"file could not be opened: {_one_line(exc)}"), label
+        yield Rejected(None, f"file could not be opened: {one_line(exc)}"), label
         return
     with handle:
         stats.files_read += 1
@@ -165,7 +161,7 @@ def read_archive_file(path: Path, label: str, stats: ReplayStats) -> Iterator[Ca
             handle.seek(0)
             data = handle.read()
         except _READ_ERRORS as exc:
-            yield Rejected(None, f"file could not be read: {_one_line(exc)}"), label
+            yield Rejected(None, f"file could not be read: {one_line(exc)}"), label
             return
     yield from parse_document(data, label, stats)
 
@@ -199,7 +195,7 @@ def parse_lines(lines: Iterable[bytes], label: str, stats: ReplayStats) -> Itera
                 yield from candidates_from_value(value, location, stats)
     except _READ_ERRORS as exc:
         seen = True
-        yield Rejected(None, f"file could not be read from here on: {_one_line(exc)}"), \
+        yield Rejected(None, f"file could not be read from here on: {one_line(exc)}"), \
             f"{label}:{lineno + 1}"
     if not seen:
         yield Rejected(None, "file is empty"), label
@@ -213,7 +209,7 @@ def _broken_line(line: bytes, error: Exception, location: str,
         if value is not _BROKEN:
             yield from candidates_from_value(value, location, stats)
             return
-    yield Rejected(_preview(line), f"not valid JSON: {_one_line(error)}"), location
+    yield Rejected(_preview(line), f"not valid JSON: {one_line(error)}"), location
 
 
 def parse_document(data: bytes, label: str, stats: ReplayStats) -> Iterator[Candidate]:
@@ -226,7 +222,7 @@ def parse_document(data: bytes, label: str, stats: ReplayStats) -> Iterator[Cand
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        yield Rejected(_preview(data), f"file is not valid JSON: {_one_line(exc)}"), label
+        yield Rejected(_preview(data), f"file is not valid JSON: {one_line(exc)}"), label
         return
     if type(value) is not list:
         yield from candidates_from_value(value, label, stats)
@@ -304,126 +300,6 @@ def page_candidates(page: dict[str, Any], location: str,
         yield with_author(tweet, users), where
 
 
-def status_to_record(status: dict[str, Any]) -> dict[str, Any]:
-    """Map a tweepy v1.1 status (`tweet._json`) onto the normalized record.
-
-    Raises :class:`InvalidRecord` when the status cannot be mapped (no user object, a date not
-    in v1.1 form, entities of the wrong shape); fields that are merely missing or of the wrong
-    type are passed on for the writer's validation to name.
-    """
-    user = status.get("user")
-    if type(user) is not dict:
-        raise InvalidRecord(f"user: a v1.1 status needs a user object, got JSON "
-                            f"{json_type(user)}")
-    try:
-        return _map_status(status, user)
-    except InvalidRecord:
-        raise
-    except (TypeError, KeyError, IndexError, AttributeError, ValueError) as exc:
-        raise InvalidRecord(f"v1.1 status could not be mapped: {type(exc).__name__}: "
-                            f"{_one_line(exc)}") from exc
-
-
-def _map_status(status: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
-    extended = status.get("extended_tweet")
-    full = extended if type(extended) is dict else status
-    text = full.get("full_text", status.get("full_text", status.get("text")))
-    return _compact({
-        "id": status.get("id_str"),
-        "created_at": parse_v1_time(status.get("created_at"), "created_at"),
-        "text": text,
-        "lang": status.get("lang") or "und",
-        "author_id": user.get("id_str"),
-        "public_metrics": _compact({
-            "retweet_count": status.get("retweet_count"),
-            "reply_count": status.get("reply_count") or 0,
-            "like_count": status.get("favorite_count"),
-            "quote_count": status.get("quote_count") or 0,
-        }),
-        "entities": _map_entities(full.get("entities") or {}),
-        "attachments": {"media_keys": _media_keys(full)},
-        "referenced_tweets": _referenced_tweets(status),
-        "author": _map_user(user),
-    })
-
-
-def _map_user(user: dict[str, Any]) -> dict[str, Any]:
-    return _compact({
-        "id": user.get("id_str"),
-        "username": user.get("screen_name"),
-        "created_at": parse_v1_time(user.get("created_at"), "author.created_at"),
-        "verified": user.get("verified"),
-        "public_metrics": _compact({
-            "followers_count": user.get("followers_count"),
-            "following_count": user.get("friends_count"),
-            "tweet_count": user.get("statuses_count"),
-            "listed_count": user.get("listed_count"),
-            "like_count": user.get("favourites_count"),
-        }),
-    })
-
-
-def _map_entities(entities: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    return {
-        "hashtags": [{"tag": item["text"], "start": item["indices"][0],
-                      "end": item["indices"][1]} for item in entities.get("hashtags") or ()],
-        "mentions": [{"username": item["screen_name"], "start": item["indices"][0],
-                      "end": item["indices"][1]} for item in entities.get("user_mentions") or ()],
-        "urls": [{"url": item["url"], "expanded_url": item.get("expanded_url"),
-                  "start": item["indices"][0], "end": item["indices"][1]}
-                 for item in entities.get("urls") or ()],
-    }
-
-
-def _media_keys(full: dict[str, Any]) -> list[str]:
-    media = ((full.get("extended_entities") or {}).get("media")
-             or (full.get("entities") or {}).get("media") or ())
-    return [f"{_MEDIA_KEY_PREFIX.get(item.get('type'), '3')}_{item['id_str']}" for item in media]
-
-
-def _referenced_tweets(status: dict[str, Any]) -> list[dict[str, Any]]:
-    retweeted = status.get("retweeted_status")
-    if type(retweeted) is dict:
-        return [{"type": "retweeted", "id": retweeted.get("id_str")}]
-    references = []
-    if status.get("quoted_status_id_str"):
-        references.append({"type": "quoted", "id": status["quoted_status_id_str"]})
-    if status.get("in_reply_to_status_id_str"):
-        references.append({"type": "replied_to", "id": status["in_reply_to_status_id_str"]})
-    return references
-
-
-def parse_v1_time(value: Any, name: str) -> Any:
-    """`Wed Oct 10 20:19:24 +0000 2018` as an API time; non-strings pass on for validation.
-
-    Locale-independent (the month is looked up, the weekday ignored). Raises
-    :class:`InvalidRecord` for a string in any other form.
-    """
-    if type(value) is not str:
-        return value
-    parts = value.split()
-    month = _MONTHS.get(parts[1]) if len(parts) == 6 else None
-    try:
-        if month is None:
-            raise ValueError(value)
-        _, _, day, clock, offset, year = parts
-        parsed = datetime.strptime(f"{year} {month} {day} {clock} {offset}",
-                                   "%Y %m %d %H:%M:%S %z")
-        return format_api_time(parsed)
-    except (ValueError, OverflowError) as exc:
-        raise InvalidRecord(f"{name}: {_clip(value)!r} is not a v1.1 timestamp like "
-                            f"{V1_TIME_EXAMPLE!r}") from exc
-
-
-def json_type(value: Any) -> str:
-    """The JSON name of a parsed value's type (object, array, string, number, boolean, null)."""
-    return _JSON_TYPES.get(type(value), type(value).__name__)
-
-
-def _compact(mapping: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in mapping.items() if value is not None}
-
-
 def _open(path: Path) -> IO[bytes]:
     if path.name.lower().endswith(".gz"):
         return gzip.open(path, "rb")
@@ -479,11 +355,3 @@ def _suffix_list() -> str:
 
 def _preview(data: bytes) -> bytes:
     return data[:MAX_RAW_BYTES]
-
-
-def _clip(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

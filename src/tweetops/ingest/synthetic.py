@@ -6,7 +6,7 @@ write most tweets (log-normal activity weights), hashtags follow a Zipf law, pos
 evening (UTC).
 
 Engagement depends on the author and the tweet through one documented function plus noise, so a
-model has something real (and not everything) to learn. For an original tweet:
+model has something real (and not everything) to learn. For every tweet but a retweet:
 
     log_mu = -1.2
              + 0.55 * log1p(followers)          # reach
@@ -19,9 +19,13 @@ model has something real (and not everything) to learn. For an original tweet:
              + LANG_EFFECT[lang]
              + author_effect                    # per author, N(0, 0.35), not observable
              + noise                            # per tweet, N(0, 0.5)
-    total  ~ Poisson(exp(log_mu))
-    likes ~ Binomial(total, 0.7); retweets ~ Binomial(rest, 0.55);
-    replies ~ Binomial(rest, 0.7); quotes = rest
+    total    ~ Poisson(exp(min(log_mu, 14)))
+    likes    = floor(0.7 * total + (u1 - 0.5) * sqrt(total)), clipped to [0, total]
+    retweets = min(round(rest * (0.35 + 0.4 * u2)), rest)      # rest = total - likes
+    replies  = min(round(rest * (0.5 + 0.4 * u3)), rest)       # rest = total - likes - retweets
+    quotes   = rest - replies
+
+with u1, u2, u3 ~ Uniform(0, 1), drawn per tweet.
 
 Retweets (25% of tweets) carry zero metrics of their own and are not training rows, but they do
 count as activity of their author. Profile metrics drift over the window (followers grow, the
@@ -76,21 +80,85 @@ class SyntheticSpec:
     days: int
 
 
+@dataclass(frozen=True)
+class _TweetDraws:
+    """The per-tweet random arrays, drawn up front (index `i` is the `i`-th tweet in time order).
+
+    The draw order is part of the output: drawing them in another order changes every tweet.
+    """
+
+    author: np.ndarray  # index of the author in the users table
+    offset_ms: np.ndarray  # milliseconds after the start of the window, ascending
+    kind: np.ndarray  # 0 original, 1 retweet, 2 reply, 3 quote
+    own_lang: np.ndarray  # written in the author's language, else in `random_lang`
+    random_lang: np.ndarray
+    n_hashtags: np.ndarray
+    n_mentions: np.ndarray
+    has_url: np.ndarray
+    has_media: np.ndarray
+    n_words: np.ndarray
+    noise: np.ndarray  # the per-tweet term of log_mu
+    likes_share: np.ndarray  # u1, u2, u3 of the engagement split
+    retweets_share: np.ndarray
+    replies_share: np.ndarray
+
+
 def generate_tweets(spec: SyntheticSpec) -> Iterator[dict[str, Any]]:
     """Yield `spec.n_tweets` normalized records, oldest first, deterministically from the seed."""
     rng = np.random.default_rng(spec.seed)
     users = _generate_users(rng, spec)
+    draws = _draw_tweets(rng, spec, users["activity"])
+    hashtag_weights = _zipf_weights(len(HASHTAGS))
+    start_ms = int(spec.start_time.timestamp() * 1000)
+    window_ms = spec.days * 86_400_000
+    seen_by_author = np.zeros(spec.n_users, dtype=np.int64)
+    emitted_ids: list[int] = []
+
+    for i in range(spec.n_tweets):
+        u = int(draws.author[i])
+        created_ms = start_ms + int(draws.offset_ms[i])
+        tweet_id = ((created_ms - TWITTER_EPOCH_MS) << 22) | (i % (1 << 22))
+        seen_by_author[u] += 1
+        followers = int(users["followers"][u]
+                        * (1.0 + users["growth"][u] * (draws.offset_ms[i] / window_ms)))
+        lang = users["lang"][u] if draws.own_lang[i] else LANGS[draws.random_lang[i]]
+        tweet_kind = int(draws.kind[i]) if emitted_ids else 0  # the first tweet is original
+
+        # one generator per tweet for its text, references and engagement total
+        word_rng = np.random.default_rng([spec.seed, i])
+        text, entities = _compose_text(
+            word_rng, int(draws.n_words[i]), int(draws.n_hashtags[i]),
+            int(draws.n_mentions[i]), bool(draws.has_url[i]), hashtag_weights,
+            users["username"], tweet_kind == 2,
+        )
+        record = _compose_record(
+            tweet_id, created_ms, text, lang, entities, bool(draws.has_media[i]),
+            _author_profile(users, u, followers, seen_by_author[u]))
+        if tweet_kind == 1:
+            _make_retweet(record, word_rng, emitted_ids, users["username"])
+        else:
+            if tweet_kind in (2, 3):
+                ref_type = "replied_to" if tweet_kind == 2 else "quoted"
+                record["referenced_tweets"] = [_reference(word_rng, emitted_ids, ref_type)]
+            log_mu = engagement_log_mean(
+                followers=followers, verified=bool(users["verified"][u]),
+                has_media=bool(draws.has_media[i]), hashtags=len(entities["hashtags"]),
+                is_reply=tweet_kind == 2, is_quote=tweet_kind == 3,
+                has_url=bool(entities["urls"]), hour=int((created_ms // 3_600_000) % 24),
+                text_length=len(record["text"]), lang=lang,
+            ) + users["effect"][u] + draws.noise[i]
+            total = int(word_rng.poisson(math.exp(min(log_mu, 14.0))))
+            record["public_metrics"] = split_engagement(
+                total, draws.likes_share[i], draws.retweets_share[i], draws.replies_share[i])
+        emitted_ids.append(tweet_id)
+        yield record
+
+
+def _draw_tweets(rng: np.random.Generator, spec: SyntheticSpec,
+                 activity: np.ndarray) -> _TweetDraws:
+    """Draw every per-tweet array from `rng`, in the one order the output depends on."""
     n = spec.n_tweets
-
-    author_idx = rng.choice(spec.n_users, size=n, p=users["activity"] / users["activity"].sum())
-    day = rng.integers(0, spec.days, size=n)
-    hour = rng.choice(24, size=n, p=np.array(HOUR_WEIGHTS) / sum(HOUR_WEIGHTS))
-    second_of_hour = rng.integers(0, 3600, size=n)
-    millis = rng.integers(0, 1000, size=n)
-    offset_ms = ((day * 24 + hour) * 3600 + second_of_hour) * 1000 + millis
-    order = np.argsort(offset_ms, kind="stable")
-    author_idx, offset_ms = author_idx[order], offset_ms[order]
-
+    author, offset_ms = _draw_schedule(rng, spec, activity)
     kind = rng.choice(4, size=n, p=[0.55, 0.25, 0.14, 0.06])  # original, retweet, reply, quote
     own_lang = rng.random(n) < 0.9
     random_lang = rng.choice(len(LANGS), size=n, p=LANG_SHARE)
@@ -100,84 +168,92 @@ def generate_tweets(spec: SyntheticSpec) -> Iterator[dict[str, Any]]:
     has_media = rng.random(n) < 0.22
     n_words = np.clip(np.round(rng.lognormal(2.4, 0.55, size=n)), 2, 40).astype(int)
     noise = rng.normal(0.0, 0.5, size=n)
-    likes_share, rt_share, reply_share = rng.random((3, n))
-    hashtag_rank = _zipf_weights(len(HASHTAGS))
+    likes_share, retweets_share, replies_share = rng.random((3, n))
+    return _TweetDraws(author, offset_ms, kind, own_lang, random_lang, n_hashtags, n_mentions,
+                       has_url, has_media, n_words, noise, likes_share, retweets_share,
+                       replies_share)
 
-    start_ms = int(spec.start_time.timestamp() * 1000)
-    seen_by_author = np.zeros(spec.n_users, dtype=np.int64)
-    window_ms = spec.days * 86_400_000
-    emitted_ids: list[int] = []
 
-    for i in range(n):
-        u = int(author_idx[i])
-        created_ms = start_ms + int(offset_ms[i])
-        tweet_id = ((created_ms - TWITTER_EPOCH_MS) << 22) | (i % (1 << 22))
-        progress = offset_ms[i] / window_ms
-        seen_by_author[u] += 1
-        followers = int(users["followers"][u] * (1.0 + users["growth"][u] * progress))
-        lang = users["lang"][u] if own_lang[i] else LANGS[random_lang[i]]
-        username = users["username"][u]
-        tweet_kind = int(kind[i]) if emitted_ids else 0
+def _draw_schedule(rng: np.random.Generator, spec: SyntheticSpec,
+                   activity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Who posts when: author indices and millisecond offsets, sorted by time (stably)."""
+    n = spec.n_tweets
+    author = rng.choice(spec.n_users, size=n, p=activity / activity.sum())
+    day = rng.integers(0, spec.days, size=n)
+    hour = rng.choice(24, size=n, p=np.array(HOUR_WEIGHTS) / sum(HOUR_WEIGHTS))
+    second_of_hour = rng.integers(0, 3600, size=n)
+    millis = rng.integers(0, 1000, size=n)
+    offset_ms = ((day * 24 + hour) * 3600 + second_of_hour) * 1000 + millis
+    order = np.argsort(offset_ms, kind="stable")
+    return author[order], offset_ms[order]
 
-        word_rng = np.random.default_rng([spec.seed, i])
-        text, entities = _compose_text(
-            word_rng, int(n_words[i]), int(n_hashtags[i]), int(n_mentions[i]),
-            bool(has_url[i]), hashtag_rank, users["username"], tweet_kind == 2,
-        )
-        record: dict[str, Any] = {
-            "id": str(tweet_id),
-            "created_at": format_api_time(datetime.fromtimestamp(created_ms / 1000, tz=UTC)),
-            "text": text,
-            "lang": lang,
-            "author_id": users["id"][u],
-            "public_metrics": {"retweet_count": 0, "reply_count": 0, "like_count": 0,
-                               "quote_count": 0},
-            "entities": entities,
-            "attachments": {"media_keys": [f"3_{tweet_id}"] if has_media[i] else []},
-            "referenced_tweets": [],
-            "author": {
-                "id": users["id"][u],
-                "username": username,
-                "created_at": users["created_at"][u],
-                "verified": bool(users["verified"][u]),
-                "public_metrics": {
-                    "followers_count": followers,
-                    "following_count": int(users["following"][u]),
-                    "tweet_count": int(users["tweet_count"][u] + seen_by_author[u]),
-                    "listed_count": int(users["listed"][u]),
-                    "like_count": int(users["likes"][u] + 3 * seen_by_author[u]),
-                },
-            },
-        }
-        if tweet_kind == 1:
-            target = emitted_ids[int(word_rng.integers(0, len(emitted_ids)))]
-            record["referenced_tweets"] = [{"type": "retweeted", "id": str(target)}]
-            record["text"] = f"RT @{users['username'][int(word_rng.integers(0, spec.n_users))]}: " \
-                             + text
-            record["entities"] = _shift_entities(entities, len(record["text"]) - len(text))
-        else:
-            if tweet_kind in (2, 3):
-                target = emitted_ids[int(word_rng.integers(0, len(emitted_ids)))]
-                ref_type = "replied_to" if tweet_kind == 2 else "quoted"
-                record["referenced_tweets"] = [{"type": ref_type, "id": str(target)}]
-            log_mu = engagement_log_mean(
-                followers=followers, verified=bool(users["verified"][u]),
-                has_media=bool(has_media[i]), hashtags=len(entities["hashtags"]),
-                is_reply=tweet_kind == 2, is_quote=tweet_kind == 3,
-                has_url=bool(entities["urls"]), hour=int((created_ms // 3_600_000) % 24),
-                text_length=len(record["text"]), lang=lang,
-            ) + users["effect"][u] + noise[i]
-            total = int(word_rng.poisson(math.exp(min(log_mu, 14.0))))
-            likes = int(np.floor(total * 0.7 + (likes_share[i] - 0.5) * math.sqrt(total)))
-            likes = min(max(likes, 0), total)
-            rest = total - likes
-            retweets = min(round(rest * (0.35 + 0.4 * rt_share[i])), rest)
-            rest -= retweets
-            replies = min(round(rest * (0.5 + 0.4 * reply_share[i])), rest)
-            record["public_metrics"] = {"retweet_count": retweets, "reply_count": replies,
-                                        "like_count": likes, "quote_count": rest - replies}
-        emitted_ids.append(tweet_id)
-        yield record
+
+def _author_profile(users: dict[str, Any], u: int, followers: int,
+                    seen: np.integer) -> dict[str, Any]:
+    """User `u`'s profile as of its `seen`-th tweet: the tweet and like counts have grown."""
+    return {
+        "id": users["id"][u],
+        "username": users["username"][u],
+        "created_at": users["created_at"][u],
+        "verified": bool(users["verified"][u]),
+        "public_metrics": {
+            "followers_count": followers,
+            "following_count": int(users["following"][u]),
+            "tweet_count": int(users["tweet_count"][u] + seen),
+            "listed_count": int(users["listed"][u]),
+            "like_count": int(users["likes"][u] + 3 * seen),
+        },
+    }
+
+
+def _compose_record(tweet_id: int, created_ms: int, text: str, lang: str,
+                    entities: dict[str, list[dict[str, Any]]], has_media: bool,
+                    author: dict[str, Any]) -> dict[str, Any]:
+    """One normalized record with zero metrics and no references (an original, so far)."""
+    return {
+        "id": str(tweet_id),
+        "created_at": format_api_time(datetime.fromtimestamp(created_ms / 1000, tz=UTC)),
+        "text": text,
+        "lang": lang,
+        "author_id": author["id"],
+        "public_metrics": {"retweet_count": 0, "reply_count": 0, "like_count": 0,
+                           "quote_count": 0},
+        "entities": entities,
+        "attachments": {"media_keys": [f"3_{tweet_id}"] if has_media else []},
+        "referenced_tweets": [],
+        "author": author,
+    }
+
+
+def _reference(rng: np.random.Generator, emitted_ids: list[int], ref_type: str) -> dict[str, str]:
+    """A reference of `ref_type` to one earlier tweet, drawn uniformly."""
+    target = emitted_ids[int(rng.integers(0, len(emitted_ids)))]
+    return {"type": ref_type, "id": str(target)}
+
+
+def _make_retweet(record: dict[str, Any], rng: np.random.Generator, emitted_ids: list[int],
+                  usernames: list[str]) -> None:
+    """Turn `record` into a retweet of an earlier tweet: `RT @user: ` text, shifted entities."""
+    record["referenced_tweets"] = [_reference(rng, emitted_ids, "retweeted")]
+    text = record["text"]
+    record["text"] = f"RT @{usernames[int(rng.integers(0, len(usernames)))]}: " + text
+    record["entities"] = _shift_entities(record["entities"], len(record["text"]) - len(text))
+
+
+def split_engagement(total: int, likes_share: float, retweets_share: float,
+                     replies_share: float) -> dict[str, int]:
+    """Split `total` engagements into public metrics (see the module docstring).
+
+    The shares are the tweet's uniform draws u1, u2, u3.
+    """
+    likes = int(np.floor(total * 0.7 + (likes_share - 0.5) * math.sqrt(total)))
+    likes = min(max(likes, 0), total)
+    rest = total - likes
+    retweets = min(round(rest * (0.35 + 0.4 * retweets_share)), rest)
+    rest -= retweets
+    replies = min(round(rest * (0.5 + 0.4 * replies_share)), rest)
+    return {"retweet_count": retweets, "reply_count": replies, "like_count": likes,
+            "quote_count": rest - replies}
 
 
 def engagement_log_mean(*, followers: int, verified: bool, has_media: bool, hashtags: int,

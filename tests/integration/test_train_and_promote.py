@@ -15,9 +15,9 @@ from tests.conftest import Project
 from tests.support.mlflow_server import mlflow_server
 from tweetops.dataset import load_training_rows, split_train_test
 from tweetops.features import build_features
-from tweetops.ingest import ingest
+from tweetops.ingest.step import ingest
 from tweetops.predict import predict
-from tweetops.registry import promote
+from tweetops.promote import promote
 from tweetops.schema import MODEL_INPUT_COLUMNS
 from tweetops.tracking import dvc_hash
 from tweetops.train import train
@@ -123,7 +123,7 @@ def test_champion_moves_only_when_the_challenger_wins(project: Project) -> None:
     client = MlflowClient()
     assert str(client.get_model_version_by_alias("tweet-engagement", "champion").version) == "3"
     assert str(client.get_model_version_by_alias("tweet-engagement", "challenger").version) == "3"
-    promotion = json.loads(better.registry.promotion_file.read_text())
+    promotion = json.loads(better.promote.promotion_file.read_text())
     assert promotion["champion_version"] == "1" and promotion["promoted"] is True
 
 

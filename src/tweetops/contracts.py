@@ -1,0 +1,75 @@
+"""Typed contracts between steps: what one step hands the next, written and read here only.
+
+A contract is a frozen dataclass serialised as JSON under `reports/`. Reading validates it
+against the dataclass, so a renamed or missing field fails with one sentence naming the file
+and the step to rerun, not with a KeyError in the next step.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+
+from tweetops.errors import TweetopsError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How a training run split its rows into training and test rows."""
+
+    seed: int
+    test_fraction: float
+    split_partitions: int
+    training_dir: str
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """What train hands promote: the run, its logged model, its scores and its split."""
+
+    run_id: str
+    model_uri: str
+    metrics: dict[str, float]
+    train_rows: int
+    test_rows: int
+    split: SplitSpec
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write `payload` as stable JSON (sorted keys, trailing newline), whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    partial.replace(path)
+
+
+def write_contract(path: Path, contract: Any) -> None:
+    """Write a contract dataclass to `path`."""
+    write_json(path, asdict(contract))
+
+
+def read_contract(path: Path, kind: type[T], *, written_by: str) -> T:
+    """Read the contract of type `kind` at `path`; `written_by` names the step that writes it.
+
+    Raises TweetopsError (one sentence) when the file is missing, not JSON, or does not fit.
+    """
+    if not path.is_file():
+        raise TweetopsError(f"{path} was not found: run `tweetops {written_by}` first, or point "
+                            f"the setting at the file a {written_by} run wrote.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return TypeAdapter(kind).validate_python(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TweetopsError(f"{path} is not valid JSON ({exc.__class__.__name__}); rerun "
+                            f"`tweetops {written_by}` to write it again.") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the file"
+        raise TweetopsError(f"{path} does not hold what `tweetops {written_by}` writes "
+                            f"({where}: {first['msg']}); rerun `tweetops {written_by}`.") from exc

@@ -1,0 +1,144 @@
+"""The ingest step: the configured source's batch lands in the snapshot, in the step's MLflow run.
+
+:func:`collect` is the core (a source batch in, part files, quarantine and manifest out, nothing
+logged); :func:`ingest` is the step. Sources that need network libraries or parse archives load
+lazily, so `tweetops ingest` with the synthetic default imports nothing it does not use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from tqdm import tqdm
+
+from tweetops.ingest.batch import SourceBatch
+from tweetops.ingest.snapshot import (
+    IngestCounts,
+    SnapshotWriter,
+    clear_snapshot,
+    existing_tweet_ids,
+    remove_unsealed_parts,
+    write_manifest,
+)
+from tweetops.ingest.synthetic import SyntheticSpec, generate_tweets
+from tweetops.runner import StepRun, run_step
+from tweetops.settings import IngestSettings, Settings
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """Outcome of one ingest run."""
+
+    source: str
+    counts: IngestCounts
+    files: list[Path]
+    manifest_path: Path
+    seconds: float
+
+    def logged_metrics(self) -> dict[str, float]:
+        """Accepted, quarantined and duplicate counts, and throughput."""
+        counts = self.counts
+        return {"ingest_accepted": counts.accepted, "ingest_quarantined": counts.quarantined,
+                "ingest_duplicate": counts.duplicate,
+                "ingest_tweets_per_second": counts.accepted / max(self.seconds, 1e-9)}
+
+    def summary(self) -> str:
+        """The one line printed at the end of an ingest run."""
+        return self.counts.summary_line(self.source, self.seconds)
+
+
+def synthetic_source(settings: IngestSettings) -> SourceBatch:
+    """The seeded generator: same seed and sizes, byte-identical part files."""
+    spec = SyntheticSpec(seed=settings.seed, n_tweets=settings.n_tweets, n_users=settings.n_users,
+                         start_time=settings.synthetic_start_time, days=settings.synthetic_days)
+    candidates = ((record, f"synthetic:{index}")
+                  for index, record in enumerate(generate_tweets(spec)))
+    details = {"seed": spec.seed, "n_tweets": spec.n_tweets, "n_users": spec.n_users,
+               "start_time": spec.start_time.isoformat(), "days": spec.days}
+    return SourceBatch(f"synthetic-seed{spec.seed}", candidates, details)
+
+
+def search_source(settings: IngestSettings) -> SourceBatch:
+    """X API v2 recent search through tweepy (see :mod:`tweetops.ingest.xapi`)."""
+    from tweetops.ingest.xapi import search_source as source
+
+    return source(settings)
+
+
+def stream_source(settings: IngestSettings) -> SourceBatch:
+    """X API v2 filtered stream through tweepy (see :mod:`tweetops.ingest.xapi`)."""
+    from tweetops.ingest.xapi import stream_source as source
+
+    return source(settings)
+
+
+def replay_source(settings: IngestSettings) -> SourceBatch:
+    """Archives on disk: twarc2, v2 pages, v1.1 statuses (see :mod:`tweetops.ingest.replay`)."""
+    from tweetops.ingest.replay import replay_source as source
+
+    return source(settings)
+
+
+SOURCES: dict[str, Callable[[IngestSettings], SourceBatch]] = {
+    "synthetic": synthetic_source,
+    "search": search_source,
+    "stream": stream_source,
+    "replay": replay_source,
+}
+
+
+def collect(config: IngestSettings, batch: SourceBatch) -> IngestResult:
+    """Write `batch` into the snapshot folder: validated, deduplicated, in bounded part files.
+
+    In mode `replace` (unless the batch resumes a stopped run) the snapshot is cleared first;
+    otherwise tweets already in it are dropped as duplicates.
+    """
+    started = time.perf_counter()
+    if config.mode == "replace" and not batch.resuming:
+        clear_snapshot(config.raw_dir, config.manifest_dir, config.quarantine_dir)
+    else:
+        remove_unsealed_parts(config.raw_dir)
+    keep_existing = config.mode == "append" or batch.resuming
+    known_ids = existing_tweet_ids(config.raw_dir) if keep_existing else set()
+    writer = SnapshotWriter(raw_dir=config.raw_dir, quarantine_dir=config.quarantine_dir,
+                            batch_id=batch.batch_id, tweets_per_file=config.tweets_per_file,
+                            known_ids=known_ids, on_part_sealed=batch.on_part_sealed)
+    try:
+        with tqdm(batch.candidates, desc=f"ingest[{config.source}]", unit=" tweets",
+                  mininterval=1.0, disable=None) as progress:
+            writer.offer_all(progress)
+    finally:
+        writer.close()
+        close = getattr(batch.candidates, "close", None)
+        if close is not None:
+            close()  # a stream source stops its connection thread now, not at garbage collection
+    if batch.on_complete is not None:
+        batch.on_complete()
+    manifest_path = write_manifest(config.manifest_dir,
+                                   writer.manifest(config.source, batch.details))
+    return IngestResult(config.source, writer.counts, writer.written_files, manifest_path,
+                        time.perf_counter() - started)
+
+
+def ingest(settings: Settings) -> IngestResult:
+    """Run the configured source and write its batch into the snapshot folder.
+
+    Logs one summary line and the counts as metrics of the step's MLflow run, with the
+    manifest as an artifact and the DVC hash of the snapshot.
+    """
+    config = settings.ingest
+
+    def core(run: StepRun) -> IngestResult:
+        # the settings only admit the sources registered here
+        return collect(config, SOURCES[config.source](config))
+
+    def publish(result: IngestResult, run: StepRun) -> IngestResult:
+        mlflow.log_artifact(str(result.manifest_path), artifact_path="ingest")
+        return result
+
+    return run_step(settings, "ingest", ("ingest",), core, publish=publish,
+                    inputs={"raw_tweets": config.raw_dir})

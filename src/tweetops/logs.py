@@ -1,0 +1,60 @@
+"""One way to talk to the user: the `tweetops` logger, configured once by the CLI.
+
+Steps and sources log through `logging.getLogger(__name__)`; the CLI calls
+:func:`configure_logging` with the verbosity of `-v`/`-q`. Messages of tweetops go to stdout
+(summary lines are the steps' output), warnings and errors to stderr. MLflow's, Spark's and the
+HTTP libraries' own messages stay at WARNING unless `-v` is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+NOISY_LIBRARIES = ("mlflow", "py4j", "pyspark", "urllib3", "requests", "tweepy", "alembic",
+                   "sqlalchemy", "dvc", "hyperopt", "git", "filelock", "matplotlib")
+_HANDLER_NAME = "tweetops-console"
+
+
+class _StdStream(logging.StreamHandler):
+    """A handler that writes to the current sys.stdout or sys.stderr, looked up per record.
+
+    Looking the stream up at emit time keeps it right when a caller (pytest, a notebook)
+    swaps sys.stdout after logging was configured.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self._stream_name = name
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return getattr(sys, self._stream_name)
+
+    @stream.setter
+    def stream(self, _value: object) -> None:  # the base class assigns it once
+        return
+
+
+def configure_logging(verbosity: int = 0) -> None:
+    """Set up console logging: `verbosity` 0 is normal, 1 (`-v`) is debug, -1 (`-q`) quiet.
+
+    Idempotent: calling it again replaces the handlers it installed before.
+    """
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if (h.get_name() or "").startswith(_HANDLER_NAME)]:
+        root.removeHandler(handler)
+    out = _StdStream("stdout")
+    out.set_name(f"{_HANDLER_NAME}-out")
+    out.addFilter(lambda record: record.levelno < logging.WARNING)
+    err = _StdStream("stderr")
+    err.set_name(f"{_HANDLER_NAME}-err")
+    err.setLevel(logging.WARNING)
+    for handler in (out, err):
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    ours = {1: logging.DEBUG, 0: logging.INFO}.get(max(min(verbosity, 1), -1), logging.WARNING)
+    logging.getLogger("tweetops").setLevel(ours)
+    for name in NOISY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.INFO if verbosity > 0 else logging.WARNING)

@@ -1,0 +1,84 @@
+"""The one shell every step runs in.
+
+:func:`run_step` opens the step's MLflow run (top-level, nested under `main`, or the run
+`mlflow run` created), logs the step's settings and lineage (git commit, tool versions, the DVC
+hash of each input, the Spark configuration), calls the step's pure core, lets the step publish
+what only it knows how to (a model, artifacts), logs the result's metrics, writes the step's
+reports and logs its one summary line. Cores never touch MLflow, never write reports and never
+print.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import mlflow
+from pyspark.sql import SparkSession
+
+from tweetops.contracts import write_json
+from tweetops.settings import Settings
+from tweetops.tracking import log_data_lineage, log_spark_conf, step_run
+
+log = logging.getLogger(__name__)
+
+
+class StepResult(Protocol):
+    """What a step core returns: its metrics and its one summary line."""
+
+    def logged_metrics(self) -> Mapping[str, float]:
+        """Numbers to log as metrics of the step's run."""
+        ...
+
+    def summary(self) -> str:
+        """The one line the step prints when it is done."""
+        ...
+
+
+C = TypeVar("C")
+R = TypeVar("R", bound=StepResult)
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """What a core may know of the run it is in: ids for lineage, and the SparkSession."""
+
+    run_id: str
+    settings: Settings
+    spark: SparkSession | None
+
+
+def run_step(settings: Settings, step: str, sections: tuple[str, ...],
+             core: Callable[[StepRun], C], *,
+             needs_spark: bool = False,
+             inputs: Mapping[str, Path] | None = None,
+             publish: Callable[[C, StepRun], R] | None = None,
+             reports: Callable[[R], Mapping[Path, dict[str, Any]]] | None = None) -> R:
+    """Run `core` as step `step` inside its MLflow run and publish its result.
+
+    `sections` are the settings sections logged as params; `inputs` names the data the step
+    read or wrote (logged with their DVC hash once the core is done); `publish` logs what only
+    the step knows how to (a model, artifacts) and turns the core's output into the step's
+    result (without it the core's output is the result); `reports` maps report files to their
+    JSON payloads.
+    """
+    with step_run(settings, step, sections) as run_id:
+        spark = None
+        if needs_spark:
+            from tweetops.spark import build_spark, spark_conf_for_tracking
+
+            spark = build_spark(settings.spark)
+            log_spark_conf(spark_conf_for_tracking(spark))
+        context = StepRun(run_id=run_id, settings=settings, spark=spark)
+        outcome = core(context)
+        for name, path in (inputs or {}).items():
+            log_data_lineage(name, path)
+        result = publish(outcome, context) if publish is not None else outcome
+        mlflow.log_metrics(dict(result.logged_metrics()))
+        for path, payload in (reports(result) if reports is not None else {}).items():
+            write_json(path, payload)
+        log.info(result.summary())
+        return result

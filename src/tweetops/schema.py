@@ -56,8 +56,8 @@ RAW_TWEET_SCHEMA = _struct(
 # The author's profile metrics, under the names of the record's `author.public_metrics` (X API
 # v2), from ingest to the served model. The lecture's v1.1 names map onto them: friends_count is
 # following_count, statuses_count is tweet_count, favourites_count is like_count.
-PROFILE_COLUMNS = ("followers_count", "following_count", "tweet_count", "listed_count",
-                   "like_count")
+PROFILE_COLUMNS = ("followers_count", "following_count", "tweet_count", "like_count",
+                   "listed_count")
 
 LABEL_COLUMN = "engagement"
 CATEGORICAL_FEATURES = ("lang",)

@@ -14,7 +14,6 @@ what promote reports is what the registry holds when it is done.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -218,10 +217,7 @@ def _rmse(labels: np.ndarray, predictions: np.ndarray | float) -> float:
 def _rmse_of(model_uri: str, table: pd.DataFrame, labels: np.ndarray) -> float:
     if len(table) == 0:
         return float("nan")
-    with warnings.catch_warnings():
-        # our pyfunc's predict has no type hints on purpose (see tweetops.serving)
-        warnings.filterwarnings("ignore", message=".*type hints to the `predict` method")
-        model = mlflow.pyfunc.load_model(model_uri)
+    model = mlflow.pyfunc.load_model(model_uri)
     predictions = np.asarray(model.predict(table.drop(columns=[LABEL_COLUMN])), dtype=float)
     return _rmse(labels, predictions.reshape(-1))
 

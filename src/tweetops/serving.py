@@ -21,7 +21,6 @@ import json
 import math
 import numbers
 import tempfile
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -117,36 +116,37 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-# MLflow warns, when a PythonModel subclass is defined, that predict has no type hints: on purpose
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message=".*type hints to the `predict` method")
+class EngagementModel(PythonModel):
+    """The exported Spark pipeline, scored with numpy; refuses inputs it cannot score.
 
-    class EngagementModel(PythonModel):
-        """The exported Spark pipeline, scored with numpy; refuses inputs it cannot score."""
+    `predict` has no type hints, on purpose: MLflow would derive a signature, and its casting,
+    from them. `_skip_type_hint_validation` tells MLflow so (it would warn otherwise).
+    """
 
-        def load_context(self, context: Any) -> None:
-            """Read the arrays and the input description logged with the model."""
-            folder = Path(context.artifacts[ARTIFACT_KEY])
-            described = json.loads((folder / DESCRIPTION_FILE).read_text(encoding="utf-8"))
-            with np.load(folder / ARRAYS_FILE) as arrays:
-                forest = Forest.from_arrays({key: arrays[key] for key in arrays.files})
-            self.kinds: dict[str, str] = described["kinds"]
-            self.pipeline = ExportedPipeline(labels=described["labels"],
-                                             indexed=described["indexed"],
-                                             assembled=described["assembled"], forest=forest)
+    _skip_type_hint_validation = True
 
-        # no type hints: MLflow would derive a signature (and its casting) from them
-        def predict(self, context, model_input, params=None):
-            """Predictions for the rows of `model_input`; a refused input raises a 400 error."""
-            frame = (model_input if isinstance(model_input, pd.DataFrame)
-                     else pd.DataFrame(model_input))
-            if len(frame) == 0:
-                return np.zeros(0, dtype=np.float64)
-            try:
-                columns = validate_inputs(frame, self.kinds)
-            except InputError as exc:
-                raise MlflowException.invalid_parameter_value(str(exc)) from None
-            return self.pipeline.predict(columns)
+    def load_context(self, context: Any) -> None:
+        """Read the arrays and the input description logged with the model."""
+        folder = Path(context.artifacts[ARTIFACT_KEY])
+        described = json.loads((folder / DESCRIPTION_FILE).read_text(encoding="utf-8"))
+        with np.load(folder / ARRAYS_FILE) as arrays:
+            forest = Forest.from_arrays({key: arrays[key] for key in arrays.files})
+        self.kinds: dict[str, str] = described["kinds"]
+        self.pipeline = ExportedPipeline(labels=described["labels"],
+                                         indexed=described["indexed"],
+                                         assembled=described["assembled"], forest=forest)
+
+    def predict(self, context, model_input, params=None):
+        """Predictions for the rows of `model_input`; a refused input raises a 400 error."""
+        frame = (model_input if isinstance(model_input, pd.DataFrame)
+                 else pd.DataFrame(model_input))
+        if len(frame) == 0:
+            return np.zeros(0, dtype=np.float64)
+        try:
+            columns = validate_inputs(frame, self.kinds)
+        except InputError as exc:
+            raise MlflowException.invalid_parameter_value(str(exc)) from None
+        return self.pipeline.predict(columns)
 
 
 def input_signature(kinds: Mapping[str, str]) -> ModelSignature:

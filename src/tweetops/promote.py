@@ -131,8 +131,12 @@ class PromotionResult:
 
     def summary(self) -> str:
         """One line: the version, where the champion alias is now, and the reason."""
-        alias = (f"now {CHAMPION}" if self.champion_after == self.version
-                 else f"{CHAMPION} is v{self.champion_after}")
+        if self.champion_after == self.version:
+            alias = f"now {CHAMPION}"
+        elif self.champion_after is None:
+            alias = f"no {CHAMPION} yet"
+        else:
+            alias = f"{CHAMPION} is v{self.champion_after}"
         return (f"promote: {self.model_name} v{self.version} is {CHALLENGER}; {alias} "
                 f"({self.reason})")
 

@@ -227,7 +227,10 @@ def _rmse_of(model_uri: str, table: pd.DataFrame, labels: np.ndarray) -> float:
 
 
 def _input_schema(model_uri: str) -> dict[str, str]:
-    info = mlflow.models.get_model_info(model_uri)
+    try:
+        info = mlflow.models.get_model_info(model_uri)
+    except MlflowException as exc:
+        raise registry.registry_error(f"reading the model {model_uri}", exc) from None
     kinds = (info.metadata or {}).get("input_kinds")
     if kinds:
         return dict(kinds)

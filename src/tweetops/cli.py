@@ -118,6 +118,35 @@ def predict_command(overrides: Overrides = None,
     _run("predict", params, overrides, predict, verbose=verbose, quiet=quiet)
 
 
+registry_app = typer.Typer(
+    help="The registered model's champion history, and rollback. Reads promote.model_name.",
+    no_args_is_help=True,
+)
+app.add_typer(registry_app, name="registry")
+
+
+@registry_app.command("history")
+def registry_history_command(overrides: Overrides = None,
+                             params: ParamsFile = DEFAULT_PARAMS_FILE,
+                             verbose: Verbose = 0, quiet: Quiet = False) -> None:
+    """Print every move of the champion alias: when, from which version to which, why, scores."""
+    from tweetops.registry import show_history
+
+    _run("promote", params, overrides, show_history, verbose=verbose, quiet=quiet,
+         needs_spark=False)
+
+
+@registry_app.command("rollback")
+def registry_rollback_command(overrides: Overrides = None,
+                              params: ParamsFile = DEFAULT_PARAMS_FILE,
+                              verbose: Verbose = 0, quiet: Quiet = False) -> None:
+    """Move the champion alias back to the previous champion, and record the move."""
+    from tweetops.registry import rollback_champion
+
+    _run("promote", params, overrides, rollback_champion, verbose=verbose, quiet=quiet,
+         needs_spark=False)
+
+
 @app.command("main")
 def main_command(overrides: Overrides = None,
                  params: ParamsFile = DEFAULT_PARAMS_FILE,

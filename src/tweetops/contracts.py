@@ -31,7 +31,11 @@ class SplitSpec:
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """What train hands promote: the run, its logged model, its scores and its split."""
+    """What train hands promote: the run, its logged models, its scores and its split.
+
+    `model_uri` is the JVM-free pyfunc (registered and served), `spark_model_uri` the same
+    pipeline as an MLflow Spark model.
+    """
 
     run_id: str
     model_uri: str
@@ -39,6 +43,7 @@ class TrainedModel:
     train_rows: int
     test_rows: int
     split: SplitSpec
+    spark_model_uri: str = ""
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:

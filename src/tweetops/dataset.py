@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from tweetops.errors import TweetopsError
 from tweetops.schema import LABEL_COLUMN, MODEL_INPUT_COLUMNS
@@ -27,14 +29,43 @@ def load_training_rows(spark: SparkSession, training_dir: Path) -> DataFrame:
     return rows.select(*TRAINING_COLUMNS)
 
 
+SPLIT_METHOD = "sha256-of-seed-and-id"
+_HASH_DIGITS = 13  # hex digits of the digest used: 52 bits, exact in a double
+
+
+def is_test_id(tweet_id: str, *, seed: int, test_fraction: float) -> bool:
+    """Whether the tweet `tweet_id` is a test row under the split settings `seed`/`test_fraction`.
+
+    The rule, and the Python twin of :func:`is_test_row`: the first 52 bits of
+    sha256("<seed>:<tweet_id>") as a fraction of 2**52, below `test_fraction`. It depends on
+    nothing but the id and the settings, so it never changes as data is added, removed or
+    repartitioned.
+    """
+    digest = hashlib.sha256(f"{seed}:{tweet_id}".encode()).hexdigest()[:_HASH_DIGITS]
+    return int(digest, 16) / float(16 ** _HASH_DIGITS) < test_fraction
+
+
+def is_test_row(*, seed: int, test_fraction: float, key: str = KEY_COLUMN) -> Column:
+    """A boolean Column: :func:`is_test_id` computed by Spark for every row's `key`."""
+    digest = F.sha2(F.concat(F.lit(f"{seed}:"), F.col(key).cast("string")), 256)
+    bits = F.conv(F.substring(digest, 1, _HASH_DIGITS), 16, 10).cast("long")
+    return (bits.cast("double") / F.lit(float(16 ** _HASH_DIGITS))) < F.lit(test_fraction)
+
+
 def split_train_test(rows: DataFrame, *, seed: int, test_fraction: float,
                      partitions: int) -> tuple[DataFrame, DataFrame]:
-    """`randomSplit` with the seed, made reproducible on any cluster and any file order.
+    """Training and test rows: a row is a test row when :func:`is_test_id` says so.
 
-    randomSplit samples each partition with `seed + partition index` after sorting it, so the
-    split depends on which rows share a partition. Hash-partitioning by tweet id first fixes
-    that: the same rows and settings always give the same split.
+    The split is a pure function of each row's tweet id and (`seed`, `test_fraction`): the same
+    tweet is on the same side whatever else is in the table and however it is partitioned.
+    Both halves are hash-partitioned by tweet id into `partitions` partitions (this spreads the
+    work; it does not change which rows are test rows).
     """
-    stable = rows.repartition(partitions, KEY_COLUMN)
-    train, test = stable.randomSplit([1.0 - test_fraction, test_fraction], seed=seed)
+    flagged = rows.withColumn(_FLAG, is_test_row(seed=seed, test_fraction=test_fraction))
+    stable = flagged.repartition(partitions, KEY_COLUMN)
+    train = stable.where(~F.col(_FLAG)).drop(_FLAG)
+    test = stable.where(F.col(_FLAG)).drop(_FLAG)
     return train, test
+
+
+_FLAG = "_tweetops_is_test_row"

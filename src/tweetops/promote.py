@@ -1,32 +1,50 @@
-"""Promote: register a training run's model and move the registry aliases.
+"""Promote: register a training run's model and decide whether it becomes the champion.
 
-The new version gets alias `challenger`. Alias `champion` moves to it when there is no champion
-yet, or when the challenger's rmse beats the champion's on the same test rows: the test split of
-the challenger's training run, rebuilt from that run's own split settings. The rule itself is
-:func:`decide_promotion`, a pure function; :func:`promote` is the step around it.
+The run's model is registered once (promoting the same run again reuses its version) and gets
+alias `challenger`. The challenger and the current champion are scored on the same rows, rows
+neither of them trained on: the current training rows that are test rows under both runs' split
+settings (:func:`tweetops.dataset.is_test_row`; the champion's settings are tags of its version).
+`champion` moves when the challenger beats the mean baseline by `promote.min_gain_over_baseline`
+and the champion by `promote.min_improvement` (relative rmse), on at least
+`promote.min_comparison_rows` rows, with the champion's input schema (or `promote.force`).
+The rule is :func:`decide_promotion`, a pure function; every move is recorded by
+:mod:`tweetops.registry`. Promotes of one model on one machine run one at a time (a file lock);
+what promote reports is what the registry holds when it is done.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import mlflow
-import mlflow.spark
+import numpy as np
+import pandas as pd
+from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
+from tweetops import registry
 from tweetops.contracts import TrainedModel, read_contract
-from tweetops.dataset import load_training_rows, split_train_test
-from tweetops.model import evaluate
+from tweetops.dataset import SPLIT_METHOD, is_test_row, load_training_rows
+from tweetops.errors import TweetopsError
 from tweetops.runner import StepRun, run_step
-from tweetops.settings import Settings
+from tweetops.schema import LABEL_COLUMN, MODEL_INPUT_COLUMNS
+from tweetops.settings import PromoteSettings, Settings
 
-CHALLENGER = "challenger"
-CHAMPION = "champion"
+CHALLENGER, CHAMPION = registry.CHALLENGER, registry.CHAMPION
 PROMOTE_SECTIONS = ("promote", "spark")
+SPLIT_TAGS = ("tweetops.split.seed", "tweetops.split.test_fraction")
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A registered version and its rmse on the comparison rows."""
+
+    version: str
+    rmse: float
 
 
 @dataclass(frozen=True)
@@ -37,30 +55,59 @@ class PromotionDecision:
     reason: str
 
 
-def decide_promotion(challenger_version: str, challenger_rmse: float,
-                     champion_version: str | None, champion_rmse: float | None,
-                     test_rows: int) -> PromotionDecision:
-    """The champion rule: a challenger wins when there is no champion or its rmse is lower.
+def decide_promotion(challenger: Scored, champion: Scored | None, *, baseline_rmse: float,
+                     comparison_rows: int, same_schema: bool, gate: PromoteSettings
+                     ) -> PromotionDecision:
+    """The champion rule, on rmses measured on the same `comparison_rows` rows.
 
-    Both rmses are measured on the same `test_rows` rows. A challenger that already is the
-    champion stays it.
+    A challenger that already is the champion stays it. Otherwise it needs at least
+    `gate.min_comparison_rows` rows, a relative gain over the mean baseline above
+    `gate.min_gain_over_baseline`, and, against a champion, the champion's input schema (unless
+    `gate.force`) and a relative gain over the champion above `gate.min_improvement`.
     """
-    if champion_version is None:
-        return PromotionDecision(True, "no champion yet")
-    if champion_version == challenger_version:
+    if champion is not None and champion.version == challenger.version:
         return PromotionDecision(True, "already champion")
-    if champion_rmse is None:
-        raise ValueError("a champion other than the challenger needs its rmse to be compared")
-    promoted = challenger_rmse < champion_rmse
-    verdict = "beats" if promoted else "does not beat"
-    return PromotionDecision(promoted, (
-        f"challenger rmse {challenger_rmse:.4f} {verdict} champion v{champion_version} "
-        f"rmse {champion_rmse:.4f} on the same {test_rows} test rows"))
+    if comparison_rows < gate.min_comparison_rows:
+        return PromotionDecision(False, (
+            f"only {comparison_rows} rows are test rows of both runs, fewer than "
+            f"promote.min_comparison_rows={gate.min_comparison_rows}: too few to compare; "
+            f"ingest more tweets"))
+    failures = []
+    versus_baseline = _gain(challenger.rmse, baseline_rmse)
+    if champion is not None:
+        versus_champion = _gain(challenger.rmse, champion.rmse)
+        if versus_champion > gate.min_improvement:
+            verdict = f"beats champion v{champion.version} rmse {champion.rmse:.4f}"
+        else:
+            verdict = f"does not beat champion v{champion.version} rmse {champion.rmse:.4f}"
+            failures.append(verdict)
+        comparison = (f"challenger rmse {challenger.rmse:.4f} {verdict} "
+                      f"({versus_champion:+.1%}, needs > {gate.min_improvement:.1%}) on the same "
+                      f"{comparison_rows} test rows")
+    else:
+        comparison = (f"no champion yet; challenger rmse {challenger.rmse:.4f} on "
+                      f"{comparison_rows} test rows")
+    if versus_baseline <= gate.min_gain_over_baseline:
+        failures.append("baseline")
+        comparison += (f"; gains only {versus_baseline:.1%} over the mean baseline rmse "
+                       f"{baseline_rmse:.4f} (needs > {gate.min_gain_over_baseline:.1%})")
+    if champion is not None and not same_schema:
+        if gate.force:
+            comparison += "; input schema differs from the champion's, promoted by force"
+        else:
+            failures.append("schema")
+            comparison += (f"; its input schema differs from champion v{champion.version}'s: "
+                           f"promote with -S force=true to replace it")
+    return PromotionDecision(not failures, comparison)
+
+
+def _gain(rmse: float, reference: float) -> float:
+    return (reference - rmse) / reference if reference > 0 else 0.0
 
 
 @dataclass(frozen=True)
 class PromotionResult:
-    """What promote did, and why."""
+    """What promote did, why, and what the registry holds afterwards."""
 
     model_name: str
     version: str
@@ -69,59 +116,60 @@ class PromotionResult:
     challenger_rmse: float
     champion_version: str | None
     champion_rmse: float | None
+    baseline_rmse: float = 0.0
+    comparison_rows: int = 0
+    newly_registered: bool = True
+    champion_after: str | None = None
 
     def logged_metrics(self) -> dict[str, float]:
         """The challenger's rmse, the champion's when compared, and whether it was promoted."""
         return {"challenger_rmse": self.challenger_rmse, "promoted": float(self.promoted),
+                "baseline_rmse": self.baseline_rmse,
+                "comparison_rows": float(self.comparison_rows),
                 **({"champion_rmse": self.champion_rmse}
                    if self.champion_rmse is not None else {})}
 
     def summary(self) -> str:
-        """One line: the new version, the champion alias, and the reason."""
-        alias = f"now {CHAMPION}" if self.promoted else f"{CHAMPION} unchanged"
+        """One line: the version, where the champion alias is now, and the reason."""
+        if self.champion_after == self.version:
+            alias = f"now {CHAMPION}"
+        elif self.champion_after is None:
+            alias = f"no {CHAMPION} yet"
+        else:
+            alias = f"{CHAMPION} is v{self.champion_after}"
         return (f"promote: {self.model_name} v{self.version} is {CHALLENGER}; {alias} "
                 f"({self.reason})")
-
-
-def held_out_rows(rows: DataFrame, trained: TrainedModel) -> DataFrame:
-    """The test split of the training run `trained`, rebuilt from its own split settings."""
-    split = trained.split
-    _, test = split_train_test(rows, seed=split.seed, test_fraction=split.test_fraction,
-                               partitions=split.split_partitions)
-    return test
 
 
 def promote(settings: Settings) -> PromotionResult:
     """Register the model of the run named in `promote.run_file` and decide on `champion`."""
     config = settings.promote
     trained = read_contract(config.run_file, TrainedModel, written_by="train")
+    client = MlflowClient()
+    training_run = _live_training_run(client, trained.run_id)
 
     def core(run: StepRun) -> PromotionResult:
         assert run.spark is not None
-        client = MlflowClient()
         name = config.model_name
-        version = str(mlflow.register_model(
-            trained.model_uri, name, tags={"tweetops.train_run_id": trained.run_id}).version)
-        client.set_registered_model_alias(name, CHALLENGER, version)
-        champion = _version_by_alias(client, name, CHAMPION)
-        champion_version = None if champion is None else str(champion.version)
-
-        rows = load_training_rows(run.spark, Path(trained.split.training_dir))
-        test = held_out_rows(rows, trained).cache()
-        try:
-            challenger_rmse = _rmse_of(f"models:/{name}/{version}", test)
-            champion_rmse = (None if champion_version in (None, version)
-                             else _rmse_of(f"models:/{name}/{champion_version}", test))
-            decision = decide_promotion(version, challenger_rmse, champion_version,
-                                        champion_rmse, test.count())
-        finally:
-            test.unpersist()
-        if decision.promoted:
-            client.set_registered_model_alias(name, CHAMPION, version)
-        client.set_model_version_tag(name, version, "tweetops.promotion", decision.reason)
-        return PromotionResult(model_name=name, version=version, promoted=decision.promoted,
-                               reason=decision.reason, challenger_rmse=challenger_rmse,
-                               champion_version=champion_version, champion_rmse=champion_rmse)
+        with registry.registry_lock(name):
+            version, new = registry.ensure_version(
+                client, name, trained.model_uri, trained.run_id, _version_tags(trained),
+                _version_description(trained, training_run,
+                                     list(_input_schema(trained.model_uri))))
+            registry.describe_model(client, name, _model_description())
+            _set_alias(client, name, CHALLENGER, version)
+            champion_version = registry.champion_version(client, name)
+            rows = load_training_rows(run.spark, Path(trained.split.training_dir))
+            result = _compare(client, rows, trained, version, champion_version, config)
+            if result.promoted and champion_version != version:
+                registry.move_champion(client, name, version, action="promote",
+                                       reason=result.reason,
+                                       challenger_rmse=result.challenger_rmse,
+                                       champion_rmse=result.champion_rmse)
+            _set_version_tag(client, name, version, "tweetops.promotion", result.reason)
+            after = registry.champion_version(client, name)
+        return PromotionResult(**{**asdict(result), "newly_registered": new,
+                                  "champion_after": after})
 
     def publish(result: PromotionResult, run: StepRun) -> PromotionResult:
         mlflow.set_tags({"tweetops.model_version": result.version,
@@ -133,13 +181,129 @@ def promote(settings: Settings) -> PromotionResult:
                     reports=lambda result: {config.promotion_file: asdict(result)})
 
 
-def _version_by_alias(client: MlflowClient, name: str, alias: str) -> Any | None:
+def _compare(client: MlflowClient, rows: DataFrame, trained: TrainedModel, version: str,
+             champion_version: str | None, config: PromoteSettings) -> PromotionResult:
+    name = config.model_name
+    flag = is_test_row(seed=trained.split.seed, test_fraction=trained.split.test_fraction)
+    champion_split = (None if champion_version in (None, version)
+                      else _split_of(client, name, champion_version))
+    both = flag if champion_split is None else flag & is_test_row(**champion_split)
+    train_mean = rows.where(~flag).agg(F.avg(LABEL_COLUMN)).first()[0]
+    table = rows.where(both).drop("tweet_id").toPandas()
+    labels = table[LABEL_COLUMN].to_numpy(dtype=float)
+    baseline_rmse = _rmse(labels, float(train_mean or 0.0))
+    challenger = Scored(version, _rmse_of(f"models:/{name}/{version}", table, labels))
+    champion = None
+    if champion_version == version:
+        champion = challenger
+    elif champion_version is not None:
+        champion = Scored(champion_version,
+                          _rmse_of(f"models:/{name}/{champion_version}", table, labels))
+    same_schema = champion is None or (_input_schema(f"models:/{name}/{version}")
+                                       == _input_schema(f"models:/{name}/{champion_version}"))
+    decision = decide_promotion(challenger, champion, baseline_rmse=baseline_rmse,
+                                comparison_rows=len(table), same_schema=same_schema,
+                                gate=config)
+    return PromotionResult(model_name=name, version=version, promoted=decision.promoted,
+                           reason=decision.reason, challenger_rmse=challenger.rmse,
+                           champion_version=champion_version,
+                           champion_rmse=None if champion in (None, challenger)
+                           else champion.rmse,
+                           baseline_rmse=baseline_rmse, comparison_rows=len(table))
+
+
+def _rmse(labels: np.ndarray, predictions: np.ndarray | float) -> float:
+    if len(labels) == 0:
+        return float("nan")
+    return float(np.sqrt(np.mean((labels - predictions) ** 2)))
+
+
+def _rmse_of(model_uri: str, table: pd.DataFrame, labels: np.ndarray) -> float:
+    if len(table) == 0:
+        return float("nan")
+    model = mlflow.pyfunc.load_model(model_uri)
+    predictions = np.asarray(model.predict(table.drop(columns=[LABEL_COLUMN])), dtype=float)
+    return _rmse(labels, predictions.reshape(-1))
+
+
+def _input_schema(model_uri: str) -> dict[str, str]:
     try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+        info = mlflow.models.get_model_info(model_uri)
+    except MlflowException as exc:
+        raise registry.registry_error(f"reading the model {model_uri}", exc) from None
+    kinds = (info.metadata or {}).get("input_kinds")
+    if kinds:
+        return dict(kinds)
+    inputs = info.signature.inputs.to_dict() if info.signature else []
+    return {column.get("name", ""): str(column.get("type")) for column in inputs}
 
 
-def _rmse_of(model_uri: str, test: DataFrame) -> float:
-    model = mlflow.spark.load_model(model_uri)
-    return evaluate(model.transform(test))["rmse"]
+def _split_of(client: MlflowClient, name: str, version: str) -> dict[str, float | int]:
+    """The split settings of the run that trained `version` (version tags, else run params)."""
+    tags = client.get_model_version(name, version).tags or {}
+    if all(key in tags for key in SPLIT_TAGS):
+        return {"seed": int(tags[SPLIT_TAGS[0]]), "test_fraction": float(tags[SPLIT_TAGS[1]])}
+    run_id = client.get_model_version(name, version).run_id
+    try:
+        params = client.get_run(run_id).data.params
+        return {"seed": int(params["train.seed"]),
+                "test_fraction": float(params["train.test_fraction"])}
+    except (MlflowException, KeyError, ValueError):
+        raise TweetopsError(f"The split settings of champion v{version} are unknown (no "
+                            f"{SPLIT_TAGS[0]} tags and no train.seed param on run {run_id}): "
+                            f"its test rows cannot be told apart.") from None
+
+
+def _live_training_run(client: MlflowClient, run_id: str) -> Run:
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise TweetopsError(f"Training run {run_id} no longer exists in the tracking store "
+                                f"(deleted for good): run `tweetops train` again.") from None
+        raise registry.registry_error(f"reading training run {run_id}", exc) from None
+    if run.info.lifecycle_stage == "deleted":
+        raise TweetopsError(f"Training run {run_id} is deleted: restore it with `mlflow runs "
+                            f"restore --run-id {run_id}` or run `tweetops train` again.")
+    return run
+
+
+def _version_tags(trained: TrainedModel) -> dict[str, str]:
+    return {registry.TRAIN_RUN_TAG: trained.run_id,
+            SPLIT_TAGS[0]: str(trained.split.seed),
+            SPLIT_TAGS[1]: str(trained.split.test_fraction),
+            "tweetops.split.method": SPLIT_METHOD,
+            "tweetops.spark_model_uri": trained.spark_model_uri}
+
+
+def _model_description() -> str:
+    return ("Predicts a tweet's engagement, log1p(retweets + replies + likes + quotes), from one "
+            f"row of raw input columns ({', '.join(MODEL_INPUT_COLUMNS)}). Each version is a "
+            "Spark ML random forest exported to a JVM-free python_function (numpy); the Spark "
+            "pipeline itself is logged in the same training run. Alias `champion` is served.")
+
+
+def _version_description(trained: TrainedModel, training_run: Run,
+                         columns: list[str]) -> str:
+    md5 = training_run.data.tags.get("tweetops.data.training.dvc_md5", "unknown")
+    rmse = trained.metrics.get("rmse")
+    score = f"; test rmse {rmse:.4f} on {trained.test_rows} rows" if rmse is not None else ""
+    return (f"Engagement forest from training run {trained.run_id}, trained on "
+            f"{trained.split.training_dir} (DVC md5 {md5}), {trained.train_rows} training rows"
+            f"{score}; input columns {', '.join(columns)}; Spark model "
+            f"{trained.spark_model_uri or 'not logged'}.")
+
+
+def _set_alias(client: MlflowClient, name: str, alias: str, version: str) -> None:
+    try:
+        client.set_registered_model_alias(name, alias, version)
+    except MlflowException as exc:
+        raise registry.registry_error(f"setting {alias} of {name}", exc) from None
+
+
+def _set_version_tag(client: MlflowClient, name: str, version: str, key: str,
+                     value: str) -> None:
+    try:
+        client.set_model_version_tag(name, version, key, value)
+    except MlflowException as exc:
+        raise registry.registry_error(f"tagging {name} v{version}", exc) from None

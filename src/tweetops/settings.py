@@ -140,11 +140,15 @@ class TuneSettings(_Section):
 
 
 class PromoteSettings(_Section):
-    """Registration and alias moves in the MLflow Model Registry."""
+    """Registration, the promotion gate and alias moves in the MLflow Model Registry."""
 
     model_name: str
     run_file: Path
     promotion_file: Path
+    min_gain_over_baseline: Annotated[float, Field(ge=0.0, lt=1.0)]
+    min_improvement: Annotated[float, Field(ge=0.0, lt=1.0)]
+    min_comparison_rows: Annotated[int, Field(ge=1)]
+    force: bool
 
 
 class PredictSettings(_Section):

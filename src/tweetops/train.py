@@ -4,7 +4,8 @@
 logged. :func:`train` is the step: it runs the core in the step's MLflow run and publishes the
 result there (every setting, test-split metrics for the model and for a mean-predictor baseline,
 feature importances as CSV and PNG, the training data as an MLflow dataset input with its DVC
-hash, and the model with a signature and an input example on the raw columns), then writes
+hash, and the model twice: as an MLflow Spark model and as the JVM-free pyfunc that is
+registered and served, see :mod:`tweetops.serving`), then writes
 `reports/metrics.json` and the :class:`~tweetops.contracts.TrainedModel` promote reads.
 """
 
@@ -24,10 +25,12 @@ import pandas as pd
 from mlflow.models import infer_signature
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
 
 from tweetops.contracts import SplitSpec, TrainedModel, write_contract
 from tweetops.dataset import load_training_rows, split_train_test
 from tweetops.errors import TweetopsError
+from tweetops.forest import export_pipeline
 from tweetops.model import (
     MIN_TRAINING_ROWS,
     PREDICTION_COLUMN,
@@ -38,10 +41,12 @@ from tweetops.model import (
 )
 from tweetops.runner import StepRun, run_step
 from tweetops.schema import MODEL_INPUT_COLUMNS
+from tweetops.serving import column_kind, log_serving_model
 from tweetops.settings import Settings, TrainSettings
 from tweetops.spark import spark_path
 
-MODEL_ARTIFACT_PATH = "model"
+MODEL_ARTIFACT_PATH = "model"          # the JVM-free pyfunc: registered and served
+SPARK_MODEL_ARTIFACT_PATH = "spark-model"  # the same pipeline as an MLflow Spark model
 TRAIN_SECTIONS = ("train", "spark", "mlflow")
 
 
@@ -66,6 +71,7 @@ class TrainResult:
     metrics: dict[str, float]
     train_rows: int
     test_rows: int
+    spark_model_uri: str = ""
 
     def logged_metrics(self) -> dict[str, float]:
         """Model and baseline metrics, and the split sizes."""
@@ -121,9 +127,10 @@ def train(settings: Settings) -> TrainResult:
             mlflow.log_input(mlflow.data.from_spark(rows, path=spark_path(config.training_dir),
                                                     name="training_rows"), context="training")
         _log_feature_importances(fitted.importances)
-        model_uri = _log_model(run.spark, fitted)
+        model_uri, spark_model_uri = _log_model(run.spark, fitted, rows.schema)
         return TrainResult(run_id=run.run_id, model_uri=model_uri, metrics=fitted.metrics,
-                           train_rows=fitted.train_rows, test_rows=fitted.test_rows)
+                           train_rows=fitted.train_rows, test_rows=fitted.test_rows,
+                           spark_model_uri=spark_model_uri)
 
     def reports(result: TrainResult) -> dict[Path, dict]:
         return {config.metrics_file: dict(sorted(result.metrics.items()))}
@@ -138,14 +145,26 @@ def train(settings: Settings) -> TrainResult:
     return result
 
 
-def _log_model(spark: SparkSession, fitted: FittedModel) -> str:
+def _log_model(spark: SparkSession, fitted: FittedModel, schema: StructType) -> tuple[str, str]:
+    """Log the Spark pipeline (`spark-model`) and its JVM-free pyfunc (`model`, the served one).
+
+    The pyfunc is exported from the Spark model as MLflow stored it, so both are the same
+    pipeline. Returns the pyfunc's and the Spark model's URIs.
+    """
     with _integer_hint_silenced():
         predictions = fitted.model.transform(spark.createDataFrame(fitted.example))
         signature = infer_signature(
             fitted.example, predictions.select(PREDICTION_COLUMN).toPandas()[PREDICTION_COLUMN])
-        info = mlflow.spark.log_model(fitted.model, artifact_path=MODEL_ARTIFACT_PATH,
-                                      signature=signature, input_example=fitted.example)
-    return info.model_uri
+        spark_info = mlflow.spark.log_model(fitted.model, artifact_path=SPARK_MODEL_ARTIFACT_PATH,
+                                            signature=signature, input_example=fitted.example)
+    with tempfile.TemporaryDirectory() as scratch:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=spark_info.model_uri,
+                                                    dst_path=scratch)
+        exported = export_pipeline(Path(local) / "sparkml")
+    kinds = {name: column_kind(schema[name].dataType.simpleString())
+             for name in MODEL_INPUT_COLUMNS}
+    info = log_serving_model(exported, kinds, fitted.example, name=MODEL_ARTIFACT_PATH)
+    return info.model_uri, spark_info.model_uri
 
 
 @contextmanager

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -13,6 +16,7 @@ from pyspark.sql import SparkSession
 
 from tests.conftest import Project
 from tests.support.mlflow_server import mlflow_server
+from tweetops import registry
 from tweetops.dataset import load_training_rows, split_train_test
 from tweetops.features import build_features
 from tweetops.ingest.step import ingest
@@ -60,7 +64,11 @@ def test_train_logs_params_metrics_artifacts_lineage_and_model(project: Project)
     assert importance["importance"].sum() == pytest.approx(1.0)
     assert importance.iloc[0]["feature"] == "followers_count"  # reach drives engagement
 
+    # the served model is the JVM-free pyfunc; the Spark pipeline is logged beside it
     model_info = mlflow.models.get_model_info(result.model_uri)
+    assert "spark" not in model_info.flavors
+    assert model_info.flavors["python_function"]["loader_module"] == "mlflow.pyfunc.model"
+    assert "spark" in mlflow.models.get_model_info(result.spark_model_uri).flavors
     assert [col.name for col in model_info.signature.inputs] == list(MODEL_INPUT_COLUMNS)
     loaded = mlflow.pyfunc.load_model(result.model_uri)
     example = pd.DataFrame([{**dict.fromkeys(MODEL_INPUT_COLUMNS, 0), "lang": "en",
@@ -105,7 +113,8 @@ def test_champion_moves_only_when_the_challenger_wins(project: Project) -> None:
     mediocre = _prepare(project, "train.num_trees=3", "train.max_depth=3")
     train(mediocre)
     first = promote(mediocre)
-    assert (first.version, first.promoted, first.reason) == ("1", True, "no champion yet")
+    assert (first.version, first.promoted) == ("1", True)
+    assert first.reason.startswith("no champion yet")
 
     worse = project.settings(*SMALL, "train.num_trees=1", "train.max_depth=1")
     train(worse)
@@ -115,7 +124,7 @@ def test_champion_moves_only_when_the_challenger_wins(project: Project) -> None:
     assert "does not beat champion v1" in second.reason
 
     better = project.settings(*SMALL, "train.num_trees=40", "train.max_depth=10")
-    train(better)
+    trained_better = train(better)
     third = promote(better)
     assert third.version == "3" and third.promoted
     assert "beats champion v1" in third.reason
@@ -125,6 +134,71 @@ def test_champion_moves_only_when_the_challenger_wins(project: Project) -> None:
     assert str(client.get_model_version_by_alias("tweet-engagement", "challenger").version) == "3"
     promotion = json.loads(better.promote.promotion_file.read_text())
     assert promotion["champion_version"] == "1" and promotion["promoted"] is True
+    assert promotion["champion_after"] == "3"
+
+    # every move is in the registry: the model's history and the versions' tags
+    moves = registry.history(client, "tweet-engagement")
+    assert [(m.action, m.from_version, m.to_version) for m in moves] == [
+        ("promote", None, "1"), ("promote", "1", "3")]
+    assert moves[1].challenger_rmse == pytest.approx(third.challenger_rmse)
+    assert moves[1].champion_rmse == pytest.approx(third.champion_rmse)
+    assert "beats champion v1" in moves[1].reason
+    assert client.get_model_version("tweet-engagement", "3").tags["tweetops.champion_since"]
+    assert client.get_model_version("tweet-engagement", "1").tags["tweetops.champion_until"]
+    shown = _tweetops(project, "registry", "history")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "tweet-engagement: 2 alias move(s), oldest first"
+    assert lines[2].split()[1:4] == ["promote", "-", "v1"]
+    assert lines[3].split()[1:4] == ["promote", "v1", "v3"]
+
+    rolled = _tweetops(project, "registry", "rollback")
+    assert rolled.returncode == 0, rolled.stderr
+    assert "moved from v3 back to v1" in rolled.stdout
+    assert str(client.get_model_version_by_alias("tweet-engagement", "champion").version) == "1"
+    assert registry.history(client, "tweet-engagement")[-1].action == "rollback"
+    again = _tweetops(project, "registry", "rollback")
+    assert again.returncode == 2 and "no previous champion" in again.stderr
+
+    # promoting the same training run again reuses its version, and it wins back the alias
+    repeat = promote(better)
+    assert (repeat.version, repeat.newly_registered, repeat.champion_after) == ("3", False, "3")
+    assert len(client.search_model_versions("name = 'tweet-engagement'")) == 3
+    assert [m.to_version for m in registry.history(client, "tweet-engagement")] == [
+        "1", "3", "1", "3"]
+    described = client.get_model_version("tweet-engagement", "3").description
+    assert trained_better.run_id in described and "DVC md5" in described
+    assert "lang" in client.get_registered_model("tweet-engagement").description
+
+
+def _tweetops(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tweetops", *args], cwd=project.root,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_promote_refuses_a_deleted_training_run_in_one_sentence(project: Project) -> None:
+    from tweetops.contracts import SplitSpec, TrainedModel, write_contract
+    from tweetops.errors import TweetopsError
+
+    settings = project.settings()
+    mlflow.set_experiment("tweetops")
+    with mlflow.start_run(run_name="train") as run:
+        run_id = run.info.run_id
+    write_contract(settings.promote.run_file, TrainedModel(
+        run_id=run_id, model_uri=f"runs:/{run_id}/model", metrics={}, train_rows=0,
+        test_rows=0, split=SplitSpec(seed=42, test_fraction=0.2, split_partitions=4,
+                                     training_dir="data/features/training")))
+    client = MlflowClient()
+    client.delete_run(run_id)
+    with pytest.raises(TweetopsError, match=f"Training run {run_id} is deleted: restore it"):
+        promote(settings)
+    subprocess.run([sys.executable, "-m", "mlflow", "gc", "--backend-store-uri",
+                    project.tracking_uri, "--run-ids", run_id], check=True,
+                   capture_output=True, timeout=300)
+    with pytest.raises(TweetopsError, match="no longer exists in the tracking store"):
+        promote(settings)
+    experiment = client.get_experiment_by_name("tweetops")
+    assert not client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
 
 
 def test_promote_without_a_training_run_says_what_to_do(project: Project) -> None:
@@ -151,6 +225,28 @@ def test_train_promote_predict_through_a_real_mlflow_server(
         assert str(champion.version) == promotion.version == "1"
         assert scored.rows == trained.train_rows + trained.test_rows
         assert scored.rmse is not None and scored.rmse < trained.metrics["baseline_rmse"]
+        output = pd.read_parquet(settings.predict.output_path)
+        assert len(output) == scored.rows
+        assert set(output[["model_name", "model_version", "model_alias"]].itertuples(
+            index=False, name=None)) == {("tweet-engagement", "1", "champion")}
+        # the batch scores are the served model's scores
+        rows = pd.read_parquet(settings.train.training_dir).set_index("tweet_id")
+        served = mlflow.pyfunc.load_model("models:/tweet-engagement@champion")
+        expected = served.predict(rows[list(MODEL_INPUT_COLUMNS)])
+        by_id = output.set_index("tweet_id")["prediction"].reindex(rows.index)
+        assert np.max(np.abs(by_id.to_numpy() - np.asarray(expected))) < 1e-9
+
+        # JSONL in, a pinned version: the same scores for the same rows
+        jsonl = project.root / "some.jsonl"
+        rows.head(40).reset_index().to_json(jsonl, orient="records", lines=True)
+        pinned = predict(project.settings(
+            *SMALL, f"predict.input_path={jsonl}", "predict.output_path=data/pinned",
+            "predict.model_uri=models:/tweet-engagement/1"))
+        from_jsonl = pd.read_parquet(project.root / "data" / "pinned")
+        assert pinned.rows == 40 and set(from_jsonl["model_version"]) == {"1"}
+        assert from_jsonl["model_alias"].isna().all()
+        assert np.allclose(from_jsonl.set_index("tweet_id")["prediction"],
+                           by_id.loc[from_jsonl["tweet_id"]].to_numpy(), atol=1e-9)
         # the artifacts went through the server, not to a local mlruns folder
         assert any((tmp_path / "server" / "server-artifacts").rglob("MLmodel"))
         assert not (project.root / "mlruns").exists()

@@ -1,0 +1,231 @@
+"""The model registry as tweetops uses it: versions, aliases, their history, and rollback.
+
+Every move of the `champion` alias is recorded twice in the registry itself, so any MLflow client
+sees it: as a tag of the registered model (`tweetops.history.<seq>`, one JSON object per move:
+when, from which version to which, why, and both scores) and as tags of the versions involved
+(`tweetops.champion_since` / `tweetops.champion_until`). :func:`history` reads the moves back in
+order, :func:`rollback` moves `champion` to the champion before the current one and records that
+as a move too.
+
+Alias moves of one registered model are serialised by :func:`registry_lock`, a file lock keyed on
+the tracking store and the model name. It protects promote processes on one machine sharing one
+tracking store; processes on different machines writing to one tracking server are not
+serialised by it (the registry has no compare-and-set for aliases).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from tweetops.errors import TweetopsError
+from tweetops.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+HISTORY_TAG_PREFIX = "tweetops.history."
+TRAIN_RUN_TAG = "tweetops.train_run_id"
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """One move of an alias: when, from which version to which, why, and both scores."""
+
+    at: str
+    alias: str
+    action: str  # "promote" or "rollback"
+    from_version: str | None
+    to_version: str
+    reason: str
+    challenger_rmse: float | None = None
+    champion_rmse: float | None = None
+
+
+def registry_error(action: str, exc: MlflowException) -> TweetopsError:
+    """One sentence for a registry call that failed for another reason than a missing alias."""
+    first_line = str(exc.message).strip().splitlines()[0] if exc.message else exc.error_code
+    return TweetopsError(f"The model registry failed while {action} ({exc.error_code}: "
+                         f"{first_line[:200]}); check MLFLOW_TRACKING_URI and the tracking "
+                         f"server, then run the step again.")
+
+
+def aliases(client: MlflowClient, name: str) -> dict[str, str]:
+    """Alias -> version of registered model `name` ({} when the model is not registered)."""
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return {}
+        raise registry_error(f"reading the aliases of {name}", exc) from None
+    return {alias: str(version) for alias, version in (model.aliases or {}).items()}
+
+
+def champion_version(client: MlflowClient, name: str) -> str | None:
+    """The version alias `champion` points at; None only when there is no such alias."""
+    return aliases(client, name).get(CHAMPION)
+
+
+def ensure_version(client: MlflowClient, name: str, model_uri: str, run_id: str,
+                   tags: dict[str, str], description: str) -> tuple[str, bool]:
+    """The version of `name` holding `model_uri` of run `run_id`, registered when there is none.
+
+    Returns (version, newly registered). Registering the same training run twice reuses its
+    version instead of adding a copy.
+    """
+    try:
+        for existing in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
+            if existing.source == model_uri or _same_logged_model(existing, model_uri):
+                return str(existing.version), False
+        version = mlflow.register_model(model_uri, name, tags=tags)
+        client.update_model_version(name, version.version, description=description)
+    except MlflowException as exc:
+        raise registry_error(f"registering {model_uri} as {name}", exc) from None
+    return str(version.version), True
+
+
+def _same_logged_model(version: Any, model_uri: str) -> bool:
+    model_id = getattr(version, "model_id", None)
+    return bool(model_id) and model_uri == f"models:/{model_id}"
+
+
+def describe_model(client: MlflowClient, name: str, description: str) -> None:
+    """Set the registered model's description (what it predicts, from which columns)."""
+    try:
+        client.update_registered_model(name, description=description)
+    except MlflowException as exc:
+        raise registry_error(f"describing {name}", exc) from None
+
+
+def history(client: MlflowClient, name: str) -> list[AliasMove]:
+    """Every recorded alias move of `name`, oldest first."""
+    try:
+        tags = client.get_registered_model(name).tags or {}
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise TweetopsError(f"No registered model {name}: run `tweetops promote` first.") \
+                from None
+        raise registry_error(f"reading the history of {name}", exc) from None
+    moves = [json.loads(value) for key, value in sorted(tags.items())
+             if key.startswith(HISTORY_TAG_PREFIX)]
+    return [AliasMove(**move) for move in moves]
+
+
+def move_champion(client: MlflowClient, name: str, to_version: str, *, action: str,
+                  reason: str, challenger_rmse: float | None = None,
+                  champion_rmse: float | None = None) -> AliasMove:
+    """Point `champion` at `to_version` and record the move (registered model + version tags)."""
+    previous = champion_version(client, name)
+    move = AliasMove(at=datetime.now(UTC).isoformat(timespec="seconds"), alias=CHAMPION,
+                     action=action, from_version=previous, to_version=to_version, reason=reason,
+                     challenger_rmse=challenger_rmse, champion_rmse=champion_rmse)
+    try:
+        client.set_registered_model_alias(name, CHAMPION, to_version)
+        sequence = len(history(client, name))
+        client.set_registered_model_tag(name, f"{HISTORY_TAG_PREFIX}{sequence:06d}",
+                                        json.dumps(asdict(move), sort_keys=True))
+        client.set_model_version_tag(name, to_version, "tweetops.champion_since", move.at)
+        client.set_model_version_tag(name, to_version, "tweetops.champion_reason", reason)
+        if previous is not None and previous != to_version:
+            client.set_model_version_tag(name, previous, "tweetops.champion_until", move.at)
+    except MlflowException as exc:
+        raise registry_error(f"moving {CHAMPION} of {name} to v{to_version}", exc) from None
+    return move
+
+
+def previous_champion(moves: list[AliasMove]) -> str | None:
+    """The champion before the current one: promotions push a version, rollbacks pop one."""
+    stack: list[str] = []
+    for move in moves:
+        if move.alias != CHAMPION:
+            continue
+        if move.action == "rollback":
+            if stack:
+                stack.pop()
+            if not stack or stack[-1] != move.to_version:
+                stack.append(move.to_version)
+        elif not stack or stack[-1] != move.to_version:
+            stack.append(move.to_version)
+    return stack[-2] if len(stack) >= 2 else None
+
+
+def rollback(client: MlflowClient, name: str) -> AliasMove:
+    """Move `champion` back to the previous champion and record it."""
+    with registry_lock(name):
+        current = champion_version(client, name)
+        if current is None:
+            raise TweetopsError(f"{name} has no {CHAMPION} to roll back: run `tweetops promote`.")
+        target = previous_champion(history(client, name))
+        if target is None:
+            raise TweetopsError(f"{name} v{current} is the first recorded {CHAMPION}: there is "
+                                f"no previous champion to roll back to.")
+        return move_champion(client, name, target, action="rollback",
+                             reason=f"rollback from v{current} by `tweetops registry rollback`")
+
+
+@contextmanager
+def registry_lock(name: str, timeout: float = 900) -> Iterator[None]:
+    """Hold the machine-wide lock of registered model `name` in the current tracking store."""
+    from filelock import FileLock, Timeout
+
+    key = hashlib.sha256(f"{mlflow.get_tracking_uri()}|{name}".encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"tweetops-registry-{key}.lock"
+    lock = FileLock(str(path), timeout=timeout)
+    try:
+        with lock:
+            yield
+    except Timeout:
+        raise TweetopsError(f"Another promote of {name} held the registry lock {path} for "
+                            f"{timeout:.0f}s; wait for it to finish and run again.") from None
+
+
+def history_table(moves: list[AliasMove]) -> str:
+    """The moves as a fixed-width text table, oldest first."""
+    header = ("when", "action", "from", "to", "challenger rmse", "champion rmse", "reason")
+    rows = [(move.at, move.action, f"v{move.from_version}" if move.from_version else "-",
+             f"v{move.to_version}", _score(move.challenger_rmse), _score(move.champion_rmse),
+             move.reason) for move in moves]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header) - 1)]
+    lines = []
+    for row in [header, *rows]:
+        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append("  ".join([*cells, str(row[-1])]).rstrip())
+    return "\n".join(lines)
+
+
+def show_history(settings: Settings) -> list[AliasMove]:
+    """`tweetops registry history`: log the alias moves of `promote.model_name` as a table."""
+    name = settings.promote.model_name
+    moves = history(MlflowClient(), name)
+    if not moves:
+        log.info("%s: no alias move recorded yet (run `tweetops promote`)", name)
+    else:
+        log.info("%s: %d alias move(s), oldest first\n%s", name, len(moves),
+                 history_table(moves))
+    return moves
+
+
+def rollback_champion(settings: Settings) -> AliasMove:
+    """`tweetops registry rollback`: move `champion` back to the previous champion."""
+    name = settings.promote.model_name
+    move = rollback(MlflowClient(), name)
+    log.info("registry: %s %s moved from v%s back to v%s (recorded in its history)", name,
+             CHAMPION, move.from_version, move.to_version)
+    return move
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

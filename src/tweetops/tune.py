@@ -36,7 +36,7 @@ from hyperopt import STATUS_OK, SparkTrials, Trials, fmin, hp, rand, tpe
 from pyspark.sql import DataFrame
 
 from tweetops.contracts import TuneOutcome
-from tweetops.dataset import load_training_rows, split_train_test
+from tweetops.dataset import load_training_rows, require_training_rows, split_train_test
 from tweetops.errors import TweetopsError
 from tweetops.model import MIN_TRAINING_ROWS, build_pipeline, evaluate
 from tweetops.runner import StepRun, run_step
@@ -130,6 +130,15 @@ def fit_and_validation_rows(rows: DataFrame, config: TuneSettings, base: TrainSe
     fit_rows, validation_rows = train_split.randomSplit(
         [1.0 - config.validation_fraction, config.validation_fraction], seed=config.seed)
     return fit_rows, validation_rows
+
+
+def check_max_rows(config: TuneSettings) -> None:
+    """`tune.max_rows` (fit plus validation rows) must leave enough rows to fit on."""
+    expected_fit = config.max_rows * (1.0 - config.validation_fraction)
+    if config.backend == "spark_trials" and expected_fit < MIN_TRAINING_ROWS:
+        needed = int(MIN_TRAINING_ROWS / (1.0 - config.validation_fraction)) + 1
+        raise TweetopsError(f"tune.max_rows={config.max_rows} is too small to split into fit "
+                            f"and validation rows: set it to at least {needed}.")
 
 
 def _mllib_objective(fit_rows: DataFrame, validation_rows: DataFrame, base: TrainSettings,
@@ -226,6 +235,9 @@ def search(rows: DataFrame, config: TuneSettings, base: TrainSettings,
 def tune(settings: Settings) -> TuneResult:
     """Run the search in the step's MLflow run; write the best params to `tune.result_file`."""
     config, base = settings.tune, settings.train
+    # before the run opens and Spark starts: bad input leaves no run behind
+    check_max_rows(config)
+    require_training_rows(base.training_dir)
 
     def core(run: StepRun) -> TuneResult:
         assert run.spark is not None

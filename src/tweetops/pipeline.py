@@ -71,10 +71,10 @@ def log_outcome(settings: Settings, result: MainResult) -> None:
               else settings.train.model_dump(include=set(TUNED_KEYS)))
     mlflow.log_params({**{f"model.{key}": value for key, value in forest.items()},
                        "model.tuned": result.tune is not None,
-                       "model.seed": settings.train.seed,
-                       "data.training_rows": result.train.train_rows + result.train.test_rows})
+                       "model.seed": settings.train.seed})
     metrics = {name: result.train.metrics[name] for name in OUTCOME_METRICS
                if name in result.train.metrics}
+    metrics["training_rows"] = float(result.train.train_rows + result.train.test_rows)
     metrics["ingest_accepted"] = float(result.ingest.counts.accepted)
     metrics["registered_version"] = float(result.promotion.version)
     metrics["promoted"] = float(result.promotion.promoted)

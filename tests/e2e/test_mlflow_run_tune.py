@@ -63,6 +63,8 @@ def test_mlflow_run_tune_true_trains_the_champion_with_tuned_params(tmp_path: Pa
     assert main.data.metrics["baseline_r2"] == train_run.data.metrics["baseline_r2"]
     assert main.data.metrics["registered_version"] == float(champion.version)
     assert main.data.metrics["promoted"] == 1.0
+    split = train_run.data.metrics
+    assert main.data.metrics["training_rows"] == split["train_rows"] + split["test_rows"]
     assert main.data.metrics["tune_refit_validation_rmse"] > 0
 
     # tune alone: the entry point's own run is the parent of one nested run per trial

@@ -76,6 +76,7 @@ class TuneResult:
     parallelism: int
     search_seconds: float
     max_evals: int
+    result_file: Path | None = None
 
     def logged_metrics(self) -> dict[str, float]:
         """Both validation rmses (search, Spark refit), row counts and the search's duration."""
@@ -91,7 +92,7 @@ class TuneResult:
         return (f"tune ({self.backend}): best validation rmse {self.best_validation_rmse:.4f} "
                 f"(Spark ML refit {self.refit_validation_rmse:.4f}) after {len(self.trials)} "
                 f"trials in {self.search_seconds:.0f} s; train with it: "
-                f"tweetops train -S tuned_from=<tune.result_file>")
+                f"tweetops train -S tuned_from={self.result_file or '<tune.result_file>'}")
 
     def outcome(self) -> TuneOutcome:
         """What `tune.result_file` holds, for `train -S tuned_from=...`."""
@@ -245,7 +246,7 @@ def tune(settings: Settings) -> TuneResult:
         return search(rows, config, base, recorder_for_active_run(config.backend))
 
     def publish(found: TuneResult, run: StepRun) -> TuneResult:
-        result = replace(found, run_id=run.run_id)
+        result = replace(found, run_id=run.run_id, result_file=config.result_file)
         mlflow.log_params({f"best.{key}": value for key, value in result.best_params.items()})
         mlflow.log_param("tune.effective_parallelism", result.parallelism)
         mlflow.set_tag("tweetops.tune.best_trial_run_id", result.best_trial_run_id)

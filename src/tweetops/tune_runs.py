@@ -117,7 +117,7 @@ def log_trials(trials: list[dict[str, Any]]) -> None:
                   label="trial")
         axis.plot(table["trial"], table["validation_rmse"].cummin(), "-", color="#e0245e",
                   label="best so far")
-        axis.set_xlabel("trial (completion order)")
+        axis.set_xlabel("trial (in the order Hyperopt proposed it)")
         axis.set_ylabel("validation rmse")
         axis.set_title("Loss by trial")
         axis.legend()

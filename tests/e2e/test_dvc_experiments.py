@@ -74,10 +74,14 @@ def test_two_dvc_experiments_show_their_metrics_and_plots(tmp_path: Path) -> Non
     # MLflow: runs of one `dvc repro` / `dvc exp run` share a pipeline_run tag, and only those
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("tweetops")
-    groups: dict[str, set[str]] = {}
+    groups: dict[str, list[tuple[str, str | None]]] = {}
     for found in client.search_runs([experiment.experiment_id]):
-        groups.setdefault(found.data.tags["tweetops.pipeline_run"], set()).add(
-            found.data.tags["tweetops.step"])
-    assert sorted(map(sorted, groups.values())) == [
-        ["features", "ingest", "promote", "train"], ["promote", "train"],
-        ["promote", "train"]]
+        groups.setdefault(found.data.tags["tweetops.pipeline_run"], []).append(
+            (found.data.tags["tweetops.step"], found.data.params.get("train.num_trees")))
+    assert len(groups) == 3
+    trees = set()
+    for steps in groups.values():
+        names = [name for name, _ in steps]
+        assert names.count("train") == 1 and names.count("promote") == 1
+        trees.add(next(value for name, value in steps if name == "train"))
+    assert trees == {"10", "4", "16"}

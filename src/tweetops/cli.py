@@ -38,15 +38,54 @@ Verbose = Annotated[
 Quiet = Annotated[
     bool, typer.Option("--quiet", "-q", help="Only warnings and errors."),
 ]
+# `mlflow run -P key=value` appends every key its entry point does not declare as
+# `--key value`: step commands accept such options and turn them into overrides
+STEP_COMMAND = {"context_settings": {"allow_extra_args": True, "ignore_unknown_options": True}}
+
+
+def extra_overrides(args: list[str], section: str | None) -> list[str]:
+    """`--key value` / `--section.key value` / `--key=value` as `section.key=value` overrides.
+
+    A bare key belongs to `section` (the step being run); for `main`, to the one section of
+    params.yaml that has it.
+    """
+    overrides: list[str] = []
+    tokens = iter(args)
+    for token in tokens:
+        if not token.startswith("--") or len(token) < 3:
+            raise TweetopsError(f"Unexpected argument {token!r}: settings are -S section.key=value "
+                                f"or --section.key value.")
+        name, sep, value = token[2:].partition("=")
+        if not sep:
+            value = next(tokens, None)
+            if value is None:
+                raise TweetopsError(f"Option {token} needs a value, e.g. {token} 10.")
+        name = name.replace("-", "_")
+        if "." not in name:
+            name = f"{section or _section_of(name)}.{name}"
+        overrides.append(f"{name}={value}")
+    return overrides
+
+
+def _section_of(key: str) -> str:
+    sections = [name for name, field in Settings.model_fields.items()
+                if key in getattr(field.annotation, "model_fields", {})]
+    if not sections:
+        raise TweetopsError(f"Setting {key} is unknown; check its spelling against params.yaml.")
+    if len(sections) > 1:
+        raise TweetopsError(f"Setting {key} is in sections {', '.join(sections)}: name one, "
+                            f"e.g. -P {sections[0]}.{key}=...")
+    return sections[0]
 
 
 def _run(section: str | None, params: Path, overrides: list[str] | None,
          step: Callable[[Settings], Any], *, verbose: int = 0, quiet: bool = False,
-         needs_spark: bool = True) -> None:
+         needs_spark: bool = True, extra_args: list[str] | None = None) -> None:
     # after the step's module was imported: MLflow sets its own log levels when it is imported
     configure_logging(-1 if quiet else verbose)
     try:
-        settings = load_settings(params, overrides or [], default_section=section)
+        extra = extra_overrides(extra_args or [], section)
+        settings = load_settings(params, [*(overrides or []), *extra], default_section=section)
         if needs_spark:
             from tweetops.spark import check_java
 
@@ -58,64 +97,70 @@ def _run(section: str | None, params: Path, overrides: list[str] | None,
         raise typer.Exit(code=2) from None
 
 
-@app.command("ingest")
-def ingest_command(overrides: Overrides = None,
+@app.command("ingest", **STEP_COMMAND)
+def ingest_command(ctx: typer.Context, overrides: Overrides = None,
                    params: ParamsFile = DEFAULT_PARAMS_FILE,
                    verbose: Verbose = 0, quiet: Quiet = False) -> None:
     """Land tweets (synthetic, search, stream or replay) as a JSONL snapshot under data/raw."""
     from tweetops.ingest.step import ingest
 
-    _run("ingest", params, overrides, ingest, verbose=verbose, quiet=quiet, needs_spark=False)
+    _run("ingest", params, overrides, ingest, verbose=verbose, quiet=quiet,
+         extra_args=ctx.args, needs_spark=False)
 
 
-@app.command("features")
-def features_command(overrides: Overrides = None,
+@app.command("features", **STEP_COMMAND)
+def features_command(ctx: typer.Context, overrides: Overrides = None,
                      params: ParamsFile = DEFAULT_PARAMS_FILE,
                      verbose: Verbose = 0, quiet: Quiet = False) -> None:
     """Stream the snapshot through Spark into per-user and per-tweet feature tables."""
     from tweetops.features import build_features
 
-    _run("features", params, overrides, build_features, verbose=verbose, quiet=quiet)
+    _run("features", params, overrides, build_features, verbose=verbose, quiet=quiet,
+         extra_args=ctx.args)
 
 
-@app.command("train")
-def train_command(overrides: Overrides = None,
+@app.command("train", **STEP_COMMAND)
+def train_command(ctx: typer.Context, overrides: Overrides = None,
                   params: ParamsFile = DEFAULT_PARAMS_FILE,
                   verbose: Verbose = 0, quiet: Quiet = False) -> None:
     """Fit the Spark ML pipeline and log params, metrics, artifacts and model to MLflow."""
     from tweetops.train import train
 
-    _run("train", params, overrides, train, verbose=verbose, quiet=quiet)
+    _run("train", params, overrides, train, verbose=verbose, quiet=quiet,
+         extra_args=ctx.args)
 
 
-@app.command("tune")
-def tune_command(overrides: Overrides = None,
+@app.command("tune", **STEP_COMMAND)
+def tune_command(ctx: typer.Context, overrides: Overrides = None,
                  params: ParamsFile = DEFAULT_PARAMS_FILE,
                  verbose: Verbose = 0, quiet: Quiet = False) -> None:
     """Search RandomForest hyperparameters with Hyperopt; one nested MLflow run per trial."""
     from tweetops.tune import tune
 
-    _run("tune", params, overrides, tune, verbose=verbose, quiet=quiet)
+    _run("tune", params, overrides, tune, verbose=verbose, quiet=quiet,
+         extra_args=ctx.args)
 
 
-@app.command("promote")
-def promote_command(overrides: Overrides = None,
+@app.command("promote", **STEP_COMMAND)
+def promote_command(ctx: typer.Context, overrides: Overrides = None,
                     params: ParamsFile = DEFAULT_PARAMS_FILE,
                     verbose: Verbose = 0, quiet: Quiet = False) -> None:
     """Register the trained model; alias challenger, and champion when it wins."""
     from tweetops.promote import promote
 
-    _run("promote", params, overrides, promote, verbose=verbose, quiet=quiet)
+    _run("promote", params, overrides, promote, verbose=verbose, quiet=quiet,
+         extra_args=ctx.args)
 
 
-@app.command("predict")
-def predict_command(overrides: Overrides = None,
+@app.command("predict", **STEP_COMMAND)
+def predict_command(ctx: typer.Context, overrides: Overrides = None,
                     params: ParamsFile = DEFAULT_PARAMS_FILE,
                     verbose: Verbose = 0, quiet: Quiet = False) -> None:
     """Batch-score a Parquet table with a registered model (the champion by default)."""
     from tweetops.predict import predict
 
-    _run("predict", params, overrides, predict, verbose=verbose, quiet=quiet)
+    _run("predict", params, overrides, predict, verbose=verbose, quiet=quiet,
+         extra_args=ctx.args)
 
 
 registry_app = typer.Typer(
@@ -147,14 +192,15 @@ def registry_rollback_command(overrides: Overrides = None,
          needs_spark=False)
 
 
-@app.command("main")
-def main_command(overrides: Overrides = None,
+@app.command("main", **STEP_COMMAND)
+def main_command(ctx: typer.Context, overrides: Overrides = None,
                  params: ParamsFile = DEFAULT_PARAMS_FILE,
                  verbose: Verbose = 0, quiet: Quiet = False) -> None:
-    """Run ingest -> features -> train -> promote as one parent MLflow run."""
+    """Run ingest -> features -> [tune ->] train -> promote as one parent MLflow run."""
     from tweetops.pipeline import run_main
 
-    _run(None, params, overrides, run_main, verbose=verbose, quiet=quiet)
+    _run(None, params, overrides, run_main, verbose=verbose, quiet=quiet,
+         extra_args=ctx.args)
 
 
 if __name__ == "__main__":  # pragma: no cover

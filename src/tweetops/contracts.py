@@ -46,6 +46,20 @@ class TrainedModel:
     spark_model_uri: str = ""
 
 
+@dataclass(frozen=True)
+class TuneOutcome:
+    """What tune hands train: the best hyperparameters and the run that found them."""
+
+    run_id: str
+    backend: str
+    best_params: dict[str, int | float]
+    best_validation_rmse: float
+    refit_validation_rmse: float
+    best_trial_run_id: str
+    max_evals: int
+    trials: int
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write `payload` as stable JSON (sorted keys, trailing newline), whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,11 +16,16 @@ KEY_COLUMN = "tweet_id"
 TRAINING_COLUMNS = (KEY_COLUMN, *MODEL_INPUT_COLUMNS, LABEL_COLUMN)
 
 
-def load_training_rows(spark: SparkSession, training_dir: Path) -> DataFrame:
-    """The training table written by the features step (only the columns the model uses)."""
+def require_training_rows(training_dir: Path) -> None:
+    """Fail with one sentence when `training_dir` holds no Parquet training table."""
     if not training_dir.exists() or not any(training_dir.rglob("*.parquet")):
         raise TweetopsError(f"No training rows in {training_dir}: run `tweetops features` first "
                             f"or point train.training_dir at a features table.")
+
+
+def load_training_rows(spark: SparkSession, training_dir: Path) -> DataFrame:
+    """The training table written by the features step (only the columns the model uses)."""
+    require_training_rows(training_dir)
     rows = spark.read.parquet(spark_path(training_dir))
     missing = [name for name in TRAINING_COLUMNS if name not in rows.columns]
     if missing:

@@ -246,6 +246,7 @@ def stream_feature_tables(spark: SparkSession, config: FeaturesSettings) -> Feat
     queries = [_start_rows_query(parsed, config), _start_users_query(parsed, config)]
     for query in queries:
         query.awaitTermination()
+    config.rejected_dir.mkdir(parents=True, exist_ok=True)  # a DVC output, even when empty
     return FeaturesResult(
         input_rows=_progress_sum(queries[0], "numInputRows"),
         micro_batches=len(queries[0].recentProgress),

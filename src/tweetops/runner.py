@@ -56,16 +56,17 @@ def run_step(settings: Settings, step: str, sections: tuple[str, ...],
              needs_spark: bool = False,
              inputs: Mapping[str, Path] | None = None,
              publish: Callable[[C, StepRun], R] | None = None,
-             reports: Callable[[R], Mapping[Path, dict[str, Any]]] | None = None) -> R:
+             reports: Callable[[R], Mapping[Path, dict[str, Any]]] | None = None,
+             run_name: str | None = None) -> R:
     """Run `core` as step `step` inside its MLflow run and publish its result.
 
     `sections` are the settings sections logged as params; `inputs` names the data the step
     read or wrote (logged with their DVC hash once the core is done); `publish` logs what only
     the step knows how to (a model, artifacts) and turns the core's output into the step's
     result (without it the core's output is the result); `reports` maps report files to their
-    JSON payloads.
+    JSON payloads; `run_name` names the run in MLflow's lists (default: the step).
     """
-    with step_run(settings, step, sections) as run_id:
+    with step_run(settings, step, sections, run_name=run_name) as run_id:
         spark = None
         if needs_spark:
             from tweetops.spark import build_spark, spark_conf_for_tracking

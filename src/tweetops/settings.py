@@ -48,6 +48,8 @@ class DataSettings(_Section):
     train_report: Path
     tune_report: Path
     promotion_report: Path
+    predictions_plot: Path
+    importance_plot: Path
 
 
 class IngestSettings(_Section):
@@ -112,6 +114,9 @@ class TrainSettings(_Section):
     feature_subset_strategy: Literal["auto", "all", "onethird", "sqrt", "log2"]
     metrics_file: Path
     run_file: Path
+    predictions_plot_file: Path
+    importance_plot_file: Path
+    tuned_from: Path | None = None
 
 
 IntRange = tuple[PositiveInt, PositiveInt]
@@ -120,6 +125,10 @@ IntRange = tuple[PositiveInt, PositiveInt]
 class TuneSettings(_Section):
     """The Hyperopt search over the RandomForest hyperparameters."""
 
+    backend: Literal["spark_trials", "mllib"]
+    parallelism: PositiveInt | None
+    timeout_s: PositiveInt | None
+    max_rows: PositiveInt
     max_evals: PositiveInt
     algorithm: Literal["tpe", "random"]
     seed: int
@@ -137,6 +146,12 @@ class TuneSettings(_Section):
         if value[0] > value[1]:
             raise ValueError(f"range [{value[0]}, {value[1]}] must be [low, high]")
         return value
+
+
+class MainSettings(_Section):
+    """The `main` entry point: which steps the chain runs."""
+
+    tune: bool
 
 
 class PromoteSettings(_Section):
@@ -193,6 +208,7 @@ class Settings(_Section):
     features: FeaturesSettings
     train: TrainSettings
     tune: TuneSettings
+    main: MainSettings
     promote: PromoteSettings
     predict: PredictSettings
     spark: SparkSettings

@@ -26,13 +26,19 @@ _MAX_PARAM_LENGTH = 6000
 
 
 @contextmanager
-def step_run(settings: Settings, step: str, sections: tuple[str, ...]) -> Iterator[str]:
-    """Open the MLflow run of one step, log its settings and lineage, and yield its run id."""
+def step_run(settings: Settings, step: str, sections: tuple[str, ...],
+             run_name: str | None = None) -> Iterator[str]:
+    """Open the MLflow run of one step, log its settings and lineage, and yield its run id.
+
+    `run_name` tells runs of one step apart in a list (default: the step's name).
+    """
     parent = mlflow.active_run()
     if parent is None and not os.environ.get("MLFLOW_RUN_ID"):
         mlflow.set_experiment(settings.mlflow.experiment)
-    with mlflow.start_run(run_name=step, nested=parent is not None) as run:
-        mlflow.set_tags({"tweetops.step": step, **lineage_tags()})
+    with mlflow.start_run(run_name=run_name or step, nested=parent is not None) as run:
+        if run_name and os.environ.get("MLFLOW_RUN_ID") == run.info.run_id:
+            mlflow.set_tag("mlflow.runName", run_name)  # the run `mlflow run` created
+        mlflow.set_tags({"tweetops.step": step, **lineage_tags(), **pipeline_run_tags()})
         log_settings(settings, sections)
         yield run.info.run_id
 
@@ -98,3 +104,52 @@ def _git(*args: str) -> str:
     except OSError:
         return ""
     return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def data_label(path: Path) -> str:
+    """`data:<first 6 characters of the DVC hash>` of `path`, for run names."""
+    digest = dvc_hash(path)
+    return f"data:{digest[:6]}" if digest else "data:none"
+
+
+PIPELINE_RUN_ENV = "TWEETOPS_PIPELINE_RUN"
+
+
+def pipeline_run_tags() -> dict[str, str]:
+    """`tweetops.pipeline_run`: one value for every step of one `dvc repro` / `dvc exp run`.
+
+    DVC gives each stage command `DVC_STAGE` and `DVC_ROOT` but nothing that names the
+    invocation, so the value is derived from the `dvc` process that ran the stage (its pid and
+    start time, read from /proc): the same for all stages of one invocation, different for the
+    next. `TWEETOPS_PIPELINE_RUN` in the environment overrides it (e.g. a CI job id).
+    """
+    explicit = os.environ.get(PIPELINE_RUN_ENV)
+    if explicit:
+        return {"tweetops.pipeline_run": explicit}
+    stage = os.environ.get("DVC_STAGE")
+    if not stage:
+        return {}
+    tags = {"tweetops.dvc_stage": stage}
+    ancestor = _dvc_ancestor()
+    if ancestor is not None:
+        tags["tweetops.pipeline_run"] = ancestor
+    return tags
+
+
+def _dvc_ancestor() -> str | None:
+    pid = os.getppid()
+    for _ in range(8):  # stage command <- shell <- dvc: a few levels at most
+        proc = Path("/proc") / str(pid)
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        # `dvc repro`, `/venv/bin/dvc exp run`, `python -m dvc repro`
+        if "dvc" in (Path(arg.decode(errors="replace")).name for arg in argv[:3]):
+            boot = fields[19]  # starttime, in clock ticks since boot
+            return f"dvc-{os.uname().nodename}-{pid}-{boot}"
+        pid = int(fields[1])  # ppid
+        if pid <= 1:
+            return None
+    return None

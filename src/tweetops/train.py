@@ -27,7 +27,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
-from tweetops.contracts import SplitSpec, TrainedModel, write_contract
+from tweetops.contracts import SplitSpec, TrainedModel, TuneOutcome, read_contract, write_contract
 from tweetops.dataset import load_training_rows, split_train_test
 from tweetops.errors import TweetopsError
 from tweetops.forest import export_pipeline
@@ -40,14 +40,16 @@ from tweetops.model import (
     feature_importances,
 )
 from tweetops.runner import StepRun, run_step
-from tweetops.schema import MODEL_INPUT_COLUMNS
+from tweetops.schema import LABEL_COLUMN, MODEL_INPUT_COLUMNS
 from tweetops.serving import column_kind, log_serving_model
 from tweetops.settings import Settings, TrainSettings
 from tweetops.spark import spark_path
+from tweetops.tracking import data_label
 
 MODEL_ARTIFACT_PATH = "model"          # the JVM-free pyfunc: registered and served
 SPARK_MODEL_ARTIFACT_PATH = "spark-model"  # the same pipeline as an MLflow Spark model
 TRAIN_SECTIONS = ("train", "spark", "mlflow")
+MAX_PLOTTED_ROWS = 5000  # test rows in the predicted-vs-actual plot table
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class FittedModel:
     example: pd.DataFrame
     train_rows: int
     test_rows: int
+    predictions: pd.DataFrame  # actual and predicted label of (up to 5000) test rows
 
 
 @dataclass(frozen=True)
@@ -102,17 +105,30 @@ def fit_and_score(spark: SparkSession, rows: DataFrame, config: TrainSettings) -
         metrics = evaluate(model.transform(test_split))
         baseline = baseline_metrics(train_split, test_split)
         example = test_split.select(*MODEL_INPUT_COLUMNS).limit(5).toPandas()
+        predictions = (model.transform(test_split).orderBy("tweet_id").limit(MAX_PLOTTED_ROWS)
+                       .select(LABEL_COLUMN, PREDICTION_COLUMN).toPandas()
+                       .rename(columns={LABEL_COLUMN: "actual", PREDICTION_COLUMN: "predicted"}))
     finally:
         train_split.unpersist()
         test_split.unpersist()
     all_metrics = {**metrics, **{f"baseline_{name}": value for name, value in baseline.items()},
                    "train_rows": float(train_rows), "test_rows": float(test_rows)}
     return FittedModel(model=model, metrics=all_metrics, importances=feature_importances(model),
-                       example=example, train_rows=train_rows, test_rows=test_rows)
+                       example=example, train_rows=train_rows, test_rows=test_rows,
+                       predictions=predictions)
 
 
 def train(settings: Settings) -> TrainResult:
-    """Fit and score the model in the step's MLflow run; publish it and write the reports."""
+    """Fit and score the model in the step's MLflow run; publish it and write the reports.
+
+    With `train.tuned_from` set, the hyperparameters come from that tune result file (what
+    `tweetops tune` wrote) and the run records which tune run found them.
+    """
+    tuned: TuneOutcome | None = None
+    if settings.train.tuned_from is not None:
+        tuned = read_contract(settings.train.tuned_from, TuneOutcome, written_by="tune")
+        settings = settings.model_copy(update={"train": TrainSettings.model_validate(
+            {**settings.train.model_dump(), **tuned.best_params})})
     config = settings.train
 
     def core(run: StepRun) -> tuple[FittedModel, DataFrame]:
@@ -127,6 +143,11 @@ def train(settings: Settings) -> TrainResult:
             mlflow.log_input(mlflow.data.from_spark(rows, path=spark_path(config.training_dir),
                                                     name="training_rows"), context="training")
         _log_feature_importances(fitted.importances)
+        _write_plot_tables(fitted, config)
+        if tuned is not None:
+            mlflow.log_param("tuned_from_run_id", tuned.run_id)
+            mlflow.set_tags({"tweetops.tuned_from.run_id": tuned.run_id,
+                             "tweetops.tuned_from.best_trial_run_id": tuned.best_trial_run_id})
         model_uri, spark_model_uri = _log_model(run.spark, fitted, rows.schema)
         return TrainResult(run_id=run.run_id, model_uri=model_uri, metrics=fitted.metrics,
                            train_rows=fitted.train_rows, test_rows=fitted.test_rows,
@@ -135,9 +156,11 @@ def train(settings: Settings) -> TrainResult:
     def reports(result: TrainResult) -> dict[Path, dict]:
         return {config.metrics_file: dict(sorted(result.metrics.items()))}
 
+    name = (f"train nt{config.num_trees}-d{config.max_depth} {data_label(config.training_dir)}"
+            + (" tuned" if tuned is not None else ""))
     result = run_step(settings, "train", TRAIN_SECTIONS, core, needs_spark=True,
                       inputs={"training": config.training_dir}, publish=publish,
-                      reports=reports)
+                      reports=reports, run_name=name)
     write_contract(config.run_file, TrainedModel(
         **asdict(result), split=SplitSpec(seed=config.seed, test_fraction=config.test_fraction,
                                           split_partitions=config.split_partitions,
@@ -165,6 +188,16 @@ def _log_model(spark: SparkSession, fitted: FittedModel, schema: StructType) -> 
              for name in MODEL_INPUT_COLUMNS}
     info = log_serving_model(exported, kinds, fitted.example, name=MODEL_ARTIFACT_PATH)
     return info.model_uri, spark_info.model_uri
+
+
+def _write_plot_tables(fitted: FittedModel, config: TrainSettings) -> None:
+    """The CSVs `dvc plots` draws: predicted vs actual on test rows, feature importances."""
+    for path, table in ((config.predictions_plot_file, fitted.predictions),
+                        (config.importance_plot_file, fitted.importances)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.tmp")
+        table.to_csv(partial, index=False, float_format="%.6g")
+        partial.replace(path)
 
 
 @contextmanager

@@ -2,72 +2,106 @@
 
 The search space is read from the `tune` section of params.yaml; everything else about the model
 (max_bins, feature subset strategy, seed) and the split comes from `train`, so a tuned setting
-drops straight into `tweetops train -S num_trees=...`. Trials fit on part of train's training
-split and are scored on the rest (the validation rows); train's test rows are never used, so the
-test metrics of a later `train` stay an honest estimate.
+drops straight into `tweetops train -S tuned_from=reports/tune.json`. Trials fit on part of
+train's training split and are scored on the rest (the validation rows); train's test rows are
+never used, so the test metrics of a later `train` stay an honest estimate.
+
+Two backends (`tune.backend`):
+
+- `spark_trials` (default): Hyperopt's `SparkTrials` runs each trial as one Spark task, many at
+  once; a trial fits a scikit-learn forest on rows collected to pandas once and broadcast to the
+  executors (:mod:`tweetops.tune_sklearn`).
+- `mllib`: Hyperopt's serial `Trials` on the driver; each trial is a distributed Spark ML fit.
+
+After either search the best configuration is refit as the Spark ML pipeline on the fit rows and
+scored on the validation rows: the product serves that pipeline, so its score is the one that
+counts, and the gap to the search's score shows how well the search carried over.
 
 :func:`search` is the core: it takes the rows and a `record_trial` callback and returns the
 trials, without touching MLflow; :func:`tune` is the step, whose callback makes each trial a
 nested MLflow run.
-
-Trials run one after another with `hyperopt.Trials` on the driver: each trial is itself a
-distributed Spark ML fit that uses every executor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+import logging
+import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
-from hyperopt import STATUS_OK, Trials, fmin, hp, rand, tpe
+from hyperopt import STATUS_OK, SparkTrials, Trials, fmin, hp, rand, tpe
 from pyspark.sql import DataFrame
 
-from tweetops.dataset import load_training_rows, split_train_test
+from tweetops.contracts import TuneOutcome
+from tweetops.dataset import load_training_rows, require_training_rows, split_train_test
 from tweetops.errors import TweetopsError
 from tweetops.model import MIN_TRAINING_ROWS, build_pipeline, evaluate
 from tweetops.runner import StepRun, run_step
 from tweetops.settings import Settings, TrainSettings, TuneSettings
+from tweetops.tracking import data_label
+from tweetops.tune_runs import log_trials, recorder_for_active_run
+from tweetops.tune_sklearn import (
+    TUNED_KEYS,
+    RecordTrial,
+    SklearnObjective,
+    chosen_params,
+    collect_rows,
+    trial_name,
+)
 
 TUNE_SECTIONS = ("tune", "train", "spark", "mlflow")
-TUNED_KEYS = ("num_trees", "max_depth", "min_instances_per_node", "subsampling_rate")
+__all__ = ["TUNED_KEYS", "TuneResult", "search", "tune"]
 
-# (trial name, params, validation metrics) -> the id under which the trial was recorded
-RecordTrial = Callable[[str, dict[str, Any], dict[str, float]], str]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class TuneResult:
-    """The best hyperparameters found and the trials behind them."""
+    """The best hyperparameters found, the trials behind them and the Spark ML refit's score."""
 
     run_id: str
+    backend: str
     best_params: dict[str, Any]
     best_validation_rmse: float
+    refit_validation_rmse: float
+    refit_validation_r2: float
     best_trial_run_id: str
     trials: list[dict[str, Any]]
-    fit_rows: int = 0
-    validation_rows: int = 0
-    max_evals: int = field(default=0, compare=False)
+    fit_rows: int
+    validation_rows: int
+    search_rows: int
+    parallelism: int
+    search_seconds: float
+    max_evals: int
+    result_file: Path | None = None
 
     def logged_metrics(self) -> dict[str, float]:
-        """Best validation rmse and the sizes of the fit and validation rows."""
+        """Both validation rmses (search, Spark refit), row counts and the search's duration."""
         return {"best_validation_rmse": self.best_validation_rmse,
-                "fit_rows": float(self.fit_rows), "validation_rows": float(self.validation_rows)}
+                "refit_validation_rmse": self.refit_validation_rmse,
+                "refit_validation_r2": self.refit_validation_r2,
+                "fit_rows": float(self.fit_rows), "validation_rows": float(self.validation_rows),
+                "search_rows": float(self.search_rows), "trials": float(len(self.trials)),
+                "search_seconds": self.search_seconds}
 
     def summary(self) -> str:
-        """One line: the best loss and the train command that uses it."""
-        overrides = " ".join(f"-S {key}={value}" for key, value in self.best_params.items())
-        return (f"tune: best validation rmse {self.best_validation_rmse:.4f} after "
-                f"{len(self.trials)} trials; train with it: tweetops train {overrides}")
+        """One line: both losses and the train command that uses the best params."""
+        return (f"tune ({self.backend}): best validation rmse {self.best_validation_rmse:.4f} "
+                f"(Spark ML refit {self.refit_validation_rmse:.4f}) after {len(self.trials)} "
+                f"trials in {self.search_seconds:.0f} s; train with it: "
+                f"tweetops train -S tuned_from={self.result_file or '<tune.result_file>'}")
 
-    def report(self) -> dict[str, Any]:
-        """What `tune.result_file` holds."""
-        return {"run_id": self.run_id, "best_params": self.best_params,
-                "best_validation_rmse": self.best_validation_rmse,
-                "best_trial_run_id": self.best_trial_run_id, "max_evals": self.max_evals}
+    def outcome(self) -> TuneOutcome:
+        """What `tune.result_file` holds, for `train -S tuned_from=...`."""
+        return TuneOutcome(run_id=self.run_id, backend=self.backend,
+                           best_params=self.best_params,
+                           best_validation_rmse=self.best_validation_rmse,
+                           refit_validation_rmse=self.refit_validation_rmse,
+                           best_trial_run_id=self.best_trial_run_id,
+                           max_evals=self.max_evals, trials=len(self.trials))
 
 
 def search_space(config: TuneSettings) -> dict[str, Any]:
@@ -86,11 +120,7 @@ def search_space(config: TuneSettings) -> dict[str, Any]:
 
 def trial_settings(base: TrainSettings, params: dict[str, Any]) -> TrainSettings:
     """Train settings with one trial's hyperparameters (ints cast: Hyperopt yields floats)."""
-    return TrainSettings.model_validate({
-        **base.model_dump(), "num_trees": int(params["num_trees"]),
-        "max_depth": int(params["max_depth"]),
-        "min_instances_per_node": int(params["min_instances_per_node"]),
-        "subsampling_rate": round(float(params["subsampling_rate"]), 4)})
+    return TrainSettings.model_validate({**base.model_dump(), **chosen_params(params)})
 
 
 def fit_and_validation_rows(rows: DataFrame, config: TuneSettings, base: TrainSettings
@@ -103,75 +133,131 @@ def fit_and_validation_rows(rows: DataFrame, config: TuneSettings, base: TrainSe
     return fit_rows, validation_rows
 
 
+def check_max_rows(config: TuneSettings) -> None:
+    """`tune.max_rows` (fit plus validation rows) must leave enough rows to fit on."""
+    expected_fit = config.max_rows * (1.0 - config.validation_fraction)
+    if config.backend == "spark_trials" and expected_fit < MIN_TRAINING_ROWS:
+        needed = int(MIN_TRAINING_ROWS / (1.0 - config.validation_fraction)) + 1
+        raise TweetopsError(f"tune.max_rows={config.max_rows} is too small to split into fit "
+                            f"and validation rows: set it to at least {needed}.")
+
+
+def _mllib_objective(fit_rows: DataFrame, validation_rows: DataFrame, base: TrainSettings,
+                     record_trial: RecordTrial) -> Any:
+    def objective(params: dict[str, Any]) -> dict[str, Any]:
+        chosen = chosen_params(params)
+        model = build_pipeline(trial_settings(base, chosen)).fit(fit_rows)
+        metrics = evaluate(model.transform(validation_rows))
+        trial_id = record_trial(trial_name(chosen), chosen,
+                                {f"validation_{name}": value for name, value in metrics.items()})
+        return {"loss": metrics["rmse"], "status": STATUS_OK, "params": chosen,
+                "run_id": trial_id}
+
+    return objective
+
+
+def _run_search(fit_rows: DataFrame, validation_rows: DataFrame, counts: tuple[int, int],
+                config: TuneSettings, base: TrainSettings, record_trial: RecordTrial
+                ) -> tuple[Trials, int, int]:
+    """Run fmin with the configured backend; the trials, the parallelism and rows searched."""
+    algorithm = tpe.suggest if config.algorithm == "tpe" else rand.suggest
+    options: dict[str, Any] = {"algo": algorithm, "max_evals": config.max_evals,
+                               "rstate": np.random.default_rng(config.seed),
+                               "show_progressbar": False}
+    if config.backend == "mllib":
+        trials = Trials()
+        objective = _mllib_objective(fit_rows, validation_rows, base, record_trial)
+        fmin(objective, search_space(config), trials=trials, timeout=config.timeout_s,
+             **options)
+        return trials, 1, sum(counts)
+
+    spark = fit_rows.sparkSession
+    local = collect_rows(fit_rows, validation_rows, counts, config)
+    if local.rows < local.sampled_from:
+        log.info("tune: %d of %d rows sampled for the search (tune.max_rows=%d)", local.rows,
+                 local.sampled_from, config.max_rows)
+    parallelism = config.parallelism or spark.sparkContext.defaultParallelism
+    log.info("tune: SparkTrials, parallelism %d, %d trials of scikit-learn forests on %d rows",
+             parallelism, config.max_evals, local.rows)
+    shipped = spark.sparkContext.broadcast(local)
+    try:
+        trials = SparkTrials(parallelism=parallelism, timeout=config.timeout_s,
+                             spark_session=spark)
+        # no early_stop_fn: with SparkTrials it can hang the search in hyperopt 0.3.0
+        fmin(SklearnObjective(shipped, base, record_trial), search_space(config),
+             trials=trials, **options)
+    finally:
+        shipped.destroy()
+    return trials, parallelism, local.rows
+
+
 def search(rows: DataFrame, config: TuneSettings, base: TrainSettings,
            record_trial: RecordTrial) -> TuneResult:
-    """Run the Hyperopt search over `rows`; `record_trial` records each trial and names it."""
+    """Run the Hyperopt search over `rows`, then refit the best configuration with Spark ML.
+
+    `record_trial` records each trial and names it; with `spark_trials` it runs on the
+    executors, so it must pickle.
+    """
     fit_rows, validation_rows = (split.cache() for split in
                                  fit_and_validation_rows(rows, config, base))
     try:
-        fit_count, validation_count = fit_rows.count(), validation_rows.count()
-        if fit_count < MIN_TRAINING_ROWS or validation_count == 0:
+        counts = fit_rows.count(), validation_rows.count()
+        if counts[0] < MIN_TRAINING_ROWS or counts[1] == 0:
             raise TweetopsError(
-                f"Only {fit_count} fit and {validation_count} validation rows in "
+                f"Only {counts[0]} fit and {counts[1]} validation rows in "
                 f"{base.training_dir}: ingest more tweets or change tune.validation_fraction.")
-        trials = Trials()
-
-        def objective(params: dict[str, Any]) -> dict[str, Any]:
-            candidate = trial_settings(base, params)
-            chosen = candidate.model_dump(include=set(TUNED_KEYS))
-            model = build_pipeline(candidate).fit(fit_rows)
-            metrics = evaluate(model.transform(validation_rows))
-            trial_id = record_trial(f"trial-{len(trials.trials) - 1:03d}", chosen,
-                                    {f"validation_{name}": value
-                                     for name, value in metrics.items()})
-            return {"loss": metrics["rmse"], "status": STATUS_OK, "params": chosen,
-                    "run_id": trial_id}
-
-        algorithm = tpe.suggest if config.algorithm == "tpe" else rand.suggest
-        fmin(objective, search_space(config), algo=algorithm, max_evals=config.max_evals,
-             trials=trials, rstate=np.random.default_rng(config.seed), show_progressbar=False)
+        started = time.monotonic()
+        trials, parallelism, searched = _run_search(fit_rows, validation_rows, counts, config,
+                                                    base, record_trial)
+        elapsed = time.monotonic() - started
+        done = [trial for trial in trials.trials
+                if trial.get("result", {}).get("status") == STATUS_OK]
+        if not done:
+            raise TweetopsError(f"No trial finished within tune.timeout_s={config.timeout_s}: "
+                                f"raise it or lower tune.max_evals.")
+        best = min(done, key=lambda trial: trial["result"]["loss"])["result"]
+        refit = evaluate(build_pipeline(trial_settings(base, best["params"]))
+                         .fit(fit_rows).transform(validation_rows))
     finally:
         fit_rows.unpersist()
         validation_rows.unpersist()
 
-    best = trials.best_trial["result"]
-    history = [{"trial": index, **trial["result"]["params"],
+    history = [{"trial": trial["tid"], **trial["result"]["params"],
                 "validation_rmse": trial["result"]["loss"], "run_id": trial["result"]["run_id"]}
-               for index, trial in enumerate(trials.trials)]
-    return TuneResult(run_id="", best_params=best["params"],
-                      best_validation_rmse=float(best["loss"]), best_trial_run_id=best["run_id"],
-                      trials=history, fit_rows=fit_count, validation_rows=validation_count,
-                      max_evals=config.max_evals)
-
-
-def record_trial_run(name: str, params: dict[str, Any], metrics: dict[str, float]) -> str:
-    """Record one trial as a nested MLflow run of the active run; return its run id."""
-    with mlflow.start_run(run_name=name, nested=True) as run:
-        mlflow.set_tag("tweetops.step", "tune-trial")
-        mlflow.log_params(params)
-        mlflow.log_metrics(metrics)
-    return run.info.run_id
+               for trial in sorted(done, key=lambda trial: trial["tid"])]
+    return TuneResult(run_id="", backend=config.backend, best_params=best["params"],
+                      best_validation_rmse=float(best["loss"]),
+                      refit_validation_rmse=refit["rmse"], refit_validation_r2=refit["r2"],
+                      best_trial_run_id=best["run_id"], trials=history, fit_rows=counts[0],
+                      validation_rows=counts[1], search_rows=searched, parallelism=parallelism,
+                      search_seconds=elapsed, max_evals=config.max_evals)
 
 
 def tune(settings: Settings) -> TuneResult:
     """Run the search in the step's MLflow run; write the best params to `tune.result_file`."""
     config, base = settings.tune, settings.train
+    # before the run opens and Spark starts: bad input leaves no run behind
+    check_max_rows(config)
+    require_training_rows(base.training_dir)
 
     def core(run: StepRun) -> TuneResult:
         assert run.spark is not None
         rows = load_training_rows(run.spark, base.training_dir)
-        return search(rows, config, base, record_trial_run)
+        return search(rows, config, base, recorder_for_active_run(config.backend))
 
     def publish(found: TuneResult, run: StepRun) -> TuneResult:
-        result = replace(found, run_id=run.run_id)
+        result = replace(found, run_id=run.run_id, result_file=config.result_file)
         mlflow.log_params({f"best.{key}": value for key, value in result.best_params.items()})
+        mlflow.log_param("tune.effective_parallelism", result.parallelism)
         mlflow.set_tag("tweetops.tune.best_trial_run_id", result.best_trial_run_id)
-        mlflow.log_dict({"best_params": result.best_params, "trials": result.trials},
-                        "tune/trials.json")
+        mlflow.log_metric("best_loss", result.best_validation_rmse)
+        log_trials(result.trials)
         return result
 
     def reports(result: TuneResult) -> dict[Path, dict[str, Any]]:
-        return {config.result_file: result.report()}
+        return {config.result_file: asdict(result.outcome())}
 
+    name = f"tune {config.backend} x{config.max_evals} {data_label(base.training_dir)}"
     return run_step(settings, "tune", TUNE_SECTIONS, core, needs_spark=True,
-                    inputs={"training": base.training_dir}, publish=publish, reports=reports)
+                    inputs={"training": base.training_dir}, publish=publish, reports=reports,
+                    run_name=name)

@@ -1,34 +1,65 @@
-"""Tune: Hyperopt trials as nested MLflow runs in a real SQLite store, on real Spark."""
+"""Tune: trials as nested MLflow runs in a real SQLite store, on real Spark, both backends."""
 
 from __future__ import annotations
 
-import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
 
+import pandas as pd
+import pytest
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import Project
+from tests.conftest import PARAMS_FILE, TEST_SPARK_OVERRIDES, Project
+from tweetops.contracts import TuneOutcome, read_contract
 from tweetops.dataset import load_training_rows, split_train_test
 from tweetops.features import build_features
 from tweetops.ingest.step import ingest
+from tweetops.settings import load_settings
 from tweetops.spark import build_spark
+from tweetops.train import train
 from tweetops.tune import tune
 
-SMALL = ("ingest.n_tweets=2500", "ingest.n_users=250", "tune.max_evals=3",
-         "tune.num_trees=[5,15]", "tune.max_depth=[3,6]")
+SMALL = ("tune.num_trees=[5,15]", "tune.max_depth=[3,6]")
 
 
-def test_each_trial_is_a_nested_run_and_the_best_one_is_reported(project: Project) -> None:
-    settings = project.settings(*SMALL)
-    ingest(settings)
-    build_features(settings)
+@pytest.fixture(scope="module")
+def training_rows(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One small features table for every test of this module (built once)."""
+    root = tmp_path_factory.mktemp("tune-data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        settings = load_settings(PARAMS_FILE, [*TEST_SPARK_OVERRIDES, "ingest.n_tweets=2500",
+                                               "ingest.n_users=250"])
+        ingest(settings)
+        build_features(settings)
+    yield root / "data" / "features" / "training"
+
+
+def _children(parent: Run) -> list[Run]:
+    return MlflowClient().search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+
+
+def test_spark_trials_run_in_workers_as_nested_runs_then_train_takes_the_best(
+        project: Project, training_rows: Path) -> None:
+    # MLflow's default store kind (SQLite) and two trials at once: no "database is locked"
+    settings = project.settings(*SMALL, f"data.training_rows={training_rows}",
+                                "tune.max_evals=4", "tune.parallelism=2")
+    assert settings.tune.backend == "spark_trials"
     result = tune(settings)
 
     client = MlflowClient()
     parent = client.get_run(result.run_id)
-    children = client.search_runs(
-        [parent.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'")
-    assert len(children) == 3
+    children = _children(parent)
+    assert len(children) == 4 == len(result.trials)
+    assert {run.info.status for run in children} == {"FINISHED"}
+    # recorded from Spark's Python workers, not from the driver
+    assert all(run.data.tags["tweetops.tune.worker_pid"] != str(os.getpid())
+               for run in children)
     rmse_by_run = {run.info.run_id: run.data.metrics["validation_rmse"] for run in children}
     assert result.best_trial_run_id == min(rmse_by_run, key=rmse_by_run.get)
     assert result.best_validation_rmse == min(rmse_by_run.values())
@@ -36,24 +67,64 @@ def test_each_trial_is_a_nested_run_and_the_best_one_is_reported(project: Projec
         assert 5 <= int(run.data.params["num_trees"]) <= 15
         assert 3 <= int(run.data.params["max_depth"]) <= 6
         assert run.data.tags["tweetops.step"] == "tune-trial"
-    assert {name for name in (run.info.run_name for run in children)} == {
-        "trial-000", "trial-001", "trial-002"}
+        assert run.info.run_name.startswith(f"trial nt{run.data.params['num_trees']}-")
 
+    metrics = parent.data.metrics
+    assert metrics["best_validation_rmse"] == metrics["best_loss"] == result.best_validation_rmse
+    assert metrics["refit_validation_rmse"] == result.refit_validation_rmse > 0
     assert parent.data.params["best.num_trees"] == str(result.best_params["num_trees"])
+    assert parent.data.tags["tweetops.tune.best_trial_run_id"] == result.best_trial_run_id
     assert parent.data.tags["tweetops.data.training.dvc_md5"].endswith(".dir")
-    report = json.loads(settings.tune.result_file.read_text())
-    assert report["best_params"] == result.best_params
-    assert report["best_trial_run_id"] == result.best_trial_run_id
+    assert parent.info.run_name.startswith("tune spark_trials x4 data:")
+    artifacts = {item.path for item in client.list_artifacts(result.run_id, "tune")}
+    assert {"tune/trials.csv", "tune/loss-by-trial.png"} <= artifacts
+    table = pd.read_csv(client.download_artifacts(result.run_id, "tune/trials.csv"))
+    assert sorted(table["run_id"]) == sorted(rmse_by_run)
+
+    outcome = read_contract(settings.tune.result_file, TuneOutcome, written_by="tune")
+    assert outcome.best_params == result.best_params and outcome.run_id == result.run_id
 
     # fit + validation rows are exactly train's training split: the test rows stay unseen
     spark = build_spark(settings.spark)
     train_split, _test_split = split_train_test(
         load_training_rows(spark, settings.train.training_dir), seed=settings.train.seed,
         test_fraction=settings.train.test_fraction, partitions=settings.train.split_partitions)
-    metrics = parent.data.metrics
     assert metrics["fit_rows"] + metrics["validation_rows"] == train_split.count()
 
-    # same seed, same data: the same sequence of trials
-    again = tune(settings)
-    assert [{k: v for k, v in trial.items() if k != "run_id"} for trial in again.trials] == [
-        {k: v for k, v in trial.items() if k != "run_id"} for trial in result.trials]
+    trained = train(project.settings(f"data.training_rows={training_rows}",
+                                     f"train.tuned_from={settings.tune.result_file}"))
+    train_run = client.get_run(trained.run_id)
+    for key, value in result.best_params.items():
+        assert train_run.data.params[f"train.{key}"] == str(value)
+    assert train_run.data.tags["tweetops.tuned_from.run_id"] == result.run_id
+    assert train_run.data.params["tuned_from_run_id"] == result.run_id
+    assert train_run.info.run_name.endswith(" tuned")
+
+
+def test_same_seed_same_trials_with_parallelism_1(project: Project,
+                                                  training_rows: Path) -> None:
+    settings = project.settings(*SMALL, f"data.training_rows={training_rows}",
+                                "tune.max_evals=3", "tune.parallelism=1")
+    first, second = tune(settings), tune(settings)
+
+    def sequence(trials: list[dict]) -> list[dict]:
+        return [{k: v for k, v in trial.items() if k != "run_id"} for trial in trials]
+
+    assert sequence(first.trials) == sequence(second.trials)
+    assert len({trial["num_trees"] for trial in first.trials}) > 1  # a search, not one point
+    other = tune(project.settings(*SMALL, f"data.training_rows={training_rows}",
+                                  "tune.max_evals=3", "tune.parallelism=1", "tune.seed=7"))
+    assert sequence(other.trials) != sequence(first.trials)
+
+
+def test_mllib_backend_fits_spark_ml_per_trial(project: Project, training_rows: Path) -> None:
+    settings = project.settings(*SMALL, f"data.training_rows={training_rows}",
+                                "tune.max_evals=2", "tune.backend=mllib")
+    result = tune(settings)
+    parent = MlflowClient().get_run(result.run_id)
+    children = _children(parent)
+    assert len(children) == 2
+    assert {run.data.tags["tweetops.tune.backend"] for run in children} == {"mllib"}
+    # the refit is the same Spark ML fit as the best trial: the same score
+    assert result.refit_validation_rmse == pytest.approx(result.best_validation_rmse)
+    assert parent.data.params["tune.backend"] == "mllib"

@@ -1,0 +1,128 @@
+"""MLflow records of a search: one nested run per trial, and the parent run's summary artifacts.
+
+Trials of the `spark_trials` backend run in Spark's Python worker processes, which inherit the
+driver's environment. Under `mlflow run` that environment holds `MLFLOW_RUN_ID`, and a worker
+calling `mlflow.start_run(nested=True)` would resume the parent run instead of nesting under it
+(MLflow issue 15713), and a relative tracking URI would resolve against the worker's own
+directory. :class:`TrialRecorder` therefore uses `MlflowClient` with an absolute tracking URI and
+the parent's run id, never the fluent API. With a SQLite store, concurrent trials write one at a
+time behind a file lock next to the database, so no trial fails on "database is locked".
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import mlflow
+import pandas as pd
+
+TRIAL_STEP_TAG = "tune-trial"
+_LOCK_TIMEOUT_S = 300
+
+
+def absolute_tracking_uri() -> str:
+    """The active tracking URI with any relative SQLite or file path made absolute."""
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        path = uri[len("sqlite:///"):]
+        if not path.startswith("/"):
+            return f"sqlite:///{Path(path).resolve()}"
+        return uri
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        return Path(parsed.path if parsed.scheme else uri).resolve().as_uri()
+    return uri
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+@contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Serialise writes to a SQLite store across processes; other stores need no lock."""
+    database = _sqlite_path(uri)
+    if database is None:
+        yield
+        return
+    from filelock import FileLock
+
+    with FileLock(f"{database}.tweetops.lock", timeout=_LOCK_TIMEOUT_S):
+        yield
+
+
+@dataclass(frozen=True)
+class TrialRecorder:
+    """Records one trial as a nested run of `parent_run_id`; picklable, for Spark workers."""
+
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    backend: str
+
+    def __call__(self, name: str, params: dict[str, Any], metrics: dict[str, float]) -> str:
+        """Create the trial's run under the parent, log params and metrics, end it."""
+        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.tracking import MlflowClient
+
+        now = int(time.time() * 1000)
+        with _store_lock(self.tracking_uri):
+            client = MlflowClient(tracking_uri=self.tracking_uri)
+            run = client.create_run(
+                self.experiment_id, run_name=name,
+                tags={"mlflow.parentRunId": self.parent_run_id, "tweetops.step": TRIAL_STEP_TAG,
+                      "tweetops.tune.backend": self.backend,
+                      "tweetops.tune.worker_pid": str(os.getpid())})
+            run_id = run.info.run_id
+            client.log_batch(
+                run_id,
+                metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
+                params=[Param(key, str(value)) for key, value in params.items()],
+                tags=[RunTag("tweetops.tune.parent_run_id", self.parent_run_id)])
+            client.set_terminated(run_id, "FINISHED")
+        return run_id
+
+
+def recorder_for_active_run(backend: str) -> TrialRecorder:
+    """A recorder nesting trials under the active MLflow run (the tune step's run)."""
+    active = mlflow.active_run()
+    assert active is not None, "the tune step's run must be active"
+    return TrialRecorder(tracking_uri=absolute_tracking_uri(),
+                         experiment_id=active.info.experiment_id,
+                         parent_run_id=active.info.run_id, backend=backend)
+
+
+def log_trials(trials: list[dict[str, Any]]) -> None:
+    """Log the trials table (CSV) and the loss-by-trial chart (PNG) to the active run."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: set here, when a figure is drawn, never at import
+    import matplotlib.pyplot as plt
+
+    table = pd.DataFrame(trials)
+    with tempfile.TemporaryDirectory() as scratch:
+        csv_path = Path(scratch) / "trials.csv"
+        table.to_csv(csv_path, index=False)
+        mlflow.log_artifact(str(csv_path), artifact_path="tune")
+        figure, axis = plt.subplots(figsize=(7, 3.5))
+        axis.plot(table["trial"], table["validation_rmse"], "o-", color="#1d9bf0",
+                  label="trial")
+        axis.plot(table["trial"], table["validation_rmse"].cummin(), "-", color="#e0245e",
+                  label="best so far")
+        axis.set_xlabel("trial (in the order Hyperopt proposed it)")
+        axis.set_ylabel("validation rmse")
+        axis.set_title("Loss by trial")
+        axis.legend()
+        figure.tight_layout()
+        png_path = Path(scratch) / "loss-by-trial.png"
+        figure.savefig(png_path, dpi=110)
+        plt.close(figure)
+        mlflow.log_artifact(str(png_path), artifact_path="tune")

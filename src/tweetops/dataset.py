@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from tweetops.errors import TweetopsError
@@ -38,3 +39,10 @@ def split_train_test(rows: DataFrame, *, seed: int, test_fraction: float,
     stable = rows.repartition(partitions, KEY_COLUMN)
     train, test = stable.randomSplit([1.0 - test_fraction, test_fraction], seed=seed)
     return train, test
+
+
+def persist_rows(rows: DataFrame, storage_level: str) -> DataFrame:
+    """`rows` persisted at `storage_level` (a StorageLevel name), or as they are for `none`."""
+    if storage_level == "none":
+        return rows
+    return rows.persist(getattr(StorageLevel, storage_level))

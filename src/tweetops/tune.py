@@ -26,7 +26,7 @@ import numpy as np
 from hyperopt import STATUS_OK, Trials, fmin, hp, rand, tpe
 from pyspark.sql import DataFrame
 
-from tweetops.dataset import load_training_rows, split_train_test
+from tweetops.dataset import load_training_rows, persist_rows, split_train_test
 from tweetops.errors import TweetopsError
 from tweetops.model import MIN_TRAINING_ROWS, build_pipeline, evaluate
 from tweetops.runner import StepRun, run_step
@@ -106,7 +106,8 @@ def fit_and_validation_rows(rows: DataFrame, config: TuneSettings, base: TrainSe
 def search(rows: DataFrame, config: TuneSettings, base: TrainSettings,
            record_trial: RecordTrial) -> TuneResult:
     """Run the Hyperopt search over `rows`; `record_trial` records each trial and names it."""
-    fit_rows, validation_rows = (split.cache() for split in
+    # every trial reads both: persisted once at train.storage_level
+    fit_rows, validation_rows = (persist_rows(split, base.storage_level) for split in
                                  fit_and_validation_rows(rows, config, base))
     try:
         fit_count, validation_count = fit_rows.count(), validation_rows.count()

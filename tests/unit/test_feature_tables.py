@@ -36,7 +36,7 @@ def test_author_history_counts_only_tweets_strictly_before_each_tweet(
         ("2", 1, 1, math.log1p(9), True, 1 / 24),
         ("3", 1, 1, math.log1p(9), True, 1 / 24),
         ("4", 0, 3, mean_three, True, 2 - 1 / 24),
-        ("5", 0, 1, mean_three, True, 6 + 1 / 24),   # the retweet counts as a tweet, not in the mean
+        ("5", 0, 1, mean_three, True, 6 + 1 / 24),   # the retweet: a tweet, not in the mean
         ("6", 0, 0, 0.0, False, -1.0),
     ], got.schema)
     assert_same_rows(got, expected)

@@ -110,7 +110,7 @@ WITH raw AS (
 ), t AS (
   SELECT author.id AS user_id, CAST(id AS BIGINT) AS tid,
          epoch_ms(CAST(replace(created_at, 'Z', '') AS TIMESTAMP)) AS at_ms,
-         coalesce(len(list_filter(referenced_tweets, r -> r.type = 'retweeted')) > 0, false)
+         coalesce(len(list_filter(referenced_tweets, lambda r: r.type = 'retweeted')) > 0, false)
            AS is_retweet,
          coalesce(public_metrics.retweet_count, 0) + coalesce(public_metrics.reply_count, 0)
            + coalesce(public_metrics.like_count, 0) + coalesce(public_metrics.quote_count, 0)

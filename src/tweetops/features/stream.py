@@ -129,24 +129,25 @@ class FeatureStream:
         config = self.config
         batch.persist()
         try:
-            input_rows = batch.count()
-            rejected = rejected_rows(batch)
-            rejected_count = rejected.count()
-            if rejected_count:
-                _write(rejected, config.rejected_dir, batch_id)
             valid = with_event_ms(valid_tweets(batch))
-            late_count = 0
+            is_late = (F.lit(False) if before.closed_ms is None
+                       else F.unix_millis("created_at") < before.closed_ms)
+            # one pass over the cached batch for every count
+            input_rows, rejected_count, late_count = batch.select(
+                F.count(F.lit(1)), F.count("reject_reason"),
+                F.count(F.when(F.col("reject_reason").isNull() & is_late, 1))).first()
+            if rejected_count:
+                _write(rejected_rows(batch), config.rejected_dir, batch_id)
             on_time = valid
-            if before.closed_ms is not None:
+            if late_count:
                 late = valid.where(F.col(EVENT_MS) < before.closed_ms)
-                late_count = late.count()
-                if late_count:
-                    _write(late.select(
-                        F.lit(_iso(before.closed_ms)).cast("timestamp").alias("watermark"),
-                        ((F.lit(before.closed_ms) - F.col(EVENT_MS)) / 1000.0)
-                        .alias("lateness_seconds"),
-                        *(c for c in valid.columns if c != EVENT_MS)),
-                        config.late_dir, batch_id)
+                _write(late.select(
+                    F.lit(_iso(before.closed_ms)).cast("timestamp").alias("watermark"),
+                    ((F.lit(before.closed_ms) - F.col(EVENT_MS)) / 1000.0)
+                    .alias("lateness_seconds"),
+                    *(c for c in valid.columns if c != EVENT_MS)),
+                    config.late_dir, batch_id)
+            if before.closed_ms is not None:
                 on_time = valid.where(F.col(EVENT_MS) >= before.closed_ms)
             on_time = on_time.dropDuplicates(["tweet_id"])
             history = self._history(spark, batch_id - 1)
@@ -161,9 +162,14 @@ class FeatureStream:
             closed_ms = None if max_ms is None else max_ms - self.delay_ms
             everything = self._history(spark, batch_id)
             if everything is not None:
-                self._emit(everything, batch_id, before.closed_ms, closed_ms)
-                user_features(everything).write.mode("overwrite").parquet(
-                    spark_path(config.users_dir))
+                # read by the training rows, the windows and the user table: decode it once
+                everything = everything.persist()
+                try:
+                    self._emit(everything, batch_id, before.closed_ms, closed_ms)
+                    user_features(everything).write.mode("overwrite").parquet(
+                        spark_path(config.users_dir))
+                finally:
+                    everything.unpersist()
             duplicates = input_rows - rejected_count - late_count - accepted
             state = BatchState(
                 batch_id=batch_id, max_event_ms=max_ms, closed_ms=closed_ms,
@@ -184,9 +190,11 @@ class FeatureStream:
         if until_ms is None or (after_ms is not None and until_ms <= after_ms):
             return
         config = self.config
-        pending = closed_rows(history, after_ms, until_ms)
-        authors = pending.select("user_id").distinct()
-        with_history = author_history(history.join(authors, "user_id", "left_semi"))
+        if after_ms is None:
+            with_history = author_history(history)
+        else:  # only authors with a tweet closing now; their whole history
+            authors = closed_rows(history, after_ms, until_ms).select("user_id").distinct()
+            with_history = author_history(history.join(authors, "user_id", "left_semi"))
         _write(training_rows(closed_rows(with_history, after_ms, until_ms)),
                config.training_dir, batch_id)
         recent = history if after_ms is None else history.where(

@@ -24,6 +24,7 @@ from tweetops.features.stream import (
     checkpoint_is_complete,
     clear_outputs,
     has_outputs,
+    output_folders,
     progress_fields,
 )
 from tweetops.ingest.snapshot import PART_SUFFIX, part_files
@@ -193,6 +194,8 @@ def stream_feature_tables(spark: SparkSession, config: FeaturesSettings,
             stopping = True
             _stop_between_batches(query)
     _report(query, job, reported, on_batch)
+    for folder in output_folders(config):  # an empty table is a folder, e.g. for DVC's outs
+        folder.mkdir(parents=True, exist_ok=True)
     state = job.state_before(1 << 62)
     ran = [job.counts[i] for i in sorted(reported)]
     return FeaturesResult(

@@ -1,7 +1,7 @@
 """Bench: the features job on synthetic tweets, against DuckDB, batch sizing, live lag, caching.
 
     python bench/features.py [--tweets 1000000] [--live-tweets 20000] [--storage-rows 100000]
-                             [--skip live storage single]
+                             [--sizing-files 10 50] [--skip duckdb live storage single]
 
 1. Spark, the features step with the defaults (one-shot `availableNow`, the three tables):
    wall time, tweets/s, micro-batches, peak RSS of the Python driver and of the JVM (a child).
@@ -230,6 +230,8 @@ def main() -> None:
     parser.add_argument("--tweets", type=int, default=1_000_000)
     parser.add_argument("--live-tweets", type=int, default=20_000)
     parser.add_argument("--storage-rows", type=int, default=100_000)
+    parser.add_argument("--sizing-files", type=int, nargs="*", default=[],
+                        help="also run with these maxFilesPerTrigger caps, against the default")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["single", "duckdb", "live", "storage"])
     args = parser.parse_args()
@@ -259,6 +261,12 @@ def main() -> None:
                                           f"features.max_files_per_trigger={parts}"),
                                 "one micro-batch", args.tweets)
             print(f"ratio default sizing / one micro-batch: {default / single:.2f}x", flush=True)
+        for files in args.sizing_files:
+            capped = _spark_run(_settings(root, args.tweets,
+                                          f"features.max_files_per_trigger={files}"),
+                                f"maxFilesPerTrigger={files}", args.tweets)
+            print(f"ratio maxFilesPerTrigger={files} / defaults: {capped / default:.2f}x",
+                  flush=True)
         if "live" not in args.skip:
             _live_lag(root / "live", args.live_tweets)
     finally:

@@ -166,7 +166,8 @@ def _live_lag(root: Path, tweets: int) -> None:
                       "ingest.synthetic_days=1")
     ingest(extra)
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'live.db'}"}
-    args = [sys.executable, "-m", "tweetops", "features", "-q", "-S", "features.trigger=continuous",
+    args = [sys.executable, "-m", "tweetops", "features", "-q", "--params",
+            str(REPO_ROOT / "params.yaml"), "-S", "features.trigger=continuous",
             "-S", "features.trigger_interval_s=5"]
     for override in (f"data.{key}={value}" for key, value in {
             "raw_tweets": base.features.raw_dir, "users": base.features.users_dir,
@@ -179,6 +180,8 @@ def _live_lag(root: Path, tweets: int) -> None:
     state_dir = base.features.checkpoint_dir / "state"
 
     def processed() -> int:
+        if process.poll() is not None:
+            raise SystemExit(f"the live run stopped with exit code {process.returncode}")
         states = list(state_dir.glob("*.json")) if state_dir.is_dir() else []
         if not states:
             return 0

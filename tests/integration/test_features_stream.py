@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,7 +69,6 @@ def test_a_deleted_checkpoint_rebuilds_the_tables_with_one_sentence(
     settings = project.settings(*SMALL, "ingest.n_tweets=200", day(1))
     ingest(settings)
     first = build_features(settings)
-    import shutil
     shutil.rmtree(settings.features.checkpoint_dir)
     with caplog.at_level(logging.WARNING, logger="tweetops"):
         again = build_features(settings)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from tests.conftest import PARAMS_FILE
 from tests.unit.test_features import as_lines, assert_same_rows, raw_frame, tweet
+from tweetops.errors import TweetopsError
 from tweetops.features import author_history, parse_tweets, user_activity, valid_tweets
 from tweetops.schema import AUTHOR_HISTORY_COLUMNS
+from tweetops.settings import load_settings
 
 
 def tweets_of(spark: SparkSession, *records: dict) -> DataFrame:
@@ -77,3 +81,10 @@ def test_user_activity_sliding_windows_overlap(spark: SparkSession) -> None:
     expected = spark.createDataFrame([(datetime(2026, 10, 1, 10, 0), 1),
                                       (datetime(2026, 10, 1, 10, 30), 1)], got.schema)
     assert_same_rows(got, expected)
+
+
+def test_a_watermark_that_is_not_a_duration_is_one_sentence() -> None:
+    assert load_settings(PARAMS_FILE, ["features.watermark=10 minutes"]).features.watermark \
+        == "10 minutes"
+    with pytest.raises(TweetopsError, match=r"^Setting features.watermark='soon' is invalid"):
+        load_settings(PARAMS_FILE, ["features.watermark=soon"])

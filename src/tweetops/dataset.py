@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -74,3 +75,10 @@ def split_train_test(rows: DataFrame, *, seed: int, test_fraction: float,
 
 
 _FLAG = "_tweetops_is_test_row"
+
+
+def persist_rows(rows: DataFrame, storage_level: str) -> DataFrame:
+    """`rows` persisted at `storage_level` (a StorageLevel name), or as they are for `none`."""
+    if storage_level == "none":
+        return rows
+    return rows.persist(getattr(StorageLevel, storage_level))

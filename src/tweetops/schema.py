@@ -59,6 +59,16 @@ RAW_TWEET_SCHEMA = _struct(
 PROFILE_COLUMNS = ("followers_count", "following_count", "tweet_count", "like_count",
                    "listed_count")
 
+# The author's history strictly before the tweet (point in time: nothing from the tweet itself or
+# later tweets): tweets of any kind in the previous 24 h and 7 d, the mean log-engagement
+# (log1p) of the author's previous original tweets (NO_HISTORY_MEAN_ENGAGEMENT when there are
+# none, with author_has_history false), days since the author's previous tweet of any kind
+# (NO_PREVIOUS_TWEET_DAYS when there is none).
+AUTHOR_HISTORY_COLUMNS = ("author_tweets_24h", "author_tweets_7d", "author_mean_engagement",
+                          "author_has_history", "days_since_author_previous_tweet")
+NO_HISTORY_MEAN_ENGAGEMENT = 0.0
+NO_PREVIOUS_TWEET_DAYS = -1.0
+
 LABEL_COLUMN = "engagement"
 CATEGORICAL_FEATURES = ("lang",)
 NUMERIC_FEATURES = (
@@ -73,6 +83,7 @@ NUMERIC_FEATURES = (
     *PROFILE_COLUMNS,
     "verified",
     "account_age_days",
+    *AUTHOR_HISTORY_COLUMNS,
 )
 # What the served model takes: one row per tweet, raw (unindexed, unassembled) columns.
 MODEL_INPUT_COLUMNS = (*CATEGORICAL_FEATURES, *NUMERIC_FEATURES)

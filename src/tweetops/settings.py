@@ -24,6 +24,19 @@ from tweetops.errors import TweetopsError
 DEFAULT_PARAMS_FILE = Path("params.yaml")
 
 PositiveInt = Annotated[int, Field(gt=0)]
+DAY_MS = 86_400_000
+_UNITS_MS = {"millisecond": 1, "second": 1000, "minute": 60_000, "hour": 3_600_000,
+             "day": DAY_MS, "week": 7 * DAY_MS}
+_DURATION = re.compile(r"^\s*(\d+)\s*(millisecond|second|minute|hour|day|week)s?\s*$")
+
+
+def duration_ms(text: str) -> int:
+    """Milliseconds of a Spark-style duration such as `10 minutes` or `1 hour`."""
+    match = _DURATION.match(text.lower())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like '10 minutes' or '1 hour'")
+    return int(match.group(1)) * _UNITS_MS[match.group(2)]
+
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
@@ -41,6 +54,8 @@ class DataSettings(_Section):
     ingest_checkpoints: Path
     users: Path
     training_rows: Path
+    user_activity: Path
+    late: Path
     rejected: Path
     features_checkpoints: Path
     predictions: Path
@@ -93,10 +108,24 @@ class FeaturesSettings(_Section):
     raw_dir: Path
     users_dir: Path
     training_dir: Path
+    user_activity_dir: Path
+    late_dir: Path
     rejected_dir: Path
     checkpoint_dir: Path
+    trigger: Literal["available_now", "continuous"]
+    trigger_interval_s: Annotated[float, Field(gt=0.0)]
     max_files_per_trigger: PositiveInt
+    watermark: str
+    activity_window: str
+    activity_slide: str | None
     incremental: bool
+
+    @field_validator("watermark", "activity_window", "activity_slide")
+    @classmethod
+    def _must_be_duration(cls, value: str | None) -> str | None:
+        if value is not None and duration_ms(value) <= 0:
+            raise ValueError("must be a positive duration")
+        return value
 
 
 class TrainSettings(_Section):
@@ -112,6 +141,7 @@ class TrainSettings(_Section):
     min_instances_per_node: PositiveInt
     subsampling_rate: Annotated[float, Field(gt=0.0, le=1.0)]
     feature_subset_strategy: Literal["auto", "all", "onethird", "sqrt", "log2"]
+    storage_level: Literal["MEMORY_ONLY", "MEMORY_AND_DISK", "DISK_ONLY", "none"]
     metrics_file: Path
     run_file: Path
     predictions_plot_file: Path

@@ -28,7 +28,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
 from tweetops.contracts import SplitSpec, TrainedModel, TuneOutcome, read_contract, write_contract
-from tweetops.dataset import load_training_rows, split_train_test
+from tweetops.dataset import load_training_rows, persist_rows, split_train_test
 from tweetops.errors import TweetopsError
 from tweetops.forest import export_pipeline
 from tweetops.model import (
@@ -92,8 +92,10 @@ def fit_and_score(spark: SparkSession, rows: DataFrame, config: TrainSettings) -
     train_split, test_split = split_train_test(
         rows, seed=config.seed, test_fraction=config.test_fraction,
         partitions=config.split_partitions)
-    # both splits are read several times (fit, metrics, baseline, example): cache them once
-    train_split, test_split = train_split.cache(), test_split.cache()
+    # both splits are read several times (fit, metrics, baseline, example): persist them once
+    # at train.storage_level (`none`: recompute them each time)
+    train_split = persist_rows(train_split, config.storage_level)
+    test_split = persist_rows(test_split, config.storage_level)
     try:
         train_rows, test_rows = train_split.count(), test_split.count()
         if train_rows < MIN_TRAINING_ROWS or test_rows == 0:

@@ -36,7 +36,12 @@ from hyperopt import STATUS_OK, SparkTrials, Trials, fmin, hp, rand, tpe
 from pyspark.sql import DataFrame
 
 from tweetops.contracts import TuneOutcome
-from tweetops.dataset import load_training_rows, require_training_rows, split_train_test
+from tweetops.dataset import (
+    load_training_rows,
+    persist_rows,
+    require_training_rows,
+    split_train_test,
+)
 from tweetops.errors import TweetopsError
 from tweetops.model import MIN_TRAINING_ROWS, build_pipeline, evaluate
 from tweetops.runner import StepRun, run_step
@@ -198,7 +203,8 @@ def search(rows: DataFrame, config: TuneSettings, base: TrainSettings,
     `record_trial` records each trial and names it; with `spark_trials` it runs on the
     executors, so it must pickle.
     """
-    fit_rows, validation_rows = (split.cache() for split in
+    # every trial reads both: persisted once at train.storage_level
+    fit_rows, validation_rows = (persist_rows(split, base.storage_level) for split in
                                  fit_and_validation_rows(rows, config, base))
     try:
         counts = fit_rows.count(), validation_rows.count()

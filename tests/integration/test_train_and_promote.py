@@ -73,7 +73,8 @@ def test_train_logs_params_metrics_artifacts_lineage_and_model(project: Project)
     loaded = mlflow.pyfunc.load_model(result.model_uri)
     example = pd.DataFrame([{**dict.fromkeys(MODEL_INPUT_COLUMNS, 0), "lang": "en",
                              "verified": False, "has_media": False, "is_reply": False,
-                             "is_quote": False, "followers_count": 1000}])
+                             "is_quote": False, "author_has_history": False,
+                             "followers_count": 1000}])
     assert len(loaded.predict(example)) == 1
 
     on_disk = json.loads(settings.train.metrics_file.read_text())

@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 
 from tests.conftest import Project
 from tweetops.features import (
+    author_history,
     build_features,
     build_features_batch,
     parse_tweets,
@@ -94,7 +95,8 @@ def test_training_rows_exclude_retweets_and_label_is_log1p_of_all_engagement(
         tweet("12", "b", "2026-10-03T01:00:00.000Z", 7),
     )
     rows = {row["tweet_id"]: row for row in
-            training_rows(valid_tweets(parse_tweets(raw_frame(spark, lines)))).collect()}
+            training_rows(author_history(valid_tweets(parse_tweets(raw_frame(spark, lines)))))
+            .collect()}
     assert set(rows) == {"10", "12"}
     first = rows["10"]
     assert first["engagement"] == pytest.approx(math.log1p(9))
@@ -120,6 +122,23 @@ def test_unreadable_lines_are_rejected_with_a_reason_not_dropped(spark: SparkSes
     assert [row["tweet_id"] for row in valid_tweets(parsed).collect()] == ["29"]
 
 
+def assert_same_rows(left: DataFrame, right: DataFrame) -> None:
+    """Equal as multisets; doubles compared to 1e-9 (sums merge in another order per batch)."""
+    def rounded(frame: DataFrame) -> DataFrame:
+        doubles = [f.name for f in frame.schema.fields if f.dataType.typeName() == "double"]
+        return frame.select(*(F.round(c, 9).alias(c) if c in doubles else F.col(c)
+                              for c in sorted(frame.columns)))
+    left, right = rounded(left), rounded(right)
+    assert left.count() == right.count()
+    assert left.exceptAll(right).isEmpty()
+    assert right.exceptAll(left).isEmpty()
+
+
+def read_table(spark: SparkSession, folder: Any) -> DataFrame:
+    frame = spark.read.parquet(str(folder.resolve()))
+    return frame.drop("batch_id") if "batch_id" in frame.columns else frame
+
+
 def test_streaming_job_equals_batch_job(project: Project, spark: SparkSession) -> None:
     settings = project.settings("ingest.n_tweets=1500", "ingest.n_users=150",
                                 "ingest.tweets_per_file=400",
@@ -128,30 +147,29 @@ def test_streaming_job_equals_batch_job(project: Project, spark: SparkSession) -
     result = build_features(settings)
     assert result.micro_batches == 4  # 1500 tweets in 4 part files, one file per trigger
     assert result.input_rows == 1500
-    assert result.rejected == 0
+    assert result.rejected == 0 and result.late == 0
 
-    batch_users, batch_training = build_features_batch(spark, settings.features.raw_dir)
-    stream_users = spark.read.parquet(str(settings.features.users_dir.resolve()))
-    stream_training = (spark.read.parquet(str(settings.features.training_dir.resolve()))
-                       .drop("batch_id"))
-    assert result.users == batch_users.count() == stream_users.count()
-    assert result.training_rows == batch_training.count()
-    # averages are summed in a different order across micro-batch state merges: compare them
-    # to 1e-9 and every other column exactly
-    stream_users = stream_users.withColumn("mean_engagement", F.round("mean_engagement", 9))
-    batch_users = batch_users.withColumn("mean_engagement", F.round("mean_engagement", 9))
-    assert stream_users.exceptAll(batch_users).isEmpty()
-    assert batch_users.exceptAll(stream_users).isEmpty()
-    assert stream_training.exceptAll(batch_training).isEmpty()
-    assert batch_training.exceptAll(stream_training).isEmpty()
+    config = settings.features
+    batch = build_features_batch(spark, config.raw_dir, watermark=config.watermark,
+                                 activity_window=config.activity_window,
+                                 activity_slide=config.activity_slide)
+    assert result.users == batch.users.count()
+    assert result.training_rows == batch.training.count() > 0
+    assert result.activity_rows == batch.activity.count() > 0
+    assert_same_rows(read_table(spark, config.users_dir), batch.users)
+    assert_same_rows(read_table(spark, config.training_dir), batch.training)
+    assert_same_rows(read_table(spark, config.user_activity_dir), batch.activity)
+    # the point-in-time columns are real history, not defaults everywhere
+    assert batch.training.where(F.col("author_has_history")).count() > 0
 
 
 def test_incremental_run_reads_only_new_part_files(project: Project) -> None:
     base = ("ingest.n_users=100", "ingest.tweets_per_file=500", "features.incremental=true")
     ingest(project.settings(*base, "ingest.n_tweets=500"))
     first = build_features(project.settings(*base))
-    # a second batch, appended under another batch id (another seed)
-    ingest(project.settings(*base, "ingest.n_tweets=500", "ingest.seed=43", "ingest.mode=append"))
+    # a second batch, appended under another batch id (another seed), after the first in time
+    ingest(project.settings(*base, "ingest.n_tweets=500", "ingest.seed=43", "ingest.mode=append",
+                            "ingest.synthetic_start_time=2026-10-20T00:00:00Z"))
     second = build_features(project.settings(*base))
     assert first.input_rows == 500
     assert second.input_rows == 500          # only the new file was read

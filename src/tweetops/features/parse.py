@@ -1,0 +1,81 @@
+"""Parsing and validating raw normalized records: pure `DataFrame -> DataFrame` functions."""
+
+from __future__ import annotations
+
+import operator
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from tweetops.schema import CORRUPT_RECORD_COLUMN, PROFILE_COLUMNS
+
+API_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSX"
+TWEET_METRICS = ("retweet_count", "reply_count", "like_count", "quote_count")
+
+
+def _api_time(column: Column) -> Column:
+    return F.try_to_timestamp(column, F.lit(API_TIME_FORMAT))
+
+
+def _count(array: Column) -> Column:
+    return F.coalesce(F.size(array), F.lit(0)).cast("long")
+
+
+def _references(kind: str) -> Column:
+    return F.coalesce(F.exists(F.col("referenced_tweets"), lambda ref: ref["type"] == kind),
+                      F.lit(False))
+
+
+def parse_tweets(raw: DataFrame) -> DataFrame:
+    """Flatten raw normalized records into one typed row per tweet (invalid rows kept, flagged).
+
+    The tweet's own public metrics are summed into `engagement_total`; the author's profile
+    metrics keep their record names (:data:`~tweetops.schema.PROFILE_COLUMNS`).
+    """
+    author_metrics = F.col("author.public_metrics")
+    metrics = F.col("public_metrics")
+    engagement_total = sum((F.coalesce(metrics[name], F.lit(0)) for name in TWEET_METRICS),
+                           F.lit(0).cast("long"))
+    parsed = raw.select(
+        F.col("id").alias("tweet_id"),
+        F.col("id").try_cast("long").alias("tweet_id_num"),
+        F.col("author.id").alias("user_id"),
+        F.col("author.username").alias("username"),
+        _api_time(F.col("created_at")).alias("created_at"),
+        _api_time(F.col("author.created_at")).alias("account_created_at"),
+        F.coalesce(F.col("lang"), F.lit("und")).alias("lang"),
+        F.coalesce(F.length("text"), F.lit(0)).cast("long").alias("text_length"),
+        _count(F.col("entities.hashtags")).alias("hashtag_count"),
+        _count(F.col("entities.mentions")).alias("mention_count"),
+        _count(F.col("entities.urls")).alias("url_count"),
+        (_count(F.col("attachments.media_keys")) > 0).alias("has_media"),
+        _references("retweeted").alias("is_retweet"),
+        _references("replied_to").alias("is_reply"),
+        _references("quoted").alias("is_quote"),
+        engagement_total.alias("engagement_total"),
+        *(author_metrics[name].alias(name) for name in PROFILE_COLUMNS if name != "like_count"),
+        F.coalesce(author_metrics["like_count"], F.lit(0)).alias("like_count"),
+        F.coalesce(F.col("author.verified"), F.lit(False)).alias("verified"),
+        F.col(CORRUPT_RECORD_COLUMN).alias("raw_line"),
+    )
+    missing_profile = reduce(operator.or_, (F.col(name).isNull() for name in PROFILE_COLUMNS))
+    reason = (
+        F.when(F.col("raw_line").isNotNull(), F.lit("line is not a JSON tweet object"))
+        .when(F.col("tweet_id_num").isNull(), F.lit("missing or non-numeric tweet id"))
+        .when(F.col("user_id").isNull(), F.lit("missing author"))
+        .when(F.col("created_at").isNull(), F.lit("missing or unreadable created_at"))
+        .when(missing_profile, F.lit("missing author public_metrics"))
+    )
+    return parsed.withColumn("reject_reason", reason)
+
+
+def valid_tweets(parsed: DataFrame) -> DataFrame:
+    """Rows of :func:`parse_tweets` that are complete tweets."""
+    return parsed.where(F.col("reject_reason").isNull()).drop("reject_reason", "raw_line")
+
+
+def rejected_rows(parsed: DataFrame) -> DataFrame:
+    """Rows of :func:`parse_tweets` that are not, with why and what was read."""
+    return parsed.where(F.col("reject_reason").isNotNull()).select(
+        "reject_reason", "tweet_id", "user_id", "raw_line")

@@ -1,0 +1,254 @@
+"""The features step: run the streaming job (one-shot or live) inside the step's MLflow run."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import mlflow
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming import StreamingQuery
+
+from tweetops.errors import TweetopsError
+from tweetops.features.parse import parse_tweets
+from tweetops.features.stream import (
+    BatchCounts,
+    FeatureStream,
+    checkpoint_is_complete,
+    clear_outputs,
+    has_outputs,
+    output_folders,
+    progress_fields,
+)
+from tweetops.ingest.snapshot import PART_SUFFIX, part_files
+from tweetops.runner import StepRun, run_step
+from tweetops.schema import CORRUPT_RECORD_COLUMN, RAW_TWEET_SCHEMA
+from tweetops.settings import FeaturesSettings, Settings
+from tweetops.spark import spark_path
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 0.5
+STOP_WAIT_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """One micro-batch as the query reported it, with what the job did with its rows."""
+
+    counts: BatchCounts
+    duration_ms: int
+
+    def line(self) -> str:
+        """The one line logged per micro-batch."""
+        c = self.counts
+        return (f"features: batch {c.batch_id}: {c.input_rows} rows in "
+                f"{self.duration_ms / 1000:.1f} s -> {c.accepted} accepted, {c.late} late, "
+                f"{c.duplicates} duplicate, {c.rejected} rejected; state {c.history_rows} "
+                f"history rows; watermark {c.watermark}")
+
+    def metrics(self) -> dict[str, float]:
+        """Logged as MLflow metrics of the run with `step = batch id`."""
+        c = self.counts
+        return {"batch_input_rows": c.input_rows, "batch_duration_ms": self.duration_ms,
+                "batch_accepted": c.accepted, "batch_late": c.late,
+                "batch_duplicates": c.duplicates, "batch_rejected": c.rejected,
+                "batch_state_rows": c.history_rows}
+
+
+@dataclass(frozen=True)
+class FeaturesResult:
+    """Counts and throughput of one features run."""
+
+    input_rows: int
+    micro_batches: int
+    users: int
+    training_rows: int
+    activity_rows: int
+    late: int
+    duplicates: int
+    rejected: int
+    seconds: float
+    rebuilt: bool = False
+
+    @property
+    def rows_per_second(self) -> float:
+        """Raw rows read per second of wall time."""
+        return self.input_rows / self.seconds if self.seconds > 0 else 0.0
+
+    def logged_metrics(self) -> dict[str, float]:
+        """Counts, micro-batches and throughput."""
+        return {"features_input_rows": self.input_rows,
+                "features_micro_batches": self.micro_batches,
+                "features_users": self.users,
+                "features_training_rows": self.training_rows,
+                "features_activity_rows": self.activity_rows,
+                "features_late": self.late,
+                "features_duplicates": self.duplicates,
+                "features_rejected": self.rejected,
+                "features_rows_per_second": self.rows_per_second}
+
+    def summary(self) -> str:
+        """One line: rows in, micro-batches, tables out, throughput."""
+        return (f"features: {self.input_rows} raw rows in {self.micro_batches} micro-batches -> "
+                f"{self.users} users, {self.training_rows} training rows, "
+                f"{self.activity_rows} activity windows, {self.late} late, {self.duplicates} "
+                f"duplicate, {self.rejected} rejected ({self.rows_per_second:,.0f} rows/s)")
+
+
+class StopRequest:
+    """Set by SIGINT/SIGTERM; the run loop stops the query between micro-batches."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    @property
+    def requested(self) -> bool:
+        """Whether a stop was asked for."""
+        return self.event.is_set()
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    """SIGINT and SIGTERM ask the live query to stop cleanly instead of killing the process."""
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        request.event.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield request
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def build_features(settings: Settings) -> FeaturesResult:
+    """The features step: :func:`stream_feature_tables` in the step's MLflow run.
+
+    Each micro-batch is logged as one line and as MLflow metrics with `step = batch id`.
+    """
+    config = settings.features
+
+    def on_batch(progress: BatchProgress) -> None:
+        log.info(progress.line())
+        mlflow.log_metrics(progress.metrics(), step=progress.counts.batch_id)
+
+    with stop_on_signals() as stop:
+        return run_step(settings, "features", ("features", "spark"),
+                        lambda run: stream_feature_tables(_session(run), config, on_batch, stop),
+                        needs_spark=True, inputs={"raw_tweets": config.raw_dir})
+
+
+def prepare_outputs(config: FeaturesSettings) -> bool:
+    """Clear or keep earlier outputs; True when a missing checkpoint forces a rebuild."""
+    keep = config.incremental or config.trigger == "continuous"
+    if not keep:
+        clear_outputs(config)
+        return False
+    if checkpoint_is_complete(config) or not has_outputs(config):
+        return False
+    log.warning("features: the checkpoint %s is missing or incomplete, so the feature tables "
+                "will be rebuilt from scratch.", config.checkpoint_dir)
+    clear_outputs(config)
+    return True
+
+
+def stream_feature_tables(spark: SparkSession, config: FeaturesSettings,
+                          on_batch: Callable[[BatchProgress], None] = lambda _: None,
+                          stop: StopRequest | None = None) -> FeaturesResult:
+    """Run the streaming job: until every file is read (`available_now`) or until stopped.
+
+    One query reads `raw_dir` as a file stream (`maxFilesPerTrigger`, part files only:
+    dot-files being written are never read) into :class:`FeatureStream`'s `foreachBatch`.
+    `continuous` triggers a micro-batch every `trigger_interval_s` and runs until `stop` is
+    requested (SIGINT/SIGTERM); it always keeps its checkpoint, so a restart continues.
+    """
+    live = config.trigger == "continuous"
+    if not live and not part_files(config.raw_dir):
+        raise TweetopsError(f"No tweets found in {config.raw_dir}: run `tweetops ingest` first "
+                            f"or point features.raw_dir at a snapshot.")
+    config.raw_dir.mkdir(parents=True, exist_ok=True)
+    rebuilt = prepare_outputs(config)
+    job = FeatureStream(config)
+    started = time.perf_counter()
+    query = _start(spark, config, job)
+    reported: set[int] = set()
+    stopping = False
+    while True:
+        finished = query.awaitTermination(POLL_SECONDS)
+        _report(query, job, reported, on_batch)
+        if finished or not query.isActive:
+            break
+        if stop is not None and stop.requested and not stopping:
+            stopping = True
+            _stop_between_batches(query)
+    _report(query, job, reported, on_batch)
+    for folder in output_folders(config):  # an empty table is a folder, e.g. for DVC's outs
+        folder.mkdir(parents=True, exist_ok=True)
+    state = job.state_before(1 << 62)
+    ran = [job.counts[i] for i in sorted(reported)]
+    return FeaturesResult(
+        input_rows=sum(c.input_rows for c in ran),
+        micro_batches=len(ran),
+        users=_count_parquet(spark, config.users_dir),
+        training_rows=_count_parquet(spark, config.training_dir),
+        activity_rows=_count_parquet(spark, config.user_activity_dir),
+        late=state.late, duplicates=state.duplicates, rejected=state.rejected,
+        seconds=time.perf_counter() - started, rebuilt=rebuilt)
+
+
+def _start(spark: SparkSession, config: FeaturesSettings, job: FeatureStream) -> StreamingQuery:
+    stream = (spark.readStream.schema(RAW_TWEET_SCHEMA)
+              .option("maxFilesPerTrigger", config.max_files_per_trigger)
+              .option("pathGlobFilter", f"*{PART_SUFFIX}")
+              .option("columnNameOfCorruptRecord", CORRUPT_RECORD_COLUMN)
+              .json(spark_path(config.raw_dir)))
+    writer = (parse_tweets(stream).writeStream.queryName("features")
+              .foreachBatch(job.process)
+              .option("checkpointLocation", spark_path(config.checkpoint_dir / "query")))
+    if config.trigger == "continuous":
+        writer = writer.trigger(processingTime=f"{config.trigger_interval_s} seconds")
+    else:
+        writer = writer.trigger(availableNow=True)
+    return writer.start()
+
+
+def _stop_between_batches(query: StreamingQuery) -> None:
+    # let a running micro-batch finish so its outputs and commit land together; a batch cut
+    # short anyway is replayed on restart and overwrites its own batch_id folders
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    while query.status.get("isTriggerActive") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    query.stop()
+
+
+def _report(query: StreamingQuery, job: FeatureStream, reported: set[int],
+            on_batch: Callable[[BatchProgress], None]) -> None:
+    for progress in query.recentProgress:
+        batch_id, _rows, duration_ms = progress_fields(progress)
+        if batch_id in job.counts and batch_id not in reported and duration_ms > 0 \
+                and "addBatch" in (progress.get("durationMs") or {}):
+            reported.add(batch_id)
+            on_batch(BatchProgress(job.counts[batch_id], duration_ms))
+
+
+def _session(run: StepRun) -> SparkSession:
+    assert run.spark is not None
+    return run.spark
+
+
+def _count_parquet(spark: SparkSession, folder: Path) -> int:
+    if not folder.exists() or not any(folder.rglob("*.parquet")):
+        return 0
+    return spark.read.parquet(spark_path(folder)).count()

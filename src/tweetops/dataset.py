@@ -7,6 +7,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 
 from tweetops.errors import TweetopsError
+from tweetops.outputs import require_complete
 from tweetops.schema import LABEL_COLUMN, MODEL_INPUT_COLUMNS
 from tweetops.spark import spark_path
 
@@ -15,10 +16,14 @@ TRAINING_COLUMNS = (KEY_COLUMN, *MODEL_INPUT_COLUMNS, LABEL_COLUMN)
 
 
 def load_training_rows(spark: SparkSession, training_dir: Path) -> DataFrame:
-    """The training table written by the features step (only the columns the model uses)."""
+    """The training table written by a features run that finished (only the model's columns).
+
+    A table without the features step's completion marker (a killed or failed run) is refused.
+    """
     if not training_dir.exists() or not any(training_dir.rglob("*.parquet")):
         raise TweetopsError(f"No training rows in {training_dir}: run `tweetops features` first "
                             f"or point train.training_dir at a features table.")
+    require_complete(training_dir, produced_by="features")
     rows = spark.read.parquet(spark_path(training_dir))
     missing = [name for name in TRAINING_COLUMNS if name not in rows.columns]
     if missing:

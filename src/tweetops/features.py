@@ -33,6 +33,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from tweetops.errors import TweetopsError
 from tweetops.ingest.snapshot import PART_SUFFIX, part_files
+from tweetops.outputs import clear_marker, mark_complete, require_complete
 from tweetops.runner import StepRun, run_step
 from tweetops.schema import (
     CORRUPT_RECORD_COLUMN,
@@ -41,6 +42,7 @@ from tweetops.schema import (
     PROFILE_COLUMNS,
     RAW_TWEET_SCHEMA,
     TRAINING_KEY_COLUMNS,
+    corrupt_line_reason,
 )
 from tweetops.settings import FeaturesSettings, Settings
 from tweetops.spark import spark_path
@@ -96,7 +98,7 @@ def parse_tweets(raw: DataFrame) -> DataFrame:
     )
     missing_profile = reduce(operator.or_, (F.col(name).isNull() for name in PROFILE_COLUMNS))
     reason = (
-        F.when(F.col("raw_line").isNotNull(), F.lit("line is not a JSON tweet object"))
+        F.when(F.col("raw_line").isNotNull(), corrupt_line_reason(F.col("raw_line")))
         .when(F.col("tweet_id_num").isNull(), F.lit("missing or non-numeric tweet id"))
         .when(F.col("user_id").isNull(), F.lit("missing author"))
         .when(F.col("created_at").isNull(), F.lit("missing or unreadable created_at"))
@@ -232,6 +234,9 @@ def stream_feature_tables(spark: SparkSession, config: FeaturesSettings) -> Feat
     if not part_files(config.raw_dir):
         raise TweetopsError(f"No tweets found in {config.raw_dir}: run `tweetops ingest` first "
                             f"or point features.raw_dir at a snapshot.")
+    require_complete(config.raw_dir, produced_by="ingest")
+    for folder in (config.training_dir, config.users_dir):
+        clear_marker(folder)
     if not config.incremental:
         for folder in (config.users_dir, config.training_dir, config.rejected_dir,
                        config.checkpoint_dir):
@@ -246,7 +251,7 @@ def stream_feature_tables(spark: SparkSession, config: FeaturesSettings) -> Feat
     queries = [_start_rows_query(parsed, config), _start_users_query(parsed, config)]
     for query in queries:
         query.awaitTermination()
-    return FeaturesResult(
+    result = FeaturesResult(
         input_rows=_progress_sum(queries[0], "numInputRows"),
         micro_batches=len(queries[0].recentProgress),
         users=_count_parquet(spark, config.users_dir),
@@ -254,6 +259,11 @@ def stream_feature_tables(spark: SparkSession, config: FeaturesSettings) -> Feat
         rejected=_count_parquet(spark, config.rejected_dir),
         seconds=time.perf_counter() - started,
     )
+    counts = {"training_rows": result.training_rows, "users": result.users,
+              "rejected": result.rejected}
+    for folder in (config.training_dir, config.users_dir):
+        mark_complete(folder, "features", counts)
+    return result
 
 
 def _session(run: StepRun) -> SparkSession:

@@ -81,7 +81,14 @@ def build_spark(settings: SparkSettings) -> SparkSession:
                    .config("spark.driver.bindAddress", "127.0.0.1"))
     for key, value in settings.conf.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # py4j and PySpark errors carry pages of Java stack trace
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()),
+                     type(exc).__name__)
+        raise TweetopsError(f"Spark did not start with spark.master={settings.master!r} and "
+                            f"spark.driver_memory={settings.driver_memory!r} ({first[:200]}); "
+                            f"fix the spark settings.") from exc
     spark.sparkContext.setLogLevel(settings.log_level)
     return spark
 

@@ -86,9 +86,9 @@ def build_spark(settings: SparkSettings) -> SparkSession:
     except Exception as exc:  # py4j and PySpark errors carry pages of Java stack trace
         first = next((line.strip() for line in str(exc).splitlines() if line.strip()),
                      type(exc).__name__)
-        raise TweetopsError(f"Spark did not start with spark.master={settings.master!r} and "
-                            f"spark.driver_memory={settings.driver_memory!r} ({first[:200]}); "
-                            f"fix the spark settings.") from exc
+        raise TweetopsError(f"Spark did not start ({first[:200]}); check the spark settings "
+                            f"(spark.master={settings.master!r}, spark.driver_memory="
+                            f"{settings.driver_memory!r}, spark.conf).") from exc
     spark.sparkContext.setLogLevel(settings.log_level)
     return spark
 

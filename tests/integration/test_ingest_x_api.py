@@ -304,6 +304,23 @@ def test_killed_mid_page_resumes_without_duplicates_or_gaps(project: Project, ap
     assert not STAGING.exists()  # swapped in whole
 
 
+def test_a_replace_run_in_between_abandons_the_stopped_search(project: Project, api: FakeXApi,
+                                                              token: str,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    settings = _search(project, api, "ingest.tweets_per_file=4")
+    monkeypatch.setitem(ingest_step.SOURCES, "search", _killed_after(3, xapi.search_source))
+    with pytest.raises(RuntimeError, match="killed"):
+        ingest(settings)
+    ingest(project.settings("ingest.n_tweets=30"))  # discards the stopped search's staging ...
+    assert not (CHECKPOINTS / "search.json").exists()  # ... and so its checkpoint
+
+    monkeypatch.setitem(ingest_step.SOURCES, "search", xapi.search_source)
+    result = ingest(settings)
+    assert result.counts.accepted == 55  # from the first page again: no gap
+    assert sorted(_snapshot_ids()) == sorted(api.tweet_ids())
+
+
 def test_run_that_ran_out_of_retries_resumes_from_its_page(project: Project, api: FakeXApi,
                                                            token: str) -> None:
     settings = _search(project, api, "ingest.tweets_per_file=4")

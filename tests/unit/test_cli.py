@@ -138,3 +138,15 @@ def test_a_read_only_data_folder_is_one_sentence_naming_it(project_dir: Path) ->
     line = _one_sentence(done.stderr)
     assert "because data is not writable (Permission denied)" in line
     assert _statuses(project_dir) == ["FAILED"]
+
+
+@pytest.mark.slow
+def test_a_spark_that_fails_to_start_ends_in_one_sentence_and_a_failed_run(
+        project_dir: Path) -> None:
+    done = _tweetops(project_dir, "train", "-S", 'spark.conf={"spark.driver.memory": "lots"}',
+                     env=_store_env(project_dir))
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]  # after what the JVM itself printed
+    assert last.startswith("error: Spark did not start (") and "spark.conf" in last
+    assert _statuses(project_dir) == ["FAILED"]

@@ -7,7 +7,8 @@ live folder is renamed aside (`.tweets.old`) and its staging folder renamed into
 journal and the old folders are removed. Renames of folders are what the filesystem makes atomic;
 a crash between them leaves the journal, and the next run finishes the swap before anything
 else (:func:`recover`). A failed or killed run never touches the live folders; its staging
-folders are discarded by the next run, or continued when the source resumes the stopped run.
+folders are continued when the source resumes the stopped run, and otherwise discarded by the
+next run together with the stopped collection's checkpoint.
 """
 
 from __future__ import annotations
@@ -58,6 +59,24 @@ def discard_staging(folders: Sequence[Path]) -> None:
     """Remove what a failed or killed replace run left in the staging folders."""
     for folder in folders:
         shutil.rmtree(staging_dir(folder), ignore_errors=True)
+
+
+def abandon_stopped_collections(checkpoint_dir: Path) -> list[Path]:
+    """Remove the checkpoints of stopped collections whose tweets were in discarded staging.
+
+    A stopped search or stream resumes from its checkpoint only together with the staging
+    folders holding what it collected; once those are discarded, resuming would leave a gap.
+    """
+    removed = []
+    for path in sorted(checkpoint_dir.glob("*.json")) if checkpoint_dir.is_dir() else []:
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(state, dict) and state.get("complete") is False:
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 def swap_in(folders: Sequence[Path]) -> None:

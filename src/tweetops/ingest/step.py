@@ -110,6 +110,7 @@ def collect(config: IngestSettings, batch: SourceBatch) -> IngestResult:
     if replace:
         if not batch.resuming:
             staging.discard_staging(live)
+            staging.abandon_stopped_collections(config.checkpoint_dir)
         raw_dir, manifest_dir, quarantine_dir = (staging.staging_dir(f) for f in live)
         for folder in (raw_dir, manifest_dir, quarantine_dir):
             folder.mkdir(parents=True, exist_ok=True)

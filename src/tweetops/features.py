@@ -235,7 +235,7 @@ def stream_feature_tables(spark: SparkSession, config: FeaturesSettings) -> Feat
         raise TweetopsError(f"No tweets found in {config.raw_dir}: run `tweetops ingest` first "
                             f"or point features.raw_dir at a snapshot.")
     require_complete(config.raw_dir, produced_by="ingest")
-    for folder in (config.training_dir, config.users_dir):
+    for folder in (config.training_dir, config.users_dir, config.rejected_dir):
         clear_marker(folder)
     if not config.incremental:
         for folder in (config.users_dir, config.training_dir, config.rejected_dir,
@@ -261,8 +261,8 @@ def stream_feature_tables(spark: SparkSession, config: FeaturesSettings) -> Feat
     )
     counts = {"training_rows": result.training_rows, "users": result.users,
               "rejected": result.rejected}
-    for folder in (config.training_dir, config.users_dir):
-        mark_complete(folder, "features", counts)
+    for folder in (config.training_dir, config.users_dir, config.rejected_dir):
+        mark_complete(folder, "features", counts)  # (rejected_dir exists then, even if empty)
     return result
 
 

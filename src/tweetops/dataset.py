@@ -10,6 +10,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from tweetops.errors import TweetopsError
+from tweetops.outputs import require_complete
 from tweetops.schema import LABEL_COLUMN, MODEL_INPUT_COLUMNS
 from tweetops.spark import spark_path
 
@@ -18,14 +19,18 @@ TRAINING_COLUMNS = (KEY_COLUMN, *MODEL_INPUT_COLUMNS, LABEL_COLUMN)
 
 
 def require_training_rows(training_dir: Path) -> None:
-    """Fail with one sentence when `training_dir` holds no Parquet training table."""
+    """Fail with one sentence when `training_dir` holds no finished training table.
+
+    A table without the features step's completion marker (a killed or failed run) is refused.
+    """
     if not training_dir.exists() or not any(training_dir.rglob("*.parquet")):
         raise TweetopsError(f"No training rows in {training_dir}: run `tweetops features` first "
                             f"or point train.training_dir at a features table.")
+    require_complete(training_dir, produced_by="features")
 
 
 def load_training_rows(spark: SparkSession, training_dir: Path) -> DataFrame:
-    """The training table written by the features step (only the columns the model uses)."""
+    """The training table written by a features run that finished (only the model's columns)."""
     require_training_rows(training_dir)
     rows = spark.read.parquet(spark_path(training_dir))
     missing = [name for name in TRAINING_COLUMNS if name not in rows.columns]

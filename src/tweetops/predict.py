@@ -23,7 +23,7 @@ from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from tweetops.dataset import KEY_COLUMN
+from tweetops.dataset import KEY_COLUMN, require_training_rows
 from tweetops.errors import TweetopsError
 from tweetops.runner import StepRun, run_step
 from tweetops.schema import LABEL_COLUMN
@@ -144,6 +144,9 @@ def predict(settings: Settings) -> PredictResult:
     def core(run: StepRun) -> PredictResult:
         assert run.spark is not None
         model = resolve_model(config.model_uri)
+        if config.input_path.resolve() == settings.data.training_rows.resolve():
+            # the features table: what a killed or failed features run left is refused
+            require_training_rows(config.input_path)
         rows = read_rows(run.spark, config.input_path)
         count, rmse = score(run.spark, model, rows, config.output_path)
         return PredictResult(rows=count, output_path=str(config.output_path), rmse=rmse,

@@ -10,6 +10,7 @@ print.
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,10 +21,14 @@ import mlflow
 from pyspark.sql import SparkSession
 
 from tweetops.contracts import write_json
+from tweetops.errors import TweetopsError
 from tweetops.settings import Settings
 from tweetops.tracking import log_data_lineage, log_spark_conf, step_run
 
 log = logging.getLogger(__name__)
+
+# what a read-only, full or foreign-owned data folder raises
+_UNWRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
 
 class StepResult(Protocol):
@@ -74,7 +79,18 @@ def run_step(settings: Settings, step: str, sections: tuple[str, ...],
             spark = build_spark(settings.spark)
             log_spark_conf(spark_conf_for_tracking(spark))
         context = StepRun(run_id=run_id, settings=settings, spark=spark)
-        outcome = core(context)
+        try:
+            outcome = core(context)
+        except OSError as exc:
+            if exc.errno not in _UNWRITABLE:
+                raise
+            if exc.filename is None:
+                raise TweetopsError(f"{step} could not write its output ({exc.strerror}): make "
+                                    f"the data folders writable.") from exc
+            target = Path(exc.filename)
+            raise TweetopsError(f"{step} could not write {target} because {target.parent} is "
+                                f"not writable ({exc.strerror}): make it writable, or point the "
+                                f"data settings elsewhere with -S data.<key>=<path>.") from exc
         for name, path in (inputs or {}).items():
             log_data_lineage(name, path)
         result = publish(outcome, context) if publish is not None else outcome

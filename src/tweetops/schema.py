@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pyspark.sql import Column
+from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
     BooleanType,
@@ -13,6 +15,31 @@ from pyspark.sql.types import (
 )
 
 CORRUPT_RECORD_COLUMN = "_corrupt_record"
+# Spark's JSON reader (Jackson) refuses strings longer than this; a longer line lands in
+# `_corrupt_record` although it may well be JSON
+SPARK_JSON_MAX_STRING = 20_000_000
+
+
+def corrupt_line_reason(raw_line: Column) -> Column:
+    """Why Spark could not read a raw line (its `_corrupt_record`) as a normalized tweet.
+
+    Too long for Spark's JSON reader, not JSON at all, JSON but not an object, or an object
+    whose fields do not have the types of :data:`RAW_TWEET_SCHEMA`.
+    """
+    parsed = F.try_parse_json(raw_line)
+    length = F.length(raw_line)
+    return (
+        F.when(length > SPARK_JSON_MAX_STRING,
+               F.concat(F.lit("line is "), length.cast("string"),
+                        F.lit(f" characters, longer than Spark's JSON reader accepts "
+                              f"({SPARK_JSON_MAX_STRING})")))
+        .when(parsed.isNull(), F.lit("line is not valid JSON"))
+        .when(~F.schema_of_variant(parsed).startswith("OBJECT"),
+              F.concat(F.lit("line is a JSON "),
+                       F.lower(F.split(F.schema_of_variant(parsed), "<")[0]),
+                       F.lit(", not an object")))
+        .otherwise(F.lit("line is a JSON object whose fields do not have a tweet's types"))
+    )
 
 
 def _struct(*fields: tuple[str, object]) -> StructType:

@@ -72,6 +72,7 @@ class IngestSettings(_Section):
 
     source: Literal["synthetic", "search", "stream", "replay"]
     mode: Literal["replace", "append"]
+    allow_empty: bool
     raw_dir: Path
     manifest_dir: Path
     quarantine_dir: Path
@@ -204,6 +205,11 @@ class PredictSettings(_Section):
     output_path: Path
 
 
+_SPARK_MASTER = re.compile(r"^(local(\[(\d+|\*)(,\s*\d+)?\])?|local-cluster\[\d+,\s*\d+,\s*\d+\]"
+                           r"|spark://\S+|yarn|k8s://\S+)$")
+_MEMORY_SIZE = re.compile(r"^\d+(b|k|kb|m|mb|g|gb|t|tb|p|pb)?$", re.IGNORECASE)
+
+
 class SparkSettings(_Section):
     """How the one SparkSession is built; `master` may be a cluster URL."""
 
@@ -214,6 +220,21 @@ class SparkSettings(_Section):
     ui_enabled: bool
     log_level: Literal["ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"]
     conf: dict[str, str]
+
+    @field_validator("master")
+    @classmethod
+    def _known_master(cls, value: str) -> str:
+        if not _SPARK_MASTER.match(value):
+            raise ValueError("must be local, local[N], local[*], spark://host:port, yarn or "
+                             "k8s://https://host:port")
+        return value
+
+    @field_validator("driver_memory")
+    @classmethod
+    def _memory_size(cls, value: str) -> str:
+        if not _MEMORY_SIZE.match(value):
+            raise ValueError("must be a size such as 512m, 2g or 4gb")
+        return value
 
     @field_validator("conf", mode="before")
     @classmethod

@@ -81,7 +81,14 @@ def build_spark(settings: SparkSettings) -> SparkSession:
                    .config("spark.driver.bindAddress", "127.0.0.1"))
     for key, value in settings.conf.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # py4j and PySpark errors carry pages of Java stack trace
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()),
+                     type(exc).__name__)
+        raise TweetopsError(f"Spark did not start ({first[:200]}); check the spark settings "
+                            f"(spark.master={settings.master!r}, spark.driver_memory="
+                            f"{settings.driver_memory!r}, spark.conf).") from exc
     spark.sparkContext.setLogLevel(settings.log_level)
     return spark
 

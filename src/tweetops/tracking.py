@@ -3,26 +3,50 @@
 A step run is top-level when a step is run on its own, nested under the `main` run when the
 whole chain runs, and the run `mlflow run` created when launched as an MLflow Project entry
 point (MLflow passes it in `MLFLOW_RUN_ID`). Every run records the git commit, the DVC hash of
-the data it read, library versions and, for Spark steps, the Spark configuration.
+the data it read, library versions, the host and process id and, for Spark steps, the Spark
+configuration. No run stays RUNNING after its process is gone: a signal ends it KILLED, and a
+run a SIGKILL left RUNNING is marked KILLED by the next step that starts.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import signal
+import socket
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import mlflow
+from filelock import FileLock
+from mlflow.tracking import MlflowClient
 
 from tweetops.settings import Settings
 from tweetops.versions import tool_versions
 
+log = logging.getLogger(__name__)
+
 _MAX_PARAM_LENGTH = 6000
+
+
+HOST_TAG = "tweetops.host"
+PID_TAG = "tweetops.pid"
+NOTE_TAG = "tweetops.note"
+
+
+class Interrupted(BaseException):
+    """SIGTERM (or SIGINT) reached a step: its run ends KILLED and the process exits."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 @contextmanager
@@ -30,17 +54,141 @@ def step_run(settings: Settings, step: str, sections: tuple[str, ...],
              run_name: str | None = None) -> Iterator[str]:
     """Open the MLflow run of one step, log its settings and lineage, and yield its run id.
 
-    `run_name` tells runs of one step apart in a list (default: the step's name).
+    `run_name` tells runs of one step apart in a list (default: the step's name). A top-level
+    run first prepares the tracking store (created and migrated once, under a file lock) and
+    marks runs of killed processes KILLED. SIGTERM and SIGINT end the run (and its
+    parents) as KILLED and exit with 128 + the signal number; any other error ends it FAILED.
     """
     parent = mlflow.active_run()
-    if parent is None and not os.environ.get("MLFLOW_RUN_ID"):
-        mlflow.set_experiment(settings.mlflow.experiment)
-    with mlflow.start_run(run_name=run_name or step, nested=parent is not None) as run:
-        if run_name and os.environ.get("MLFLOW_RUN_ID") == run.info.run_id:
-            mlflow.set_tag("mlflow.runName", run_name)  # the run `mlflow run` created
-        mlflow.set_tags({"tweetops.step": step, **lineage_tags(), **pipeline_run_tags()})
-        log_settings(settings, sections)
-        yield run.info.run_id
+    if parent is None:
+        prepare_store(settings)
+    with _signals_interrupt():
+        run = mlflow.start_run(run_name=run_name or step, nested=parent is not None)
+        try:
+            if run_name and os.environ.get("MLFLOW_RUN_ID") == run.info.run_id:
+                mlflow.set_tag("mlflow.runName", run_name)  # the run `mlflow run` created
+            mlflow.set_tags({"tweetops.step": step, HOST_TAG: socket.gethostname(),
+                             PID_TAG: str(os.getpid()), **lineage_tags(), **pipeline_run_tags()})
+            log_settings(settings, sections)
+            yield run.info.run_id
+        except (Interrupted, KeyboardInterrupt) as exc:
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            _end_all_runs("KILLED")
+            log.error("error: %s stopped by %s; its MLflow run %s was marked KILLED: run the step "
+                      "again to redo it.", step, signal.Signals(signum).name, run.info.run_id)
+            raise SystemExit(128 + signum) from None
+        except BaseException:
+            _end_if_active(run.info.run_id, "FAILED")
+            raise
+        _end_if_active(run.info.run_id, "FINISHED")
+
+
+def _end_if_active(run_id: str, status: str) -> None:
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id:
+        mlflow.end_run(status)
+
+
+def _end_all_runs(status: str) -> None:
+    while mlflow.active_run() is not None:
+        mlflow.end_run(status)
+
+
+@contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Interrupted` while a step runs (SIGINT already interrupts)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise Interrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def prepare_store(settings: Settings) -> None:
+    """Create and migrate the tracking store once, under a file lock, and set the experiment.
+
+    Two steps starting at once on a fresh SQLite store would otherwise both run its migrations.
+    Then runs of this host whose process is gone are marked KILLED.
+    """
+    lock_path = _store_lock_path(mlflow.get_tracking_uri())
+    lock = FileLock(str(lock_path)) if lock_path is not None else nullcontext()
+    with lock:
+        client = MlflowClient()
+        experiment = client.get_experiment_by_name(settings.mlflow.experiment)
+        if not os.environ.get("MLFLOW_RUN_ID"):
+            experiment = mlflow.set_experiment(settings.mlflow.experiment)
+    if experiment is not None:
+        mark_orphaned_runs_killed(client, experiment.experiment_id)
+
+
+def _store_lock_path(uri: str) -> Path | None:
+    """A lock file beside a local store (SQLite file or `mlruns` folder); None for servers."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":
+        database = uri.removeprefix("sqlite:///")
+        if not database or database == uri or database.startswith(":memory:"):
+            return None
+        path = Path(database.split("?", 1)[0])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.with_name(f"{path.name}.lock")
+    if parsed.scheme in ("", "file"):
+        folder = Path(parsed.path)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        return folder.with_name(f"{folder.name}.lock")
+    return None
+
+
+def mark_orphaned_runs_killed(client: MlflowClient, experiment_id: str) -> list[str]:
+    """Mark RUNNING runs of this host whose process is gone (and their nested runs) KILLED.
+
+    Such runs are what a SIGKILL (or a crash of the machine) leaves behind. Returns their ids.
+    """
+    running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'",
+                                 max_results=1000)
+    host = socket.gethostname()
+    orphans = {run.info.run_id: run for run in running
+               if run.data.tags.get(HOST_TAG) == host
+               and not process_alive(run.data.tags.get(PID_TAG, ""))}
+    grown = True
+    while grown:  # nested runs (tune's trials) died with their parent
+        children = {run.info.run_id: run for run in running
+                    if run.data.tags.get("mlflow.parentRunId") in orphans
+                    and run.info.run_id not in orphans}
+        orphans.update(children)
+        grown = bool(children)
+    for run_id, run in orphans.items():
+        pid = run.data.tags.get(PID_TAG) or run.data.tags.get("mlflow.parentRunId")
+        client.set_tag(run_id, NOTE_TAG, f"marked KILLED by process {os.getpid()}: the process "
+                                         f"({pid}) on {host} was gone while the run was RUNNING")
+        client.set_terminated(run_id, "KILLED")
+        log.warning("Marked run %s KILLED: the process that ran it is gone.", run_id)
+    return list(orphans)
+
+
+def process_alive(pid_text: str) -> bool:
+    """True when the process with this id runs on this machine (a zombie counts as gone)."""
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 def log_settings(settings: Settings, sections: tuple[str, ...]) -> None:

@@ -32,7 +32,9 @@ def test_push_delete_pull_gives_identical_snapshot(tmp_path: Path) -> None:
     run([*dvc, "repro", "ingest"], cwd=project, env=env)
     snapshot = project / "data" / "raw"
     before = _digests(snapshot)
-    assert sum(name.startswith("tweets/") for name in before) == 4  # 1500 tweets, 400 per file
+    parts = [name for name in before if name.startswith("tweets/") and name.endswith(".jsonl")]
+    assert len(parts) == 4  # 1500 tweets, 400 per file
+    assert "tweets/_COMPLETE.json" in before  # the marker travels with the snapshot
     assert any(name.startswith("manifests/") for name in before)
 
     remote = tmp_path / "remote"

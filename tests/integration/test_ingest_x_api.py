@@ -26,6 +26,7 @@ from tweetops.ingest.xapi import retry as xapi_retry
 
 TOKEN = "xtest-bearer-AAAAAAAAAAAAAAAAAAAAAK9qZ7uF2mW4pR8sT1vY3nB6cD0eH5jL"
 RAW = Path("data/raw/tweets")
+STAGING = Path("data/raw/.tweets.staging")  # where a replace run builds the next snapshot
 QUARANTINE = Path("data/raw/quarantine")
 CHECKPOINTS = Path("data/raw/checkpoints")
 FAST = xapi.RetryPolicy(attempts=4, backoff_base=0.01, backoff_cap=0.05, rate_limit_margin=0.05,
@@ -63,8 +64,8 @@ def _stream(project: Project, api: FakeXApi, *overrides: str):
                             "ingest.tweets_per_file=5", "ingest.max_seconds=20", *overrides)
 
 
-def _snapshot_ids() -> list[str]:
-    return [record["id"] for record in iter_part_records(RAW)]
+def _snapshot_ids(folder: Path = RAW) -> list[str]:
+    return [record["id"] for record in iter_part_records(folder)]
 
 
 def _checkpoint(name: str) -> dict[str, Any]:
@@ -281,8 +282,9 @@ def test_killed_mid_page_resumes_without_duplicates_or_gaps(project: Project, ap
     assert checkpoint["collected"] == 12 and checkpoint["complete"] is False
     assert checkpoint["next_token"] == second_page_token  # tweets 11-12 of page 2 are durable
     assert len(checkpoint["page_done_ids"]) == 2 and checkpoint["pages_done"] == 1
-    assert len(_snapshot_ids()) == 12
-    first_batch = {p.name.split("-part-")[0] for p in part_files(RAW)}
+    assert _snapshot_ids() == []  # the live snapshot is untouched until the run completes
+    assert len(_snapshot_ids(STAGING)) == 12
+    first_batch = {p.name.split("-part-")[0] for p in part_files(STAGING)}
 
     monkeypatch.setitem(ingest_step.SOURCES, "search", xapi.search_source)
     before = len(api.requests)
@@ -299,6 +301,24 @@ def test_killed_mid_page_resumes_without_duplicates_or_gaps(project: Project, ap
     assert manifest["details"]["resumed"] is True
     assert manifest["details"]["resumed_from"] == second_page_token
     assert _checkpoint("search.json")["complete"] is True
+    assert not STAGING.exists()  # swapped in whole
+
+
+def test_a_replace_run_in_between_abandons_the_stopped_search(project: Project, api: FakeXApi,
+                                                              token: str,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    settings = _search(project, api, "ingest.tweets_per_file=4")
+    monkeypatch.setitem(ingest_step.SOURCES, "search", _killed_after(3, xapi.search_source))
+    with pytest.raises(RuntimeError, match="killed"):
+        ingest(settings)
+    ingest(project.settings("ingest.n_tweets=30"))  # discards the stopped search's staging ...
+    assert not (CHECKPOINTS / "search.json").exists()  # ... and so its checkpoint
+
+    monkeypatch.setitem(ingest_step.SOURCES, "search", xapi.search_source)
+    result = ingest(settings)
+    assert result.counts.accepted == 55  # from the first page again: no gap
+    assert sorted(_snapshot_ids()) == sorted(api.tweet_ids())
 
 
 def test_run_that_ran_out_of_retries_resumes_from_its_page(project: Project, api: FakeXApi,
@@ -312,7 +332,8 @@ def test_run_that_ran_out_of_retries_resumes_from_its_page(project: Project, api
     checkpoint = _checkpoint("search.json")
     assert checkpoint["collected"] == 30 and checkpoint["next_token"] == \
         failed.params["next_token"]
-    assert len(_snapshot_ids()) == 30  # the half-full part was sealed on the way out
+    assert len(_snapshot_ids(STAGING)) == 30  # the half-full part was sealed on the way out
+    assert _snapshot_ids() == []
 
     before = len(api.requests)
     result = ingest(settings)

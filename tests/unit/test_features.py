@@ -113,12 +113,18 @@ def test_unreadable_lines_are_rejected_with_a_reason_not_dropped(spark: SparkSes
     no_author = tweet("30", "c", "2026-10-01T00:00:00.000Z", 1)
     del no_author["author"]
     bad_time = tweet("31", "c", "yesterday", 1)
-    lines = [*as_lines(tweet("29", "c", "2026-10-01T00:00:00.000Z", 1), no_author, bad_time),
-             "{not json"]
+    huge = tweet("32", "c", "2026-10-01T00:00:00.000Z", 1)
+    huge["text"] = "x" * 20_000_001  # valid JSON, but longer than Spark's JSON reader reads
+    lines = [*as_lines(tweet("29", "c", "2026-10-01T00:00:00.000Z", 1), no_author, bad_time,
+                       huge),
+             "{not json", "[1, 2]"]
     parsed = parse_tweets(raw_frame(spark, lines)).cache()
     reasons = sorted(row["reject_reason"] for row in rejected_rows(parsed).collect())
-    assert reasons == ["line is not a JSON tweet object", "missing author",
-                       "missing or unreadable created_at"]
+    huge_length = len(as_lines(huge)[0])
+    assert reasons == sorted([
+        "line is a JSON array, not an object",
+        f"line is {huge_length} characters, longer than Spark's JSON reader accepts (20000000)",
+        "line is not valid JSON", "missing author", "missing or unreadable created_at"])
     assert [row["tweet_id"] for row in valid_tweets(parsed).collect()] == ["29"]
 
 

@@ -91,3 +91,23 @@ def test_moving_a_data_folder_moves_it_for_every_step() -> None:
 def test_bad_references_are_one_sentence(override: str, expected: str) -> None:
     with pytest.raises(TweetopsError, match=expected):
         load_settings(PARAMS_FILE, [override])
+
+
+@pytest.mark.parametrize("master", ["local", "local[*]", "local[4]", "local[2,3]",
+                                    "local-cluster[2, 1, 1024]", "spark://host:7077", "yarn",
+                                    "k8s://https://10.0.0.1:6443"])
+def test_spark_masters_spark_knows_are_accepted(master: str) -> None:
+    assert load_settings(PARAMS_FILE, [f"spark.master={master}"]).spark.master == master
+
+
+@pytest.mark.parametrize("memory", ["512m", "2g", "4GB", "1024k"])
+def test_driver_memory_sizes_are_accepted(memory: str) -> None:
+    assert load_settings(PARAMS_FILE, [f"spark.driver_memory={memory}"]).spark.driver_memory \
+        == memory
+
+
+@pytest.mark.parametrize("setting", ["spark.master=bogus://x", "spark.master=local[two]",
+                                     "spark.driver_memory=lots", "spark.driver_memory=2 g"])
+def test_spark_settings_spark_cannot_start_with_are_refused(setting: str) -> None:
+    with pytest.raises(TweetopsError, match=setting.split("=")[0]):
+        load_settings(PARAMS_FILE, [setting])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,6 @@ from tweetops.ingest.record import validate_record
 from tweetops.ingest.snapshot import (
     Rejected,
     SnapshotWriter,
-    clear_snapshot,
     existing_tweet_ids,
     iter_part_records,
     part_files,
@@ -131,7 +131,9 @@ def test_quarantine_keeps_location_reason_and_record(folders: dict[str, Path]) -
     assert {e["batch_id"] for e in entries} == {"batch-1"}
     assert entries[0]["record"] == wrong_type
     assert entries[2]["record"] == [1, 2]
-    assert entries[3]["record"] == '{"id": \ufffd'  # undecodable bytes kept, replaced
+    assert entries[3]["record"] == '{"id": \ufffd'  # a readable preview of the bytes ...
+    assert base64.b64decode(entries[3]["record_base64"]) == b'{"id": \xff'  # ... and the bytes
+    assert all("record_base64" not in e for e in entries if e is not entries[3])
     assert (writer.counts.accepted, writer.counts.quarantined, writer.counts.duplicate) == (1, 5, 0)
 
 
@@ -183,25 +185,6 @@ def _killed_run_leftover(raw: Path) -> Path:
     leftover = raw / ".batch-0-part-00003.jsonl.tmp"
     leftover.write_bytes(orjson.dumps(RECORDS[-1]) + b"\n" + b'{"id": "half a li')
     return leftover
-
-
-def test_clear_snapshot_removes_only_snapshot_files(folders: dict[str, Path]) -> None:
-    writer = _writer(folders, tweets_per_file=4)
-    for record in RECORDS[:6]:
-        writer.offer(record, "test")
-    writer.offer("bad", "bad")
-    writer.close()
-    write_manifest(folders["manifest_dir"], writer.manifest("replay", {}))
-    raw = folders["raw_dir"]
-    (raw / "README.md").write_text("keep me")
-    (folders["manifest_dir"] / "notes.txt").write_text("keep me")
-    _killed_run_leftover(raw)
-
-    clear_snapshot(raw, folders["manifest_dir"], folders["quarantine_dir"])
-    assert sorted(p.name for p in raw.iterdir()) == ["README.md"]
-    assert [p.name for p in folders["manifest_dir"].iterdir()] == ["notes.txt"]
-    assert list(folders["quarantine_dir"].iterdir()) == []
-    clear_snapshot(raw.parent / "none", raw.parent / "none", raw.parent / "none")
 
 
 def test_remove_unsealed_parts_keeps_sealed_ones(folders: dict[str, Path]) -> None:

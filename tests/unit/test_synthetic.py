@@ -24,11 +24,14 @@ def test_same_seed_gives_byte_identical_part_files(project: Project) -> None:
     ingest(project.settings(*overrides, "ingest.raw_dir=b/tweets"))
     ingest(project.settings(*overrides, "ingest.raw_dir=c/tweets", "ingest.seed=8"))
     first, second = _digest(Path("a/tweets")), _digest(Path("b/tweets"))
-    assert list(first) == ["synthetic-seed42-part-00000.jsonl",
+    assert list(first) == ["_COMPLETE.json",  # the completion marker: counts, no timestamp
+                           "synthetic-seed42-part-00000.jsonl",
                            "synthetic-seed42-part-00001.jsonl",
                            "synthetic-seed42-part-00002.jsonl"]
     assert first == second
-    assert set(_digest(Path("c/tweets")).values()).isdisjoint(first.values())
+    other_parts = {name: digest for name, digest in _digest(Path("c/tweets")).items()
+                   if name.endswith(".jsonl")}
+    assert set(other_parts.values()).isdisjoint(first.values())
 
 
 def test_every_generated_record_fits_the_normalized_schema() -> None:

@@ -8,7 +8,7 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from tweetops.schema import CORRUPT_RECORD_COLUMN, PROFILE_COLUMNS
+from tweetops.schema import CORRUPT_RECORD_COLUMN, PROFILE_COLUMNS, corrupt_line_reason
 
 API_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSX"
 TWEET_METRICS = ("retweet_count", "reply_count", "like_count", "quote_count")
@@ -61,7 +61,7 @@ def parse_tweets(raw: DataFrame) -> DataFrame:
     )
     missing_profile = reduce(operator.or_, (F.col(name).isNull() for name in PROFILE_COLUMNS))
     reason = (
-        F.when(F.col("raw_line").isNotNull(), F.lit("line is not a JSON tweet object"))
+        F.when(F.col("raw_line").isNotNull(), corrupt_line_reason(F.col("raw_line")))
         .when(F.col("tweet_id_num").isNull(), F.lit("missing or non-numeric tweet id"))
         .when(F.col("user_id").isNull(), F.lit("missing author"))
         .when(F.col("created_at").isNull(), F.lit("missing or unreadable created_at"))

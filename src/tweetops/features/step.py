@@ -28,6 +28,7 @@ from tweetops.features.stream import (
     progress_fields,
 )
 from tweetops.ingest.snapshot import PART_SUFFIX, part_files
+from tweetops.outputs import clear_marker, mark_complete, require_complete
 from tweetops.runner import StepRun, run_step
 from tweetops.schema import CORRUPT_RECORD_COLUMN, RAW_TWEET_SCHEMA
 from tweetops.settings import FeaturesSettings, Settings
@@ -178,7 +179,12 @@ def stream_feature_tables(spark: SparkSession, config: FeaturesSettings,
     if not live and not part_files(config.raw_dir):
         raise TweetopsError(f"No tweets found in {config.raw_dir}: run `tweetops ingest` first "
                             f"or point features.raw_dir at a snapshot.")
+    if not live:  # a live run follows sealed part files as an ingest appends them
+        require_complete(config.raw_dir, produced_by="ingest")
     config.raw_dir.mkdir(parents=True, exist_ok=True)
+    tables = table_folders(config)
+    for folder in tables:  # readers refuse the tables until this run finished them
+        clear_marker(folder)
     rebuilt = prepare_outputs(config)
     job = FeatureStream(config)
     started = time.perf_counter()
@@ -198,7 +204,7 @@ def stream_feature_tables(spark: SparkSession, config: FeaturesSettings,
         folder.mkdir(parents=True, exist_ok=True)
     state = job.state_before(1 << 62)
     ran = [job.counts[i] for i in sorted(reported)]
-    return FeaturesResult(
+    result = FeaturesResult(
         input_rows=sum(c.input_rows for c in ran),
         micro_batches=len(ran),
         users=_count_parquet(spark, config.users_dir),
@@ -206,6 +212,17 @@ def stream_feature_tables(spark: SparkSession, config: FeaturesSettings,
         activity_rows=_count_parquet(spark, config.user_activity_dir),
         late=state.late, duplicates=state.duplicates, rejected=state.rejected,
         seconds=time.perf_counter() - started, rebuilt=rebuilt)
+    counts = {"training_rows": result.training_rows, "users": result.users,
+              "activity_rows": result.activity_rows, "late": result.late,
+              "rejected": result.rejected}
+    for folder in tables:
+        mark_complete(folder, "features", counts)
+    return result
+
+
+def table_folders(config: FeaturesSettings) -> tuple[Path, ...]:
+    """The tables the job writes (its checkpoint aside): each carries a completion marker."""
+    return tuple(folder for folder in output_folders(config) if folder != config.checkpoint_dir)
 
 
 def _start(spark: SparkSession, config: FeaturesSettings, job: FeatureStream) -> StreamingQuery:

@@ -48,6 +48,14 @@ def _require_utc(value: datetime) -> datetime:
         raise ValueError("timestamp is out of range in UTC") from exc
 
 
+# Limits real tweets never reach (a post holds at most 25,000 characters, four media, a few
+# references): a record beyond them is broken or hostile and is quarantined here, at ingest,
+# with the limit as its reason, rather than failing a later step in a way that hides why.
+MAX_TEXT_CHARS = 25_000
+MAX_ENTITIES = 1_000  # per kind: hashtags, mentions, urls
+MAX_MEDIA = 100
+MAX_REFERENCES = 10
+
 ApiTime = Annotated[datetime, PlainSerializer(format_api_time, return_type=str)]
 TweetId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}$")]
 Count = Annotated[int, Field(ge=0)]
@@ -110,13 +118,13 @@ class Url(_Lenient):
 
 
 class Entities(_Lenient):
-    hashtags: list[Hashtag] = Field(default_factory=list)
-    mentions: list[Mention] = Field(default_factory=list)
-    urls: list[Url] = Field(default_factory=list)
+    hashtags: list[Hashtag] = Field(default_factory=list, max_length=MAX_ENTITIES)
+    mentions: list[Mention] = Field(default_factory=list, max_length=MAX_ENTITIES)
+    urls: list[Url] = Field(default_factory=list, max_length=MAX_ENTITIES)
 
 
 class Attachments(_Lenient):
-    media_keys: list[str] = Field(default_factory=list)
+    media_keys: list[str] = Field(default_factory=list, max_length=MAX_MEDIA)
 
 
 class ReferencedTweet(_Strict):
@@ -129,13 +137,14 @@ class TweetRecord(_Strict):
 
     id: TweetId
     created_at: ApiTime
-    text: str
+    text: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
     lang: Annotated[str, StringConstraints(min_length=1, max_length=8)] = "und"
     author_id: TweetId
     public_metrics: TweetMetrics
     entities: Entities = Field(default_factory=Entities)
     attachments: Attachments = Field(default_factory=Attachments)
-    referenced_tweets: list[ReferencedTweet] = Field(default_factory=list)
+    referenced_tweets: list[ReferencedTweet] = Field(default_factory=list,
+                                                     max_length=MAX_REFERENCES)
     author: Author
 
     @field_validator("created_at", mode="before")

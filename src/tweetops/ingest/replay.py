@@ -17,11 +17,11 @@ may mix them:
 streamed the same way when its first lines are JSON objects on their own lines, and otherwise
 parsed as one document (one object, or an array of pages, tweets or statuses).
 
-Nothing is dropped silently: a line that is not JSON, an empty file, a value that is not an
-object, a shape no format explains or a v1.1 status that cannot be mapped is handed to the
-snapshot writer as :class:`~tweetops.ingest.snapshot.Rejected`, with its location
-(`<file>:<line>`, `<file>` for one-document files, `...:data[<i>]` for a tweet in a page) and a
-one-line reason. Everything else the writer validates, deduplicates and writes.
+Nothing is dropped silently: a line that is not JSON or longer than any real one, an empty
+file, a value that is not an object, a shape no format explains or a v1.1 status that cannot be
+mapped is handed to the snapshot writer as :class:`~tweetops.ingest.snapshot.Rejected`, with
+its location (`<file>:<line>`, `<file>` for one-document files, `...:data[<i>]` for a tweet in a
+page) and a one-line reason. Everything else the writer validates, deduplicates and writes.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from tweetops.settings import IngestSettings
 ARCHIVE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")
 LINE_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 MAX_RAW_BYTES = 64 * 1024  # how much of an unparseable line or file the quarantine keeps
+MAX_LINE_BYTES = 16 * 1024 * 1024  # no tweet or API page of 100 tweets comes near this
 
 _WHITESPACE = b" \t\r\n"  # JSON whitespace; other control bytes make a line malformed, not blank
 _BOM = b"\xef\xbb\xbf"
@@ -177,6 +178,10 @@ def parse_lines(lines: Iterable[bytes], label: str, stats: ReplayStats) -> Itera
     loads, decode_error, formats = orjson.loads, orjson.JSONDecodeError, stats.formats
     try:
         for lineno, line in enumerate(lines, 1):
+            if len(line) > MAX_LINE_BYTES:
+                seen = True
+                yield Rejected(_preview(line), _too_long(len(line))), f"{label}:{lineno}"
+                continue
             try:
                 value = loads(line)
             except decode_error as exc:
@@ -347,6 +352,11 @@ def _loads_or(data: bytes, default: Any) -> Any:
 def _output_dirs(settings: IngestSettings) -> dict[str, Path]:
     return {"ingest.raw_dir": settings.raw_dir, "ingest.manifest_dir": settings.manifest_dir,
             "ingest.quarantine_dir": settings.quarantine_dir}
+
+
+def _too_long(size: int) -> str:
+    return (f"line is {size:,} bytes, over the {MAX_LINE_BYTES:,} no tweet or API page reaches "
+            f"(its first {MAX_RAW_BYTES:,} bytes are kept)")
 
 
 def _suffix_list() -> str:

@@ -3,12 +3,14 @@
 Every source hands candidate records to one :class:`SnapshotWriter`. It validates each against
 the normalized schema, drops duplicates by tweet id (within the run and against tweets already
 in the snapshot folder), sets malformed ones aside in the quarantine with their location and
-reason, and rolls part files at `tweets_per_file`. A part file appears under its final name only
+reason (bytes that are not UTF-8 kept as base64 beside a readable preview), and rolls part
+files at `tweets_per_file`. A part file appears under its final name only
 once complete (written as a dot-file, then renamed), so a streaming reader never sees half a file.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -138,17 +140,23 @@ class SnapshotWriter:
         if self._quarantine is None:
             self.quarantine_dir.mkdir(parents=True, exist_ok=True)
             self._quarantine = (self.quarantine_dir / f"{self.batch_id}{PART_SUFFIX}").open("wb")
+        entry: dict[str, Any] = {"batch_id": self.batch_id, "location": location,
+                                 "reason": reason, "record": candidate}
         if isinstance(candidate, bytes | bytearray):
-            candidate = candidate.decode("utf-8", errors="replace")
-        entry = {"batch_id": self.batch_id, "location": location, "reason": reason,
-                 "record": candidate}
+            raw = bytes(candidate)
+            try:
+                entry["record"] = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                # a readable preview, and the bytes as they were (the preview replaces some)
+                entry["record"] = raw.decode("utf-8", errors="replace")
+                entry["record_base64"] = base64.b64encode(raw).decode("ascii")
         self._quarantine.write(orjson.dumps(entry, default=repr,
                                             option=orjson.OPT_APPEND_NEWLINE))
         self.counts.quarantined += 1
 
     def _write(self, record: dict[str, Any]) -> None:
         if self._handle is None:
-            name = f"{self.batch_id}-part-{len(self.written_files):05d}{PART_SUFFIX}"
+            name = self._next_part_name()
             self._tmp_path = self.raw_dir / f".{name}.tmp"
             self._handle = self._tmp_path.open("wb")
         self._handle.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
@@ -157,6 +165,15 @@ class SnapshotWriter:
         self._in_part += 1
         if self._in_part >= self.tweets_per_file:
             self._seal_part()
+
+    def _next_part_name(self) -> str:
+        # an appended batch with a repeated id (a rerun) continues after the parts already there
+        index = len(self.written_files)
+        while True:
+            name = f"{self.batch_id}-part-{index:05d}{PART_SUFFIX}"
+            if not (self.raw_dir / name).exists():
+                return name
+            index += 1
 
     def _seal_part(self) -> None:
         if self._handle is None or self._tmp_path is None:
@@ -199,16 +216,6 @@ def write_manifest(manifest_dir: Path, manifest: dict[str, Any]) -> Path:
     path.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
                      + b"\n")
     return path
-
-
-def clear_snapshot(raw_dir: Path, manifest_dir: Path, quarantine_dir: Path) -> None:
-    """Remove every part file, manifest and quarantine file (mode `replace`)."""
-    for folder, suffixes in ((raw_dir, (PART_SUFFIX, ".tmp")), (manifest_dir, (".json",)),
-                             (quarantine_dir, (PART_SUFFIX,))):
-        if folder.exists():
-            for path in folder.iterdir():
-                if path.is_file() and path.name.endswith(suffixes):
-                    path.unlink()
 
 
 def remove_unsealed_parts(raw_dir: Path) -> None:

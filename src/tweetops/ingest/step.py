@@ -15,16 +15,18 @@ from pathlib import Path
 import mlflow
 from tqdm import tqdm
 
+from tweetops.errors import TweetopsError
+from tweetops.ingest import staging
 from tweetops.ingest.batch import SourceBatch
 from tweetops.ingest.snapshot import (
     IngestCounts,
     SnapshotWriter,
-    clear_snapshot,
     existing_tweet_ids,
     remove_unsealed_parts,
     write_manifest,
 )
 from tweetops.ingest.synthetic import SyntheticSpec, generate_tweets
+from tweetops.outputs import clear_marker, mark_complete
 from tweetops.runner import StepRun, run_step
 from tweetops.settings import IngestSettings, Settings
 
@@ -92,19 +94,34 @@ SOURCES: dict[str, Callable[[IngestSettings], SourceBatch]] = {
 
 
 def collect(config: IngestSettings, batch: SourceBatch) -> IngestResult:
-    """Write `batch` into the snapshot folder: validated, deduplicated, in bounded part files.
+    """Write `batch` into the snapshot: validated, deduplicated, in bounded part files.
 
-    In mode `replace` (unless the batch resumes a stopped run) the snapshot is cleared first;
-    otherwise tweets already in it are dropped as duplicates.
+    Mode `replace` builds the new snapshot in staging folders beside the live one and swaps it
+    in only once the source finished with at least one tweet (none is an error unless
+    `ingest.allow_empty`); a failed or killed run leaves the live snapshot as it was. A batch
+    that resumes a stopped replace run continues in that run's staging folders. Mode `append`
+    writes into the live snapshot, whose completion marker is cleared meanwhile, and drops
+    tweets already in it as duplicates.
     """
     started = time.perf_counter()
-    if config.mode == "replace" and not batch.resuming:
-        clear_snapshot(config.raw_dir, config.manifest_dir, config.quarantine_dir)
+    live = (config.raw_dir, config.manifest_dir, config.quarantine_dir)
+    staging.recover(live)
+    replace = config.mode == "replace"
+    if replace:
+        if not batch.resuming:
+            staging.discard_staging(live)
+            staging.abandon_stopped_collections(config.checkpoint_dir)
+        raw_dir, manifest_dir, quarantine_dir = (staging.staging_dir(f) for f in live)
+        for folder in (raw_dir, manifest_dir, quarantine_dir):
+            folder.mkdir(parents=True, exist_ok=True)
     else:
-        remove_unsealed_parts(config.raw_dir)
-    keep_existing = config.mode == "append" or batch.resuming
-    known_ids = existing_tweet_ids(config.raw_dir) if keep_existing else set()
-    writer = SnapshotWriter(raw_dir=config.raw_dir, quarantine_dir=config.quarantine_dir,
+        raw_dir, manifest_dir, quarantine_dir = live
+        raw_dir.mkdir(parents=True, exist_ok=True)
+        clear_marker(raw_dir)
+    remove_unsealed_parts(raw_dir)
+    keep_existing = not replace or batch.resuming
+    known_ids = existing_tweet_ids(raw_dir) if keep_existing else set()
+    writer = SnapshotWriter(raw_dir=raw_dir, quarantine_dir=quarantine_dir,
                             batch_id=batch.batch_id, tweets_per_file=config.tweets_per_file,
                             known_ids=known_ids, on_part_sealed=batch.on_part_sealed)
     try:
@@ -118,9 +135,25 @@ def collect(config: IngestSettings, batch: SourceBatch) -> IngestResult:
             close()  # a stream source stops its connection thread now, not at garbage collection
     if batch.on_complete is not None:
         batch.on_complete()
-    manifest_path = write_manifest(config.manifest_dir,
-                                   writer.manifest(config.source, batch.details))
-    return IngestResult(config.source, writer.counts, writer.written_files, manifest_path,
+    tweets = len(writer.known_ids)
+    if replace and tweets == 0 and not config.allow_empty:
+        raise TweetopsError(
+            f"ingest[{config.source}] accepted no tweets ({writer.counts.quarantined} "
+            f"quarantined, {writer.counts.duplicate} duplicate), so the snapshot in "
+            f"{config.raw_dir} was kept as it was: see {quarantine_dir} for the rejected records, "
+            f"or pass -S ingest.allow_empty=true to replace it with an empty snapshot.")
+    manifest_path = write_manifest(manifest_dir, writer.manifest(config.source, batch.details))
+    counts = writer.counts
+    mark_complete(raw_dir, "ingest", {"tweets": tweets, "accepted": counts.accepted,
+                                      "quarantined": counts.quarantined,
+                                      "duplicate": counts.duplicate})
+    if replace:
+        staging.swap_in(live)
+        manifest_path = config.manifest_dir / manifest_path.name
+        files = [config.raw_dir / path.name for path in writer.written_files]
+    else:
+        files = writer.written_files
+    return IngestResult(config.source, counts, files, manifest_path,
                         time.perf_counter() - started)
 
 

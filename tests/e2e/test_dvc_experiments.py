@@ -28,6 +28,7 @@ def _values(node: Any, key: str) -> Iterator[Any]:
             yield from _values(item, key)
 
 
+@pytest.mark.timeout(2400)  # three pipeline runs, slow on a shared machine
 def test_two_dvc_experiments_show_their_metrics_and_plots(tmp_path: Path) -> None:
     project = copy_project(tmp_path / "tweetops", ingest={"n_tweets": 2000, "n_users": 200},
                            train={"num_trees": 10}, spark={"ui_enabled": False})

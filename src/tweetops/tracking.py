@@ -96,8 +96,14 @@ def _end_all_runs(status: str) -> None:
 
 @contextmanager
 def _signals_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into :class:`Interrupted` while a step runs (SIGINT already interrupts)."""
-    if threading.current_thread() is not threading.main_thread():
+    """Turn SIGTERM into :class:`Interrupted` while a step runs (SIGINT already interrupts).
+
+    A step that stops gracefully on signals (the live features stream) installs its own
+    handlers before its run opens; those are kept: raising inside a Py4J call would break the
+    JVM connection instead of stopping the query between two micro-batches.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or callable(signal.getsignal(signal.SIGTERM))):
         yield
         return
 

@@ -90,7 +90,9 @@ def test_features_refuses_a_snapshot_a_killed_append_left_half_written(
 
 def test_training_refuses_the_table_of_a_killed_features_run(project: Project, spark) -> None:
     ingest(project.settings("ingest.n_tweets=3000", "ingest.tweets_per_file=150"))
-    process = _spawn(project.root, "features", *(f"-S{o}" for o in TEST_SPARK_OVERRIDES))
+    # one part file per micro-batch, so the run is killed between two of its 20 batches
+    process = _spawn(project.root, "features", "-Sfeatures.max_files_per_trigger=1",
+                     *(f"-S{o}" for o in TEST_SPARK_OVERRIDES))
     training = project.settings().train.training_dir
     _when(lambda: len(list(training.glob("batch_id=*/*.parquet"))) >= 2, process, timeout=300)
     _kill(process)

@@ -59,7 +59,7 @@ def test_late_duplicate_garbage_and_half_written_files(project: Project,
     assert late_rows[0]["lateness_seconds"] > 0
     rejected = read_table(spark, settings.features.rejected_dir).collect()
     assert [(r["reject_reason"], r["raw_line"]) for r in rejected] == [
-        ("line is not a JSON tweet object", "{not json")]
+        ("line is not valid JSON", "{not json")]
     users = read_table(spark, settings.features.users_dir)
     assert users.agg(F.sum("tweets_seen")).first()[0] == 201   # the fresh tweet, not the others
 

@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -145,7 +145,10 @@ def build_features(settings: Settings) -> FeaturesResult:
         log.info(progress.line())
         mlflow.log_metrics(progress.metrics(), step=progress.counts.batch_id)
 
-    with stop_on_signals() as stop:
+    # a live run stops cleanly between micro-batches; a one-shot run that is stopped ends KILLED
+    # and leaves its tables unmarked, so no later step reads half of them
+    live = config.trigger == "continuous"
+    with stop_on_signals() if live else nullcontext(None) as stop:
         return run_step(settings, "features", ("features", "spark"),
                         lambda run: stream_feature_tables(_session(run), config, on_batch, stop),
                         needs_spark=True, inputs={"raw_tweets": config.raw_dir})

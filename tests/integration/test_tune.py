@@ -128,3 +128,20 @@ def test_mllib_backend_fits_spark_ml_per_trial(project: Project, training_rows: 
     # the refit is the same Spark ML fit as the best trial: the same score
     assert result.refit_validation_rmse == pytest.approx(result.best_validation_rmse)
     assert parent.data.params["tune.backend"] == "mllib"
+
+
+@pytest.mark.parametrize(("backend", "timeout_s", "max_evals"), [
+    ("mllib", 1, 50),            # a Spark ML fit takes longer than the bound: one trial
+    ("spark_trials", 15, 500),   # SparkTrials stops launching trials once the bound passed
+])
+def test_timeout_bounds_the_search(project: Project, training_rows: Path, backend: str,
+                                   timeout_s: int, max_evals: int) -> None:
+    settings = project.settings(*SMALL, f"data.training_rows={training_rows}",
+                                f"tune.backend={backend}", f"tune.timeout_s={timeout_s}",
+                                f"tune.max_evals={max_evals}")
+    result = tune(settings)
+    assert 1 <= len(result.trials) < max_evals
+    # every trial of the table has its nested run (a trial SparkTrials cancelled at the bound
+    # may have recorded one too)
+    children = {run.info.run_id for run in _children(MlflowClient().get_run(result.run_id))}
+    assert {trial["run_id"] for trial in result.trials} <= children

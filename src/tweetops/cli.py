@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tweetops.errors import TweetopsError
+from tweetops.errors import Interrupted, TweetopsError
 from tweetops.logs import configure_logging
 from tweetops.settings import DEFAULT_PARAMS_FILE, Settings, load_settings
 
@@ -95,6 +96,10 @@ def _run(section: str | None, params: Path, overrides: list[str] | None,
     except TweetopsError as exc:
         logging.getLogger("tweetops").error("error: %s", exc)
         raise typer.Exit(code=2) from None
+    except Interrupted as exc:  # a signal before the step's run opened: nothing to mark KILLED
+        logging.getLogger("tweetops").error("error: stopped by %s; run the step again.",
+                                            signal.Signals(exc.signum).name)
+        raise typer.Exit(code=128 + exc.signum) from None
 
 
 @app.command("ingest", **STEP_COMMAND)

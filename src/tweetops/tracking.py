@@ -28,6 +28,7 @@ import mlflow
 from filelock import FileLock
 from mlflow.tracking import MlflowClient
 
+from tweetops.errors import Interrupted
 from tweetops.settings import Settings
 from tweetops.versions import tool_versions
 
@@ -39,14 +40,6 @@ _MAX_PARAM_LENGTH = 6000
 HOST_TAG = "tweetops.host"
 PID_TAG = "tweetops.pid"
 NOTE_TAG = "tweetops.note"
-
-
-class Interrupted(BaseException):
-    """SIGTERM (or SIGINT) reached a step: its run ends KILLED and the process exits."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 @contextmanager
@@ -73,7 +66,11 @@ def step_run(settings: Settings, step: str, sections: tuple[str, ...],
             yield run.info.run_id
         except (Interrupted, KeyboardInterrupt) as exc:
             signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-            _end_all_runs("KILLED")
+            try:
+                _end_all_runs("KILLED")
+            except Exception as error:  # the next step marks a run of a gone process KILLED
+                log.warning("The MLflow run %s could not be ended (%s); the next step marks "
+                            "it KILLED.", run.info.run_id, error)
             log.error("error: %s stopped by %s; its MLflow run %s was marked KILLED: run the step "
                       "again to redo it.", step, signal.Signals(signum).name, run.info.run_id)
             raise SystemExit(128 + signum) from None

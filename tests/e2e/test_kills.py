@@ -107,7 +107,7 @@ def test_sigterm_and_sigint_end_the_run_killed(project: Project) -> None:
         process = _spawn(project.root, "ingest", *(f"-S{o}" for o in BIG_INGEST))
         _when(lambda: len(part_files(staging.staging_dir(TWEETS))) >= 1, process)
         code, stderr = _kill(process, signum)
-        assert code == 128 + signum
+        assert code == 128 + signum, stderr[-3000:]
         assert "Traceback" not in stderr
         assert f"stopped by {signal.Signals(signum).name}" in stderr
     runs = _runs("ingest")

@@ -178,11 +178,14 @@ class SnapshotWriter:
     def _seal_part(self) -> None:
         if self._handle is None or self._tmp_path is None:
             return
-        self._handle.close()
-        final = self.raw_dir / self._tmp_path.name[1:].removesuffix(".tmp")
-        os.replace(self._tmp_path, final)
-        self.written_files.append(final)
+        # forget the open part before moving it: a signal that lands in between must not make
+        # close() (in the caller's finally) seal the same part a second time
+        handle, partial = self._handle, self._tmp_path
         self._handle, self._tmp_path, self._in_part = None, None, 0
+        handle.close()
+        final = self.raw_dir / partial.name[1:].removesuffix(".tmp")
+        os.replace(partial, final)
+        self.written_files.append(final)
         if self.on_part_sealed is not None:
             self.on_part_sealed(final)
 

@@ -21,6 +21,9 @@ from tweetops.spark import build_spark
 from tweetops.train import train
 from tweetops.tune import tune
 
+# whole searches on Spark (SparkTrials workers, Spark ML refits): the slow loop, not `make check`
+pytestmark = pytest.mark.slow
+
 SMALL = ("tune.num_trees=[5,15]", "tune.max_depth=[3,6]")
 
 

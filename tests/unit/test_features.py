@@ -109,6 +109,7 @@ def test_training_rows_exclude_retweets_and_label_is_log1p_of_all_engagement(
     assert rows["12"]["engagement"] == 0.0
 
 
+@pytest.mark.slow  # Spark reads a 20 MB line
 def test_unreadable_lines_are_rejected_with_a_reason_not_dropped(spark: SparkSession) -> None:
     no_author = tweet("30", "c", "2026-10-01T00:00:00.000Z", 1)
     del no_author["author"]

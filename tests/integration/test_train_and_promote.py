@@ -26,6 +26,9 @@ from tweetops.schema import MODEL_INPUT_COLUMNS
 from tweetops.tracking import dvc_hash
 from tweetops.train import train
 
+# fits, registrations and promotions on real Spark and MLflow: the slow loop, not `make check`
+pytestmark = pytest.mark.slow
+
 SMALL = ("ingest.n_tweets=2500", "ingest.n_users=250", "train.num_trees=20")
 
 

@@ -98,7 +98,8 @@ def main() -> None:
     local = collect_rows(fit_rows, validation_rows, counts, config)
     shipped = spark.sparkContext.broadcast(local)
     sk_trials = SparkTrials(parallelism=args.parallelism, spark_session=spark)
-    fmin(SklearnObjective(shipped, base, no_record), space, trials=sk_trials, **options)
+    fmin(SklearnObjective(shipped, base, no_record), space, trials=sk_trials,
+         max_queue_len=args.parallelism, **options)
     sk_seconds = time.perf_counter() - started
     shipped.destroy()
 

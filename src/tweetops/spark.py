@@ -55,11 +55,16 @@ def check_java() -> None:
         )
 
 
+# Spark's Python daemon with scikit-learn, hyperopt and tweetops imported before it forks workers
+PRELOADING_DAEMON = "tweetops.spark_daemon"
+
+
 def build_spark(settings: SparkSettings) -> SparkSession:
     """Build (or reuse) the SparkSession described by `settings`.
 
     Python workers are pinned to the running interpreter: SparkTrials and UDF workers would
-    otherwise start whatever `python` is first on PATH, without our packages.
+    otherwise start whatever `python` is first on PATH, without our packages. On local masters
+    they are forked from `tweetops.spark_daemon`, which has imported the trial libraries once.
     """
     check_java()
     os.environ["PYSPARK_PYTHON"] = sys.executable
@@ -78,7 +83,8 @@ def build_spark(settings: SparkSettings) -> SparkSession:
     if settings.master.startswith("local"):
         # a local session talks to itself: stay on loopback whatever the hostname resolves to
         builder = (builder.config("spark.driver.host", "127.0.0.1")
-                   .config("spark.driver.bindAddress", "127.0.0.1"))
+                   .config("spark.driver.bindAddress", "127.0.0.1")
+                   .config("spark.python.daemon.module", PRELOADING_DAEMON))
     for key, value in settings.conf.items():
         builder = builder.config(key, value)
     try:

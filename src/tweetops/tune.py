@@ -188,9 +188,11 @@ def _run_search(fit_rows: DataFrame, validation_rows: DataFrame, counts: tuple[i
     try:
         trials = SparkTrials(parallelism=parallelism, timeout=config.timeout_s,
                              spark_session=spark)
-        # no early_stop_fn: with SparkTrials it can hang the search in hyperopt 0.3.0
+        # no early_stop_fn: with SparkTrials it can hang the search in hyperopt 0.3.0.
+        # max_queue_len: fmin proposes one trial per second by default; with `parallelism`
+        # proposals queued, a freed slot takes the next trial at SparkTrials' next poll.
         fmin(SklearnObjective(shipped, base, record_trial), search_space(config),
-             trials=trials, **options)
+             trials=trials, max_queue_len=parallelism, **options)
     finally:
         shipped.destroy()
     return trials, parallelism, local.rows

@@ -79,7 +79,8 @@ def test_objective_ships_the_rows_by_broadcast_not_in_its_closure(spark: SparkSe
         assert len(cloudpickle.dumps(objective)) < 4_000
         assert len(cloudpickle.dumps(rows)) > 1_000_000
     finally:
-        shipped.destroy()
+        # not destroy(): pickling outside a job leaves the broadcast registered for the next job
+        shipped.unpersist(blocking=True)
 
 
 def test_a_seeded_forest_scores_the_same_twice() -> None:
@@ -89,3 +90,17 @@ def test_a_seeded_forest_scores_the_same_twice() -> None:
     first, second = fit_and_score(rows, params, BASE), fit_and_score(rows, params, BASE)
     assert first == second
     assert first["r2"] > 0.7  # it learned y = 2 x1
+
+
+def test_local_python_workers_start_with_the_trial_libraries_imported(spark: SparkSession
+                                                                      ) -> None:
+    """SparkTrials' tasks never read their input, so each trial runs in a freshly forked worker:
+    the local daemon has imported scikit-learn and the objective's module before forking."""
+    def modules_on_arrival(_: object) -> list[bool]:
+        import sys
+
+        return [name in sys.modules for name in ("sklearn.ensemble", "tweetops.tune_sklearn")]
+
+    # the task ignores its input, as SparkTrials' does
+    arrived = spark.sparkContext.parallelize([0], 1).mapPartitions(modules_on_arrival).collect()
+    assert arrived == [True, True]

@@ -47,7 +47,11 @@ from tweetops.model import MIN_TRAINING_ROWS, build_pipeline, evaluate
 from tweetops.runner import StepRun, run_step
 from tweetops.settings import Settings, TrainSettings, TuneSettings
 from tweetops.tracking import data_label
-from tweetops.tune_runs import log_trials, recorder_for_active_run
+from tweetops.tune_runs import (
+    log_trials,
+    recorder_for_active_run,
+    settle_uncounted_trials,
+)
 from tweetops.tune_sklearn import (
     TUNED_KEYS,
     RecordTrial,
@@ -260,6 +264,11 @@ def tune(settings: Settings) -> TuneResult:
         mlflow.set_tag("tweetops.tune.best_trial_run_id", result.best_trial_run_id)
         mlflow.log_metric("best_loss", result.best_validation_rmse)
         log_trials(result.trials)
+        uncounted = settle_uncounted_trials(run.run_id, {t["run_id"] for t in result.trials})
+        if uncounted:
+            log.warning("tune: %d trial run(s) were cancelled at tune.timeout_s=%s and are not "
+                        "in the trials table; they carry tweetops.tune.trial_state=uncounted.",
+                        uncounted, config.timeout_s)
         return result
 
     def reports(result: TuneResult) -> dict[Path, dict[str, Any]]:

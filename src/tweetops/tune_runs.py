@@ -100,6 +100,33 @@ def recorder_for_active_run(backend: str) -> TrialRecorder:
                          parent_run_id=active.info.run_id, backend=backend)
 
 
+def settle_uncounted_trials(parent_run_id: str, counted_run_ids: set[str]) -> int:
+    """Mark the parent's trial runs that the search did not count; the number marked.
+
+    When `tune.timeout_s` passes, SparkTrials cancels the running trials: one may already have
+    recorded its run while Hyperopt drops its result, and a worker killed while recording leaves
+    its run RUNNING. Such runs get `tweetops.tune.trial_state=uncounted` (RUNNING ones end
+    KILLED), so the parent's children agree with its trials table.
+    """
+    from mlflow.tracking import MlflowClient
+
+    uri = absolute_tracking_uri()
+    client = MlflowClient(tracking_uri=uri)
+    parent = client.get_run(parent_run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=(f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
+                       f"tags.`tweetops.step` = '{TRIAL_STEP_TAG}'"),
+        max_results=50_000)
+    uncounted = [run for run in children if run.info.run_id not in counted_run_ids]
+    with _store_lock(uri):
+        for run in uncounted:
+            client.set_tag(run.info.run_id, "tweetops.tune.trial_state", "uncounted")
+            if run.info.status == "RUNNING":
+                client.set_terminated(run.info.run_id, "KILLED")
+    return len(uncounted)
+
+
 def log_trials(trials: list[dict[str, Any]]) -> None:
     """Log the trials table (CSV) and the loss-by-trial chart (PNG) to the active run."""
     import matplotlib

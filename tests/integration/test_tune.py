@@ -146,5 +146,10 @@ def test_timeout_bounds_the_search(project: Project, training_rows: Path, backen
     assert 1 <= len(result.trials) < max_evals
     # every trial of the table has its nested run (a trial SparkTrials cancelled at the bound
     # may have recorded one too)
-    children = {run.info.run_id for run in _children(MlflowClient().get_run(result.run_id))}
-    assert {trial["run_id"] for trial in result.trials} <= children
+    children = _children(MlflowClient().get_run(result.run_id))
+    counted = {trial["run_id"] for trial in result.trials}
+    assert counted <= {run.info.run_id for run in children}
+    for run in children:  # the others are marked, and none is left RUNNING
+        assert run.info.status != "RUNNING"
+        assert (run.data.tags.get("tweetops.tune.trial_state") == "uncounted") == (
+            run.info.run_id not in counted)

@@ -4,9 +4,12 @@ Every step takes a :class:`Settings` object; nothing else in the package reads `
 Overrides use DVC's `-S section.key=value` syntax so the same words work for `tweetops`,
 `mlflow run -P` (through the MLproject commands) and `dvc exp run -S`.
 
-The `data` section names every folder and report once. A step's path settings refer to it with
-DVC's templating syntax (`raw_dir: ${data.raw_tweets}`), resolved here after the overrides, so
-`-S data.raw_tweets=...` moves the folder for every step and `-S features.raw_dir=...` for one.
+The `data` section names every folder and report once. A step's path settings refer to it as
+`raw_dir: $data.raw_tweets`, resolved here after the overrides, so `-S data.raw_tweets=...` moves
+the folder for every step and `-S features.raw_dir=...` for one. `${data.raw_tweets}` is read the
+same way, but params.yaml avoids it: `dvc exp run -S` passes the file through OmegaConf, which
+rewrites every `${...}` to its value (treeverse/dvc#11018), so the experiment's step sections
+would differ from the commit's and DVC would rerun ingest and features.
 """
 
 from __future__ import annotations
@@ -336,23 +339,25 @@ def load_settings(
         raise TweetopsError(_describe_validation_error(exc)) from exc
 
 
-_REFERENCE = re.compile(r"^\$\{([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)+)\}$")
+# `$section.key` (what params.yaml uses) or `${section.key}`
+_REFERENCE = re.compile(r"^\$(?:\{(?P<braced>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\}"
+                        r"|(?P<bare>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+))$")
 
 
 def resolve_references(data: dict[str, Any]) -> dict[str, Any]:
-    """Replace every value of the form `${section.key}` by the value it names.
+    """Replace every value of the form `$section.key` (or `${section.key}`) by the value it names.
 
     References may chain (a reference to a reference); a reference to a missing key or a cycle
     raises TweetopsError naming it.
     """
     def lookup(path: str, seen: tuple[str, ...]) -> Any:
         if path in seen:
-            raise TweetopsError(f"Settings reference ${{{path}}} refers to itself through "
+            raise TweetopsError(f"Settings reference ${path} refers to itself through "
                                 f"{' -> '.join(seen)}; fix params.yaml.")
         node: Any = data
         for key in path.split("."):
             if not isinstance(node, dict) or key not in node:
-                raise TweetopsError(f"Settings reference ${{{path}}} names no setting; fix it "
+                raise TweetopsError(f"Settings reference ${path} names no setting; fix it "
                                     f"in params.yaml or in the override.")
             node = node[key]
         return resolve(node, (*seen, path))
@@ -360,7 +365,7 @@ def resolve_references(data: dict[str, Any]) -> dict[str, Any]:
     def resolve(value: Any, seen: tuple[str, ...]) -> Any:
         if isinstance(value, str):
             match = _REFERENCE.match(value.strip())
-            return lookup(match.group(1), seen) if match else value
+            return lookup(match["braced"] or match["bare"], seen) if match else value
         if isinstance(value, dict):
             return {key: resolve(item, seen) for key, item in value.items()}
         if isinstance(value, list):

@@ -49,11 +49,19 @@ def test_two_dvc_experiments_show_their_metrics_and_plots(tmp_path: Path) -> Non
     run(["git", "commit", "-qm", "baseline"], cwd=project, env=env)
     baseline_rmse = json.loads((project / "reports/metrics.json").read_text())["rmse"]
 
+    committed_params = (project / "params.yaml").read_text()
     rmse = {}
     for name, trees in (("few", 4), ("more", 16)):
-        run([*dvc, "exp", "run", "-n", name, "-S", f"train.num_trees={trees}"], cwd=project,
-            env=env)
+        done = run([*dvc, "exp", "run", "-n", name, "-S", f"train.num_trees={trees}"],
+                   cwd=project, env=env)
+        output = done.stdout + done.stderr
         rmse[name] = json.loads((project / "reports/metrics.json").read_text())["rmse"]
+        # only what the change reaches reruns: `-S` keeps the other sections as committed
+        assert "Running stage 'train'" in output
+        assert "Running stage 'ingest'" not in output, output
+        assert "Running stage 'features'" not in output, output
+    assert (project / "params.yaml").read_text().count("$data.") == \
+        committed_params.count("$data.") > 0
     assert len({baseline_rmse, *rmse.values()}) == 3
 
     shown = json.loads(run([*dvc, "exp", "show", "--json"], cwd=project, env=env).stdout)

@@ -84,9 +84,19 @@ def test_moving_a_data_folder_moves_it_for_every_step() -> None:
     assert one_step.ingest.raw_dir == Path("data/raw/tweets")
 
 
+def test_braced_references_read_like_bare_ones() -> None:
+    settings = load_settings(PARAMS_FILE, ["features.raw_dir=${data.users}",
+                                           "ingest.raw_dir=$data.late"])
+    assert settings.features.raw_dir == settings.data.users
+    assert settings.ingest.raw_dir == settings.data.late
+    # a value that merely starts with $ is not a reference
+    assert load_settings(PARAMS_FILE, ["ingest.query=$TSLA"]).ingest.query == "$TSLA"
+
+
 @pytest.mark.parametrize(("override", "expected"), [
-    ("features.raw_dir=${data.nowhere}", r"\$\{data.nowhere\} names no setting"),
-    ("data.users=${features.users_dir}", "refers to itself"),
+    ("features.raw_dir=${data.nowhere}", r"\$data.nowhere names no setting"),
+    ("features.raw_dir=$data.nowhere", r"\$data.nowhere names no setting"),
+    ("data.users=$features.users_dir", "refers to itself"),
 ])
 def test_bad_references_are_one_sentence(override: str, expected: str) -> None:
     with pytest.raises(TweetopsError, match=expected):

@@ -99,8 +99,9 @@ def test_local_python_workers_start_with_the_trial_libraries_imported(spark: Spa
     def modules_on_arrival(_: object) -> list[bool]:
         import sys
 
-        return [name in sys.modules for name in ("sklearn.ensemble", "tweetops.tune_sklearn")]
+        return [name in sys.modules for name in ("sklearn.ensemble", "tweetops.tune_sklearn",
+                                                  "tweetops.tune_runs", "mlflow.tracking")]
 
     # the task ignores its input, as SparkTrials' does
     arrived = spark.sparkContext.parallelize([0], 1).mapPartitions(modules_on_arrival).collect()
-    assert arrived == [True, True]
+    assert arrived == [True, True, True, True]

@@ -160,16 +160,14 @@ def _duckdb(settings: Settings) -> float:
 
 def _spark_users_only(settings: Settings) -> float:
     """Spark's floor for the comparison: the user table alone, one batch read of the JSON."""
+    from tweetops.features.batch import read_raw_batch
     from tweetops.features.parse import parse_tweets, valid_tweets
     from tweetops.features.tables import user_features
-    from tweetops.schema import CORRUPT_RECORD_COLUMN, RAW_TWEET_SCHEMA
 
     spark = build_spark(settings.spark)
     target = settings.features.checkpoint_dir.parent / "bench_users_only"
     started = time.perf_counter()
-    raw = (spark.read.schema(RAW_TWEET_SCHEMA)
-           .option("columnNameOfCorruptRecord", CORRUPT_RECORD_COLUMN)
-           .json(spark_path(settings.features.raw_dir)))
+    raw = read_raw_batch(spark, settings.features.raw_dir)
     user_features(valid_tweets(parse_tweets(raw))).write.mode("overwrite").parquet(
         spark_path(target))
     seconds = time.perf_counter() - started

@@ -12,6 +12,7 @@ import yaml
 
 from tests.conftest import REPO_ROOT
 
+DVC = [sys.executable, "-m", "dvc"]
 PROJECT_FILES = ("MLproject", "python_env.yaml", "conda.yaml", "params.yaml", "dvc.yaml",
                  ".dvcignore", "pyproject.toml", "README.md", ".gitignore")
 
@@ -52,3 +53,16 @@ def run(command: list[str], cwd: Path, env: dict[str, str], timeout: int = 900
         f"{' '.join(command)} exited {done.returncode}\n--- stdout\n{done.stdout[-6000:]}"
         f"\n--- stderr\n{done.stderr[-6000:]}")
     return done
+
+
+def git_user_env() -> dict[str, str]:
+    """:func:`user_env` with a git identity, for tests that commit."""
+    return user_env(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
+                    GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
+
+
+def commit_clone(project: Path, env: dict[str, str]) -> None:
+    """Make `project` a git repository whose first commit is the copied project."""
+    run(["git", "init", "-q"], cwd=project, env=env)
+    run(["git", "add", "-A"], cwd=project, env=env)
+    run(["git", "commit", "-qm", "clone"], cwd=project, env=env)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.e2e.conftest import copy_project, run, user_env
+from tests.e2e.conftest import DVC, commit_clone, copy_project, git_user_env, run
 
 pytestmark = pytest.mark.slow
 
@@ -32,13 +31,9 @@ def _values(node: Any, key: str) -> Iterator[Any]:
 def test_two_dvc_experiments_show_their_metrics_and_plots(tmp_path: Path) -> None:
     project = copy_project(tmp_path / "tweetops", ingest={"n_tweets": 2000, "n_users": 200},
                            train={"num_trees": 10}, spark={"ui_enabled": False})
-    env = user_env(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
-                   GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
-    dvc = [sys.executable, "-m", "dvc"]
-    run(["git", "init", "-q"], cwd=project, env=env)
-    run(["git", "add", "-A"], cwd=project, env=env)
-    run(["git", "commit", "-qm", "clone"], cwd=project, env=env)
-    run([*dvc, "repro"], cwd=project, env=env)
+    env = git_user_env()
+    commit_clone(project, env)
+    run([*DVC, "repro"], cwd=project, env=env)
     # the metrics, reports and plot tables DVC declares are committed with dvc.lock
     run(["git", "add", "-A"], cwd=project, env=env)
     tracked = run(["git", "diff", "--cached", "--name-only"], cwd=project, env=env).stdout
@@ -52,7 +47,7 @@ def test_two_dvc_experiments_show_their_metrics_and_plots(tmp_path: Path) -> Non
     committed_params = (project / "params.yaml").read_text()
     rmse = {}
     for name, trees in (("few", 4), ("more", 16)):
-        done = run([*dvc, "exp", "run", "-n", name, "-S", f"train.num_trees={trees}"],
+        done = run([*DVC, "exp", "run", "-n", name, "-S", f"train.num_trees={trees}"],
                    cwd=project, env=env)
         output = done.stdout + done.stderr
         rmse[name] = json.loads((project / "reports/metrics.json").read_text())["rmse"]
@@ -64,17 +59,17 @@ def test_two_dvc_experiments_show_their_metrics_and_plots(tmp_path: Path) -> Non
         committed_params.count("$data.") > 0
     assert len({baseline_rmse, *rmse.values()}) == 3
 
-    shown = json.loads(run([*dvc, "exp", "show", "--json"], cwd=project, env=env).stdout)
+    shown = json.loads(run([*DVC, "exp", "show", "--json"], cwd=project, env=env).stdout)
     shown_rmse = set(_values(shown, "rmse"))
     assert {baseline_rmse, *rmse.values()} <= shown_rmse
     assert "!" not in json.dumps(shown)
 
-    diff = json.loads(run([*dvc, "metrics", "diff", "HEAD", "--json"], cwd=project,
+    diff = json.loads(run([*DVC, "metrics", "diff", "HEAD", "--json"], cwd=project,
                           env=env).stdout)
     change = diff["reports/metrics.json"]["rmse"]
     assert change["old"] == baseline_rmse and change["new"] == rmse["more"]
 
-    plots = json.loads(run([*dvc, "plots", "diff", "HEAD", "--json"], cwd=project,
+    plots = json.loads(run([*DVC, "plots", "diff", "HEAD", "--json"], cwd=project,
                            env=env).stdout)
     text = json.dumps(plots)
     assert "predictions.csv" in text and "feature_importance.csv" in text

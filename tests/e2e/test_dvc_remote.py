@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import copy_project, run, user_env
+from tests.e2e.conftest import DVC, commit_clone, copy_project, git_user_env, run
 
 pytestmark = pytest.mark.slow
 
@@ -22,14 +21,10 @@ def _digests(folder: Path) -> dict[str, str]:
 def test_push_delete_pull_gives_identical_snapshot(tmp_path: Path) -> None:
     project = copy_project(tmp_path / "tweetops",
                            ingest={"n_tweets": 1500, "n_users": 150, "tweets_per_file": 400})
-    env = user_env(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
-                   GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
-    dvc = [sys.executable, "-m", "dvc"]
-    run(["git", "init", "-q"], cwd=project, env=env)
-    run(["git", "add", "-A"], cwd=project, env=env)
-    run(["git", "commit", "-qm", "clone"], cwd=project, env=env)
+    env = git_user_env()
+    commit_clone(project, env)
 
-    run([*dvc, "repro", "ingest"], cwd=project, env=env)
+    run([*DVC, "repro", "ingest"], cwd=project, env=env)
     snapshot = project / "data" / "raw"
     before = _digests(snapshot)
     parts = [name for name in before if name.startswith("tweets/") and name.endswith(".jsonl")]
@@ -38,14 +33,14 @@ def test_push_delete_pull_gives_identical_snapshot(tmp_path: Path) -> None:
     assert any(name.startswith("manifests/") for name in before)
 
     remote = tmp_path / "remote"
-    run([*dvc, "remote", "add", "-d", "storage", str(remote)], cwd=project, env=env)
-    pushed = run([*dvc, "push"], cwd=project, env=env)
+    run([*DVC, "remote", "add", "-d", "storage", str(remote)], cwd=project, env=env)
+    pushed = run([*DVC, "push"], cwd=project, env=env)
     assert "pushed" in pushed.stdout
     assert any(path.is_file() for path in remote.rglob("*"))
 
     shutil.rmtree(snapshot)
     shutil.rmtree(project / ".dvc" / "cache")
-    run([*dvc, "pull", "ingest"], cwd=project, env=env)
+    run([*DVC, "pull", "ingest"], cwd=project, env=env)
     assert _digests(snapshot) == before
-    status = run([*dvc, "status", "ingest"], cwd=project, env=env)
+    status = run([*DVC, "status", "ingest"], cwd=project, env=env)
     assert "up to date" in status.stdout

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.e2e.conftest import copy_project, run, user_env
+from tests.e2e.conftest import DVC, commit_clone, copy_project, git_user_env, run
 
 pytestmark = pytest.mark.slow
 
@@ -20,14 +19,10 @@ STAGES = ("ingest", "features", "train", "promote")
 def test_dvc_repro_runs_the_chain_once(tmp_path: Path) -> None:
     project = copy_project(tmp_path / "tweetops", ingest={"n_tweets": 2000, "n_users": 200},
                            train={"num_trees": 10})
-    env = user_env(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
-                   GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
-    run(["git", "init", "-q"], cwd=project, env=env)
-    run(["git", "add", "-A"], cwd=project, env=env)
-    run(["git", "commit", "-qm", "clone"], cwd=project, env=env)
-    dvc = [sys.executable, "-m", "dvc"]
+    env = git_user_env()
+    commit_clone(project, env)
 
-    first = run([*dvc, "repro"], cwd=project, env=env)
+    first = run([*DVC, "repro"], cwd=project, env=env)
     for stage in STAGES:
         assert f"Running stage '{stage}'" in first.stdout
     lock = yaml.safe_load((project / "dvc.lock").read_text())
@@ -52,7 +47,7 @@ def test_dvc_repro_runs_the_chain_once(tmp_path: Path) -> None:
     training_dep = next(dep for dep in features_out if dep["path"] == "data/features/training")
     assert train_run.data.tags["tweetops.data.training.dvc_md5"] == training_dep["md5"]
 
-    second = run([*dvc, "repro"], cwd=project, env=env)
+    second = run([*DVC, "repro"], cwd=project, env=env)
     assert "Running stage" not in second.stdout
     assert "up to date" in second.stdout
     assert len(client.search_runs([experiment.experiment_id])) == runs_after_first
@@ -61,7 +56,7 @@ def test_dvc_repro_runs_the_chain_once(tmp_path: Path) -> None:
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["train"]["num_trees"] = 12
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    third = run([*dvc, "repro"], cwd=project, env=env)
+    third = run([*DVC, "repro"], cwd=project, env=env)
     assert "Running stage 'train'" in third.stdout
     assert "Running stage 'promote'" in third.stdout
     assert "Running stage 'ingest'" not in third.stdout

@@ -23,6 +23,7 @@ from tweetops.ingest.record import validate_record
 from tweetops.ingest.snapshot import iter_part_records, part_files
 from tweetops.ingest.step import ingest
 from tweetops.ingest.xapi import retry as xapi_retry
+from tweetops.settings import Settings
 
 TOKEN = "xtest-bearer-AAAAAAAAAAAAAAAAAAAAAK9qZ7uF2mW4pR8sT1vY3nB6cD0eH5jL"
 RAW = Path("data/raw/tweets")
@@ -268,14 +269,22 @@ def test_author_missing_from_includes_is_quarantined_not_dropped(project: Projec
     assert manifest["counts"]["quarantined"] == len(hidden)
 
 
-def test_killed_mid_page_resumes_without_duplicates_or_gaps(project: Project, api: FakeXApi,
-                                                            token: str,
-                                                            monkeypatch: pytest.MonkeyPatch
-                                                            ) -> None:
+def _search_killed_on_page_two(project: Project, api: FakeXApi,
+                               monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A search of 4-tweet part files killed after its third part (tweets 11-12 are on page 2);
+    its settings."""
     settings = _search(project, api, "ingest.tweets_per_file=4")
     monkeypatch.setitem(ingest_step.SOURCES, "search", _killed_after(3, xapi.search_source))
     with pytest.raises(RuntimeError, match="killed"):
         ingest(settings)
+    return settings
+
+
+def test_killed_mid_page_resumes_without_duplicates_or_gaps(project: Project, api: FakeXApi,
+                                                            token: str,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    settings = _search_killed_on_page_two(project, api, monkeypatch)
 
     checkpoint = _checkpoint("search.json")
     second_page_token = api.requests_to(SEARCH_PATH)[1].params["next_token"]
@@ -308,10 +317,7 @@ def test_a_replace_run_in_between_abandons_the_stopped_search(project: Project, 
                                                               token: str,
                                                               monkeypatch: pytest.MonkeyPatch
                                                               ) -> None:
-    settings = _search(project, api, "ingest.tweets_per_file=4")
-    monkeypatch.setitem(ingest_step.SOURCES, "search", _killed_after(3, xapi.search_source))
-    with pytest.raises(RuntimeError, match="killed"):
-        ingest(settings)
+    settings = _search_killed_on_page_two(project, api, monkeypatch)
     ingest(project.settings("ingest.n_tweets=30"))  # discards the stopped search's staging ...
     assert not (CHECKPOINTS / "search.json").exists()  # ... and so its checkpoint
 

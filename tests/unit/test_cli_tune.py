@@ -7,10 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from tests.conftest import PARAMS_FILE
-from tests.unit.test_cli import _one_sentence, _tweetops
+from tests.unit.test_cli import _one_sentence, _statuses, _tweetops
 from tweetops.cli import extra_overrides
 from tweetops.errors import TweetopsError
 
@@ -25,14 +24,6 @@ def _env(project_dir: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{project_dir / 'mlflow.db'}"
     return env
-
-
-def _statuses(project_dir: Path) -> list[str]:
-    if not (project_dir / "mlflow.db").exists():
-        return []
-    client = MlflowClient(f"sqlite:///{project_dir / 'mlflow.db'}")
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    return [run.info.status for run in client.search_runs(experiments)]
 
 
 @pytest.mark.parametrize(("override", "key"), [

@@ -55,7 +55,7 @@ def check_java() -> None:
         )
 
 
-# Spark's Python daemon with scikit-learn, hyperopt and tweetops imported before it forks workers
+# Spark's Python daemon with the tune trials' libraries imported before it forks workers
 PRELOADING_DAEMON = "tweetops.spark_daemon"
 
 

@@ -20,6 +20,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -55,7 +56,7 @@ def step_run(settings: Settings, step: str, sections: tuple[str, ...],
     parent = mlflow.active_run()
     if parent is None:
         prepare_store(settings)
-    with _signals_interrupt():
+    with _signals_interrupt() as received:
         run = mlflow.start_run(run_name=run_name or step, nested=parent is not None)
         try:
             if run_name and os.environ.get("MLFLOW_RUN_ID") == run.info.run_id:
@@ -64,8 +65,11 @@ def step_run(settings: Settings, step: str, sections: tuple[str, ...],
                              PID_TAG: str(os.getpid()), **lineage_tags(), **pipeline_run_tags()})
             log_settings(settings, sections)
             yield run.info.run_id
-        except (Interrupted, KeyboardInterrupt) as exc:
-            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        except BaseException as exc:
+            signum = _interrupting_signal(exc, received)
+            if signum is None:
+                _end_if_active(run.info.run_id, "FAILED")
+                raise
             try:
                 _end_all_runs("KILLED")
             except Exception as error:  # the next step marks a run of a gone process KILLED
@@ -74,10 +78,26 @@ def step_run(settings: Settings, step: str, sections: tuple[str, ...],
             log.error("error: %s stopped by %s; its MLflow run %s was marked KILLED: run the step "
                       "again to redo it.", step, signal.Signals(signum).name, run.info.run_id)
             raise SystemExit(128 + signum) from None
-        except BaseException:
-            _end_if_active(run.info.run_id, "FAILED")
-            raise
         _end_if_active(run.info.run_id, "FINISHED")
+
+
+@dataclass
+class _ReceivedSignal:
+    signum: int | None = None
+
+
+def _interrupting_signal(exc: BaseException, received: _ReceivedSignal) -> int | None:
+    """The signal that stopped the step, or None when `exc` is an error of its own.
+
+    The exception a signal raises can surface wrapped: pydantic's serializers, for one, turn
+    any exception (KeyboardInterrupt included) into a PydanticSerializationError. So a step
+    that received a signal was stopped by it, whatever exception reached this far.
+    """
+    if isinstance(exc, Interrupted):
+        return exc.signum
+    if isinstance(exc, KeyboardInterrupt):
+        return signal.SIGINT
+    return received.signum
 
 
 def _end_if_active(run_id: str, status: str) -> None:
@@ -92,26 +112,32 @@ def _end_all_runs(status: str) -> None:
 
 
 @contextmanager
-def _signals_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into :class:`Interrupted` while a step runs (SIGINT already interrupts).
+def _signals_interrupt() -> Iterator[_ReceivedSignal]:
+    """Turn SIGTERM and SIGINT into :class:`Interrupted` while a step runs; yield what arrived.
 
     A step that stops gracefully on signals (the live features stream) installs its own
     handlers before its run opens; those are kept: raising inside a Py4J call would break the
     JVM connection instead of stopping the query between two micro-batches.
     """
+    received = _ReceivedSignal()
     if (threading.current_thread() is not threading.main_thread()
             or callable(signal.getsignal(signal.SIGTERM))):
-        yield
+        yield received
         return
 
     def interrupt(signum: int, _frame: Any) -> None:
+        received.signum = signum
         raise Interrupted(signum)
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    # SIGINT only where it would raise KeyboardInterrupt: an ignored SIGINT stays ignored
+    wanted = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT)
+                                 is signal.default_int_handler else [])
+    previous = {signum: signal.signal(signum, interrupt) for signum in wanted}
     try:
-        yield
+        yield received
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def prepare_store(settings: Settings) -> None:

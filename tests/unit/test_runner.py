@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import time
 from dataclasses import dataclass
 
 import pytest
 from mlflow.tracking import MlflowClient
+from pydantic import BaseModel, field_serializer
 
 from tests.conftest import Project
 from tweetops.errors import TweetopsError
@@ -100,3 +104,29 @@ def test_summary_lines_go_to_stdout_and_warnings_to_stderr(
     captured = capsys.readouterr()
     assert captured.out == "step: done\n"
     assert captured.err == "careful\n"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_that_surfaces_wrapped_still_ends_the_run_killed(project: Project,
+                                                                  signum: int) -> None:
+    """pydantic turns any exception raised in a serializer (the signal's included) into its
+    own error: the run still ends KILLED and the step exits 128 + the signal number."""
+    class Stamped(BaseModel):
+        at: int
+
+        @field_serializer("at")
+        def signal_arrives_here(self, value: int) -> int:
+            os.kill(os.getpid(), signum)
+            time.sleep(5)  # the handler runs before this returns
+            return value
+
+    def core(run: StepRun) -> Counted:
+        Stamped(at=1).model_dump(mode="json")
+        return Counted(rows=1)
+
+    with pytest.raises(SystemExit) as stopped:
+        run_step(project.settings(), "count", (), core)
+    assert stopped.value.code == 128 + signum
+    runs = MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name("tweetops").experiment_id])
+    assert [run.info.status for run in runs] == ["KILLED"]

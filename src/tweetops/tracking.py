@@ -113,7 +113,8 @@ def _end_all_runs(status: str) -> None:
 
 @contextmanager
 def _signals_interrupt() -> Iterator[_ReceivedSignal]:
-    """Turn SIGTERM and SIGINT into :class:`Interrupted` while a step runs; yield what arrived.
+    """Turn SIGTERM into :class:`Interrupted` while a step runs (SIGINT already interrupts);
+    yield the signal that arrived, so a wrapped exception is still known as the signal's.
 
     A step that stops gracefully on signals (the live features stream) installs its own
     handlers before its run opens; those are kept: raising inside a Py4J call would break the
@@ -129,10 +130,14 @@ def _signals_interrupt() -> Iterator[_ReceivedSignal]:
         received.signum = signum
         raise Interrupted(signum)
 
-    # SIGINT only where it would raise KeyboardInterrupt: an ignored SIGINT stays ignored
-    wanted = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT)
-                                 is signal.default_int_handler else [])
-    previous = {signum: signal.signal(signum, interrupt) for signum in wanted}
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, interrupt)}
+    sigint = signal.getsignal(signal.SIGINT)
+    if callable(sigint):  # Python's KeyboardInterrupt, or PySpark's (it cancels jobs first)
+        def note_sigint(signum: int, frame: Any) -> None:
+            received.signum = signum
+            sigint(signum, frame)
+
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, note_sigint)
     try:
         yield received
     finally:

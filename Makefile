@@ -20,15 +20,18 @@ main: $(STAMP)
 ## test: the whole test suite, end-to-end tests included
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/pytest
 
 ## check: the fast loop while changing code: ruff, then every test not marked slow
 check: $(STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/pytest -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 ## repro: the same chain through DVC (a second run does nothing)
 repro: $(STAMP)

@@ -47,15 +47,24 @@ QUIET = ["spark.ui_enabled=false", "spark.log_level=ERROR"]
 
 
 def _settings(root: Path, tweets: int, *extra: str) -> Settings:
-    return load_settings(REPO_ROOT / "params.yaml", [
-        f"data.raw_tweets={root / 'raw/tweets'}", f"data.raw_manifests={root / 'raw/manifests'}",
-        f"data.raw_quarantine={root / 'raw/quarantine'}",
-        f"data.users={root / 'features/users'}", f"data.training_rows={root / 'features/training'}",
-        f"data.user_activity={root / 'features/user_activity'}",
-        f"data.late={root / 'features/late'}", f"data.rejected={root / 'features/rejected'}",
-        f"data.features_checkpoints={root / 'checkpoints'}",
-        f"ingest.n_tweets={tweets}", f"ingest.n_users={max(tweets // 10, 10)}", *QUIET, *extra,
-    ])
+    return load_settings(
+        REPO_ROOT / "params.yaml",
+        [
+            f"data.raw_tweets={root / 'raw/tweets'}",
+            f"data.raw_manifests={root / 'raw/manifests'}",
+            f"data.raw_quarantine={root / 'raw/quarantine'}",
+            f"data.users={root / 'features/users'}",
+            f"data.training_rows={root / 'features/training'}",
+            f"data.user_activity={root / 'features/user_activity'}",
+            f"data.late={root / 'features/late'}",
+            f"data.rejected={root / 'features/rejected'}",
+            f"data.features_checkpoints={root / 'checkpoints'}",
+            f"ingest.n_tweets={tweets}",
+            f"ingest.n_users={max(tweets // 10, 10)}",
+            *QUIET,
+            *extra,
+        ],
+    )
 
 
 class PeakRss:
@@ -91,10 +100,13 @@ def _spark_run(settings: Settings, label: str, tweets: int) -> float:
         started = time.perf_counter()
         result = build_features(settings)
         seconds = time.perf_counter() - started
-    print(f"spark {label}: {seconds:.1f} s, {tweets / seconds:,.0f} tweets/s, "
-          f"{result.micro_batches} micro-batches, {result.users} users, {result.training_rows} "
-          f"training rows, {result.activity_rows} activity windows; peak RSS driver "
-          f"{rss.driver / 2**20:,.0f} MiB, JVM {rss.jvm / 2**20:,.0f} MiB", flush=True)
+    print(
+        f"spark {label}: {seconds:.1f} s, {tweets / seconds:,.0f} tweets/s, "
+        f"{result.micro_batches} micro-batches, {result.users} users, {result.training_rows} "
+        f"training rows, {result.activity_rows} activity windows; peak RSS driver "
+        f"{rss.driver / 2**20:,.0f} MiB, JVM {rss.jvm / 2**20:,.0f} MiB",
+        flush=True,
+    )
     return seconds
 
 
@@ -149,12 +161,16 @@ def _duckdb(settings: Settings) -> float:
     seconds = time.perf_counter() - started
     con.execute(f"CREATE TABLE spark AS {SPARK_USERS.format(folder=settings.features.users_dir)}")
     rows = con.execute("SELECT count(*) FROM duck").fetchone()[0]
-    diff = con.execute("SELECT (SELECT count(*) FROM (SELECT * FROM duck EXCEPT ALL "
-                       "SELECT * FROM spark)), (SELECT count(*) FROM (SELECT * FROM spark "
-                       "EXCEPT ALL SELECT * FROM duck))").fetchone()
-    print(f"duckdb users table: {seconds:.1f} s, {rows} users; equal to Spark's: "
-          f"{diff == (0, 0)} (rows only in duckdb / only in spark: {diff[0]} / {diff[1]})",
-          flush=True)
+    diff = con.execute(
+        "SELECT (SELECT count(*) FROM (SELECT * FROM duck EXCEPT ALL "
+        "SELECT * FROM spark)), (SELECT count(*) FROM (SELECT * FROM spark "
+        "EXCEPT ALL SELECT * FROM duck))"
+    ).fetchone()
+    print(
+        f"duckdb users table: {seconds:.1f} s, {rows} users; equal to Spark's: "
+        f"{diff == (0, 0)} (rows only in duckdb / only in spark: {diff[0]} / {diff[1]})",
+        flush=True,
+    )
     return seconds
 
 
@@ -169,10 +185,12 @@ def _spark_users_only(settings: Settings) -> float:
     started = time.perf_counter()
     raw = read_raw_batch(spark, settings.features.raw_dir)
     user_features(valid_tweets(parse_tweets(raw))).write.mode("overwrite").parquet(
-        spark_path(target))
+        spark_path(target)
+    )
     seconds = time.perf_counter() - started
-    print(f"spark user table only (batch read, no state, no other table): {seconds:.1f} s",
-          flush=True)
+    print(
+        f"spark user table only (batch read, no state, no other table): {seconds:.1f} s", flush=True
+    )
     return seconds
 
 
@@ -180,20 +198,41 @@ def _live_lag(root: Path, tweets: int) -> None:
     base = _settings(root, tweets, "ingest.synthetic_days=2")
     ingest(base)
     later = root / "later"
-    extra = _settings(later, 8000, "ingest.tweets_per_file=1000", "ingest.seed=7",
-                      "ingest.synthetic_start_time=2026-10-03T00:00:00Z",
-                      "ingest.synthetic_days=1")
+    extra = _settings(
+        later,
+        8000,
+        "ingest.tweets_per_file=1000",
+        "ingest.seed=7",
+        "ingest.synthetic_start_time=2026-10-03T00:00:00Z",
+        "ingest.synthetic_days=1",
+    )
     ingest(extra)
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'live.db'}"}
-    args = [sys.executable, "-m", "tweetops", "features", "-q", "--params",
-            str(REPO_ROOT / "params.yaml"), "-S", "features.trigger=continuous",
-            "-S", "features.trigger_interval_s=5"]
-    for override in (f"data.{key}={value}" for key, value in {
-            "raw_tweets": base.features.raw_dir, "users": base.features.users_dir,
-            "training_rows": base.features.training_dir,
-            "user_activity": base.features.user_activity_dir, "late": base.features.late_dir,
+    args = [
+        sys.executable,
+        "-m",
+        "tweetops",
+        "features",
+        "-q",
+        "--params",
+        str(REPO_ROOT / "params.yaml"),
+        "-S",
+        "features.trigger=continuous",
+        "-S",
+        "features.trigger_interval_s=5",
+    ]
+    for override in (
+        f"data.{key}={value}"
+        for key, value in {
+            "raw_tweets": base.features.raw_dir,
+            "users": base.features.users_dir,
+            "training_rows": base.features.training_rows_dir,
+            "user_activity": base.features.user_activity_dir,
+            "late": base.features.late_dir,
             "rejected": base.features.rejected_dir,
-            "features_checkpoints": base.features.checkpoint_dir}.items()):
+            "features_checkpoints": base.features.checkpoint_dir,
+        }.items()
+    ):
         args += ["-S", override]
     args += [arg for o in QUIET for arg in ("-S", o)]
     state_dir = base.features.checkpoint_dir / "state"
@@ -218,9 +257,12 @@ def _live_lag(root: Path, tweets: int) -> None:
             while processed() < expected:
                 time.sleep(0.05)
             lags.append(time.perf_counter() - written)
-            time.sleep(2.0)   # files land at staggered points of the trigger interval
-        print(f"live lag (5 s trigger, {tweets} tweets before): p50 {statistics.median(lags):.1f} "
-              f"s, max {max(lags):.1f} s over {len(lags)} files", flush=True)
+            time.sleep(2.0)  # files land at staggered points of the trigger interval
+        print(
+            f"live lag (5 s trigger, {tweets} tweets before): p50 {statistics.median(lags):.1f} "
+            f"s, max {max(lags):.1f} s over {len(lags)} files",
+            flush=True,
+        )
     finally:
         process.terminate()
         process.wait(timeout=300)
@@ -232,19 +274,23 @@ def _storage_levels(settings: Settings, rows_cap: int) -> None:
     from tweetops.train import fit_and_score
 
     spark = build_spark(settings.spark)
-    rows = load_training_rows(spark, settings.train.training_dir).limit(rows_cap)
+    rows = load_training_rows(spark, settings.train.training_rows_dir).limit(rows_cap)
     rows = spark.createDataFrame(rows.toPandas())  # a fixed input, off the files
-    rows.write.mode("overwrite").parquet(spark_path(settings.features.checkpoint_dir.parent
-                                                    / "bench_rows"))
+    rows.write.mode("overwrite").parquet(
+        spark_path(settings.features.checkpoint_dir.parent / "bench_rows")
+    )
     fixed = spark.read.parquet(spark_path(settings.features.checkpoint_dir.parent / "bench_rows"))
     for level in ("MEMORY_ONLY", "MEMORY_AND_DISK", "DISK_ONLY", "none"):
-        config = TrainSettings.model_validate({**settings.train.model_dump(),
-                                               "storage_level": level})
+        config = TrainSettings.model_validate(
+            {**settings.train.model_dump(), "storage_level": level}
+        )
         started = time.perf_counter()
         fitted = fit_and_score(spark, fixed, config)
-        print(f"train.storage_level={level}: fit_and_score {time.perf_counter() - started:.1f} s"
-              f" on {fitted.train_rows + fitted.test_rows} rows (r2 {fitted.metrics['r2']:.4f})",
-              flush=True)
+        print(
+            f"train.storage_level={level}: fit_and_score {time.perf_counter() - started:.1f} s"
+            f" on {fitted.train_rows + fitted.test_rows} rows (r2 {fitted.metrics['r2']:.4f})",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -252,10 +298,16 @@ def main() -> None:
     parser.add_argument("--tweets", type=int, default=1_000_000)
     parser.add_argument("--live-tweets", type=int, default=20_000)
     parser.add_argument("--storage-rows", type=int, default=100_000)
-    parser.add_argument("--sizing-files", type=int, nargs="*", default=[],
-                        help="also run with these maxFilesPerTrigger caps, against the default")
-    parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["single", "duckdb", "live", "storage"])
+    parser.add_argument(
+        "--sizing-files",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also run with these maxFilesPerTrigger caps, against the default",
+    )
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["single", "duckdb", "live", "storage"]
+    )
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="tweetops-bench-features-"))
@@ -266,32 +318,44 @@ def main() -> None:
         started = time.perf_counter()
         ingest(settings)
         parts = len(list(settings.features.raw_dir.glob("*.jsonl")))
-        print(f"\n{args.tweets} synthetic tweets in {parts} part files "
-              f"(ingest {time.perf_counter() - started:.0f} s)", flush=True)
+        print(
+            f"\n{args.tweets} synthetic tweets in {parts} part files "
+            f"(ingest {time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
         build_spark(settings.spark)  # JVM start-up is not the job's cost
         default = _spark_run(settings, "defaults", args.tweets)
         if "duckdb" not in args.skip:
             duck = _duckdb(settings)
-            print(f"ratio Spark (three tables) / DuckDB (user table): {default / duck:.1f}x",
-                  flush=True)
+            print(
+                f"ratio Spark (three tables) / DuckDB (user table): {default / duck:.1f}x",
+                flush=True,
+            )
             alone = _spark_users_only(settings)
-            print(f"ratio Spark (user table only) / DuckDB (user table): {alone / duck:.1f}x",
-                  flush=True)
+            print(
+                f"ratio Spark (user table only) / DuckDB (user table): {alone / duck:.1f}x",
+                flush=True,
+            )
         if "storage" not in args.skip:
             _storage_levels(settings, args.storage_rows)
         if parts <= settings.features.max_files_per_trigger:
             print("the default sizing reads these part files in one micro-batch")
         elif "single" not in args.skip:
-            single = _spark_run(_settings(root, args.tweets,
-                                          f"features.max_files_per_trigger={parts}"),
-                                "one micro-batch", args.tweets)
+            single = _spark_run(
+                _settings(root, args.tweets, f"features.max_files_per_trigger={parts}"),
+                "one micro-batch",
+                args.tweets,
+            )
             print(f"ratio default sizing / one micro-batch: {default / single:.2f}x", flush=True)
         for files in args.sizing_files:
-            capped = _spark_run(_settings(root, args.tweets,
-                                          f"features.max_files_per_trigger={files}"),
-                                f"maxFilesPerTrigger={files}", args.tweets)
-            print(f"ratio maxFilesPerTrigger={files} / defaults: {capped / default:.2f}x",
-                  flush=True)
+            capped = _spark_run(
+                _settings(root, args.tweets, f"features.max_files_per_trigger={files}"),
+                f"maxFilesPerTrigger={files}",
+                args.tweets,
+            )
+            print(
+                f"ratio maxFilesPerTrigger={files} / defaults: {capped / default:.2f}x", flush=True
+            )
         if "live" not in args.skip:
             _live_lag(root / "live", args.live_tweets)
     finally:

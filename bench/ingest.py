@@ -44,8 +44,13 @@ MAX_COPIES = 800  # a copy's ids add copy * base to the sequence bits, which hol
 def build_archive(folder: Path, tweets: int, files: int) -> int:
     """Write `tweets` flattened tweets with unique ids into `files` JSONL files; return bytes."""
     base_size = max(5000, math.ceil(tweets / MAX_COPIES))
-    spec = SyntheticSpec(seed=1, n_tweets=base_size, n_users=max(base_size // 5, 10),
-                         start_time=datetime(2026, 10, 1, tzinfo=UTC), days=14)
+    spec = SyntheticSpec(
+        seed=1,
+        n_tweets=base_size,
+        n_users=max(base_size // 5, 10),
+        start_time=datetime(2026, 10, 1, tzinfo=UTC),
+        days=14,
+    )
     base = [to_twarc2_flat(record) for record in generate_tweets(spec)]
     per_file = math.ceil(tweets / files)
     lines = _varied_lines(base, tweets)
@@ -65,9 +70,15 @@ def _varied_lines(base: list[dict], tweets: int) -> Iterator[bytes]:
         copy, position = divmod(index, len(base))
         tweet = base[position]
         tweet_id = str(int(tweet["id"]) + copy * len(base))
-        yield orjson.dumps({**tweet, "id": tweet_id, "conversation_id": tweet_id,
-                            "edit_history_tweet_ids": [tweet_id]},
-                           option=orjson.OPT_APPEND_NEWLINE)
+        yield orjson.dumps(
+            {
+                **tweet,
+                "id": tweet_id,
+                "conversation_id": tweet_id,
+                "edit_history_tweet_ids": [tweet_id],
+            },
+            option=orjson.OPT_APPEND_NEWLINE,
+        )
 
 
 def plain_parse(folder: Path) -> int:
@@ -90,8 +101,12 @@ def replay_only(settings: IngestSettings) -> int:
 def replay_and_write(settings: IngestSettings) -> int:
     """The replay source through SnapshotWriter, as `tweetops ingest` runs it."""
     batch = replay_source(settings)
-    writer = SnapshotWriter(raw_dir=settings.raw_dir, quarantine_dir=settings.quarantine_dir,
-                            batch_id=batch.batch_id, tweets_per_file=settings.tweets_per_file)
+    writer = SnapshotWriter(
+        raw_dir=settings.raw_dir,
+        quarantine_dir=settings.quarantine_dir,
+        batch_id=batch.batch_id,
+        tweets_per_file=settings.tweets_per_file,
+    )
     try:
         writer.offer_all(batch.candidates)
     finally:
@@ -138,8 +153,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tweets", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=10, help="archive files to spread them over")
-    parser.add_argument("--tweets-per-file", type=int, default=5000,
-                        help="part-file size of the snapshot (ingest.tweets_per_file)")
+    parser.add_argument(
+        "--tweets-per-file",
+        type=int,
+        default=5000,
+        help="part-file size of the snapshot (ingest.tweets_per_file)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
     args = parser.parse_args()
 
@@ -148,24 +167,35 @@ def main() -> None:
     try:
         started = time.perf_counter()
         size = build_archive(archive, args.tweets, args.files)
-        print(f"archive: {args.tweets:,} tweets in {args.files} twarc2 flattened JSONL files, "
-              f"{size / MIB:,.0f} MiB, built in {time.perf_counter() - started:.1f} s ({root})")
-        settings = load_settings(REPO_ROOT / "params.yaml", [
-            "ingest.source=replay", f"ingest.path={archive}",
-            f"ingest.raw_dir={root / 'raw/tweets'}", f"ingest.manifest_dir={root / 'raw/man'}",
-            f"ingest.quarantine_dir={root / 'raw/quarantine'}",
-            f"ingest.tweets_per_file={args.tweets_per_file}",
-        ]).ingest
+        print(
+            f"archive: {args.tweets:,} tweets in {args.files} twarc2 flattened JSONL files, "
+            f"{size / MIB:,.0f} MiB, built in {time.perf_counter() - started:.1f} s ({root})"
+        )
+        settings = load_settings(
+            REPO_ROOT / "params.yaml",
+            [
+                "ingest.source=replay",
+                f"ingest.path={archive}",
+                f"ingest.raw_dir={root / 'raw/tweets'}",
+                f"ingest.manifest_dir={root / 'raw/man'}",
+                f"ingest.quarantine_dir={root / 'raw/quarantine'}",
+                f"ingest.tweets_per_file={args.tweets_per_file}",
+            ],
+        ).ingest
 
         plain = timed("(1) plain orjson.loads per line", lambda: plain_parse(archive))
         source = timed("(2) replay source alone", lambda: replay_only(settings))
         with peak_rss() as memory:
             full = timed("(3) replay + SnapshotWriter", lambda: replay_and_write(settings))
         parts = len(list(settings.raw_dir.glob("*.jsonl")))
-        print(f"ratio replay/plain: {full / plain:.2f} (replay source alone: "
-              f"{source / plain:.2f}); {parts} part files of {args.tweets_per_file:,} tweets")
-        print(f"peak RSS during (3): {memory['peak']:,.0f} MiB "
-              f"(RSS before it: {memory['start']:,.0f} MiB)")
+        print(
+            f"ratio replay/plain: {full / plain:.2f} (replay source alone: "
+            f"{source / plain:.2f}); {parts} part files of {args.tweets_per_file:,} tweets"
+        )
+        print(
+            f"peak RSS during (3): {memory['peak']:,.0f} MiB "
+            f"(RSS before it: {memory['start']:,.0f} MiB)"
+        )
     finally:
         if args.keep:
             print(f"kept {root}")

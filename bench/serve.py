@@ -38,17 +38,28 @@ MODEL_NAME = "tweet-engagement"
 def build_project(root: Path) -> None:
     """ingest -> features -> train -> promote, small, in `root` (its own SQLite store)."""
     (root / "params.yaml").write_text((REPO_ROOT / "params.yaml").read_text())
-    small = ["-S", "ingest.n_tweets=2500", "-S", "ingest.n_users=250", "-S",
-             "train.num_trees=20", "-S", "spark.ui_enabled=false", "-q"]
+    small = [
+        "-S",
+        "ingest.n_tweets=2500",
+        "-S",
+        "ingest.n_users=250",
+        "-S",
+        "train.num_trees=20",
+        "-S",
+        "spark.ui_enabled=false",
+        "-q",
+    ]
     for step in ("ingest", "features", "train", "promote"):
-        subprocess.run([sys.executable, "-m", "tweetops", step, *small], cwd=root, check=True,
-                       env=_env(root))
+        subprocess.run(
+            [sys.executable, "-m", "tweetops", step, *small], cwd=root, check=True, env=_env(root)
+        )
 
 
 def _env(root: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
-    env["MLFLOW_TRACKING_URI"] = os.environ.get("MLFLOW_TRACKING_URI",
-                                                f"sqlite:///{root / 'mlflow.db'}")
+    env["MLFLOW_TRACKING_URI"] = os.environ.get(
+        "MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}"
+    )
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 
@@ -59,22 +70,41 @@ def records(root: Path, count: int) -> list[dict]:
 
     table = pd.read_parquet(root / "data" / "features" / "training")
     table = pd.concat([table] * (count // len(table) + 1)).head(count)
-    return [{key: (value.item() if hasattr(value, "item") else value)
-             for key, value in row.items()}
-            for row in table[list(MODEL_INPUT_COLUMNS)].to_dict(orient="records")]
+    return [
+        {key: (value.item() if hasattr(value, "item") else value) for key, value in row.items()}
+        for row in table[list(MODEL_INPUT_COLUMNS)].to_dict(orient="records")
+    ]
 
 
-def measure(root: Path, model_uri: str, rows: list[dict], singles: int, batches: int
-            ) -> dict[str, float | bool]:
+def measure(
+    root: Path, model_uri: str, rows: list[dict], singles: int, batches: int
+) -> dict[str, float | bool]:
     """Serve `model_uri`; time the first good answer, single rows and 1,000-row requests."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/invocations"
     started = time.perf_counter()
     with open(root / f"serve-{port}.log", "wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
-             "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=root, env=_env(root), stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "models",
+                "serve",
+                "-m",
+                model_uri,
+                "--env-manager",
+                "local",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=root,
+            env=_env(root),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         one = {"dataframe_records": rows[:1]}
         while True:
@@ -100,17 +130,20 @@ def measure(root: Path, model_uri: str, rows: list[dict], singles: int, batches:
             begin = time.perf_counter()
             for _ in range(batches):
                 assert session.post(url, json=batch, timeout=300).status_code == 200
-            throughput = batches * len(batch["dataframe_records"]) / (
-                time.perf_counter() - begin)
+            throughput = batches * len(batch["dataframe_records"]) / (time.perf_counter() - begin)
     finally:
         server.terminate()
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
-    return {"cold_s": cold, "p50_ms": 1000 * float(np.percentile(latencies, 50)),
-            "p99_ms": 1000 * float(np.percentile(latencies, 99)),
-            "rows_per_s": throughput, "java": java}
+    return {
+        "cold_s": cold,
+        "p50_ms": 1000 * float(np.percentile(latencies, 50)),
+        "p99_ms": 1000 * float(np.percentile(latencies, 99)),
+        "rows_per_s": throughput,
+        "java": java,
+    }
 
 
 def main() -> None:
@@ -131,22 +164,36 @@ def main() -> None:
     version = MlflowClient().get_model_version_by_alias(MODEL_NAME, "champion")
     rows = records(root, 1000)
     flavours = {
-        "jvm-free pyfunc": (f"models:/{MODEL_NAME}/{version.version}", options.requests,
-                            options.batches),
-        "spark pyfunc": (f"runs:/{version.run_id}/spark-model", options.spark_requests,
-                         max(2, options.batches // 10)),
+        "jvm-free pyfunc": (
+            f"models:/{MODEL_NAME}/{version.version}",
+            options.requests,
+            options.batches,
+        ),
+        "spark pyfunc": (
+            f"runs:/{version.run_id}/spark-model",
+            options.spark_requests,
+            max(2, options.batches // 10),
+        ),
     }
-    figures = {name: measure(root, uri, rows, singles, batches)
-               for name, (uri, singles, batches) in flavours.items()}
+    figures = {
+        name: measure(root, uri, rows, singles, batches)
+        for name, (uri, singles, batches) in flavours.items()
+    }
     print(f"{MODEL_NAME} v{version.version} (run {version.run_id}), {os.cpu_count()} CPUs")
-    print(f"{'flavour':<16} {'cold start s':>12} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'rows/s (1000-row requests)':>27} {'java':>5}")
+    print(
+        f"{'flavour':<16} {'cold start s':>12} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'rows/s (1000-row requests)':>27} {'java':>5}"
+    )
     for name, figure in figures.items():
-        print(f"{name:<16} {figure['cold_s']:>12.2f} {figure['p50_ms']:>8.2f} "
-              f"{figure['p99_ms']:>8.2f} {figure['rows_per_s']:>27.0f} {figure['java']!s:>5}")
+        print(
+            f"{name:<16} {figure['cold_s']:>12.2f} {figure['p50_ms']:>8.2f} "
+            f"{figure['p99_ms']:>8.2f} {figure['rows_per_s']:>27.0f} {figure['java']!s:>5}"
+        )
     fast, slow = figures["jvm-free pyfunc"], figures["spark pyfunc"]
-    print(f"ratios spark/jvm-free: p50 x{slow['p50_ms'] / fast['p50_ms']:.1f} "
-          f"(target >= 40), cold start x{slow['cold_s'] / fast['cold_s']:.1f} (target >= 5)")
+    print(
+        f"ratios spark/jvm-free: p50 x{slow['p50_ms'] / fast['p50_ms']:.1f} "
+        f"(target >= 40), cold start x{slow['cold_s'] / fast['cold_s']:.1f} (target >= 5)"
+    )
 
 
 if __name__ == "__main__":

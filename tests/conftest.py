@@ -17,8 +17,11 @@ from tweetops.spark import build_spark
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PARAMS_FILE = REPO_ROOT / "params.yaml"
-TEST_SPARK_OVERRIDES = ("spark.ui_enabled=false", "spark.shuffle_partitions=2",
-                        "spark.log_level=ERROR")
+TEST_SPARK_OVERRIDES = (
+    "spark.ui_enabled=false",
+    "spark.shuffle_partitions=2",
+    "spark.log_level=ERROR",
+)
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")

@@ -26,7 +26,7 @@ class SplitSpec:
     seed: int
     test_fraction: float
     split_partitions: int
-    training_dir: str
+    training_rows_dir: str
 
 
 @dataclass(frozen=True)
@@ -79,16 +79,22 @@ def read_contract(path: Path, kind: type[T], *, written_by: str) -> T:
     Raises TweetopsError (one sentence) when the file is missing, not JSON, or does not fit.
     """
     if not path.is_file():
-        raise TweetopsError(f"{path} was not found: run `tweetops {written_by}` first, or point "
-                            f"the setting at the file a {written_by} run wrote.")
+        raise TweetopsError(
+            f"{path} was not found: run `tweetops {written_by}` first, or point "
+            f"the setting at the file a {written_by} run wrote."
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return TypeAdapter(kind).validate_python(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TweetopsError(f"{path} is not valid JSON ({exc.__class__.__name__}); rerun "
-                            f"`tweetops {written_by}` to write it again.") from exc
+        raise TweetopsError(
+            f"{path} is not valid JSON ({exc.__class__.__name__}); rerun "
+            f"`tweetops {written_by}` to write it again."
+        ) from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "the file"
-        raise TweetopsError(f"{path} does not hold what `tweetops {written_by}` writes "
-                            f"({where}: {first['msg']}); rerun `tweetops {written_by}`.") from exc
+        raise TweetopsError(
+            f"{path} does not hold what `tweetops {written_by}` writes "
+            f"({where}: {first['msg']}); rerun `tweetops {written_by}`."
+        ) from exc

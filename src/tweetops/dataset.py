@@ -10,7 +10,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from tweetops.errors import TweetopsError
-from tweetops.outputs import require_complete
+from tweetops.markers import require_complete
 from tweetops.schema import LABEL_COLUMN, MODEL_INPUT_COLUMNS
 from tweetops.spark import spark_path
 
@@ -18,25 +18,28 @@ KEY_COLUMN = "tweet_id"
 TRAINING_COLUMNS = (KEY_COLUMN, *MODEL_INPUT_COLUMNS, LABEL_COLUMN)
 
 
-def require_training_rows(training_dir: Path) -> None:
-    """Fail with one sentence when `training_dir` holds no finished training table.
+def require_training_rows(training_rows_dir: Path) -> None:
+    """Fail with one sentence when `training_rows_dir` holds no finished training table.
 
     A table without the features step's completion marker (a killed or failed run) is refused.
     """
-    if not training_dir.exists() or not any(training_dir.rglob("*.parquet")):
-        raise TweetopsError(f"No training rows in {training_dir}: run `tweetops features` first "
-                            f"or point train.training_dir at a features table.")
-    require_complete(training_dir, produced_by="features")
+    if not training_rows_dir.exists() or not any(training_rows_dir.rglob("*.parquet")):
+        raise TweetopsError(
+            f"No training rows in {training_rows_dir}: run `tweetops features` "
+            f"first or point train.training_rows_dir at a features table."
+        )
+    require_complete(training_rows_dir, produced_by="features")
 
 
-def load_training_rows(spark: SparkSession, training_dir: Path) -> DataFrame:
+def load_training_rows(spark: SparkSession, training_rows_dir: Path) -> DataFrame:
     """The training table written by a features run that finished (only the model's columns)."""
-    require_training_rows(training_dir)
-    rows = spark.read.parquet(spark_path(training_dir))
+    require_training_rows(training_rows_dir)
+    rows = spark.read.parquet(spark_path(training_rows_dir))
     missing = [name for name in TRAINING_COLUMNS if name not in rows.columns]
     if missing:
-        raise TweetopsError(f"{training_dir} lacks columns {missing}: rebuild it with "
-                            f"`tweetops features`.")
+        raise TweetopsError(
+            f"{training_rows_dir} lacks columns {missing}: rebuild it with `tweetops features`."
+        )
     return rows.select(*TRAINING_COLUMNS)
 
 
@@ -53,18 +56,19 @@ def is_test_id(tweet_id: str, *, seed: int, test_fraction: float) -> bool:
     repartitioned.
     """
     digest = hashlib.sha256(f"{seed}:{tweet_id}".encode()).hexdigest()[:_HASH_DIGITS]
-    return int(digest, 16) / float(16 ** _HASH_DIGITS) < test_fraction
+    return int(digest, 16) / float(16**_HASH_DIGITS) < test_fraction
 
 
 def is_test_row(*, seed: int, test_fraction: float, key: str = KEY_COLUMN) -> Column:
     """A boolean Column: :func:`is_test_id` computed by Spark for every row's `key`."""
     digest = F.sha2(F.concat(F.lit(f"{seed}:"), F.col(key).cast("string")), 256)
     bits = F.conv(F.substring(digest, 1, _HASH_DIGITS), 16, 10).cast("long")
-    return (bits.cast("double") / F.lit(float(16 ** _HASH_DIGITS))) < F.lit(test_fraction)
+    return (bits.cast("double") / F.lit(float(16**_HASH_DIGITS))) < F.lit(test_fraction)
 
 
-def split_train_test(rows: DataFrame, *, seed: int, test_fraction: float,
-                     partitions: int) -> tuple[DataFrame, DataFrame]:
+def split_train_test(
+    rows: DataFrame, *, seed: int, test_fraction: float, partitions: int
+) -> tuple[DataFrame, DataFrame]:
     """Training and test rows: a row is a test row when :func:`is_test_id` says so.
 
     The split is a pure function of each row's tweet id and (`seed`, `test_fraction`): the same

@@ -11,8 +11,21 @@ from __future__ import annotations
 import logging
 import sys
 
-NOISY_LIBRARIES = ("mlflow", "py4j", "pyspark", "urllib3", "requests", "tweepy", "alembic",
-                   "sqlalchemy", "dvc", "hyperopt", "git", "filelock", "matplotlib")
+NOISY_LIBRARIES = (
+    "mlflow",
+    "py4j",
+    "pyspark",
+    "urllib3",
+    "requests",
+    "tweepy",
+    "alembic",
+    "sqlalchemy",
+    "dvc",
+    "hyperopt",
+    "git",
+    "filelock",
+    "matplotlib",
+)
 _HANDLER_NAME = "tweetops-console"
 
 

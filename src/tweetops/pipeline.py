@@ -19,12 +19,20 @@ from tweetops.promote import PromotionResult, promote
 from tweetops.settings import Settings
 from tweetops.tracking import step_run
 from tweetops.train import TrainResult, train
-from tweetops.tune import TUNED_KEYS, TuneResult, tune
+from tweetops.tune.step import TUNED_KEYS, TuneResult, tune
 
-MAIN_SECTIONS = ("data", "main", "ingest", "features", "train", "tune", "promote", "spark",
-                 "mlflow")
-OUTCOME_METRICS = ("rmse", "mae", "r2", "baseline_rmse", "baseline_r2", "train_rows",
-                   "test_rows")
+MAIN_SECTIONS = (
+    "data",
+    "main",
+    "ingest",
+    "features",
+    "train",
+    "tune",
+    "promote",
+    "spark",
+    "mlflow",
+)
+OUTCOME_METRICS = ("rmse", "mae", "r2", "baseline_rmse", "baseline_r2", "train_rows", "test_rows")
 
 
 @dataclass(frozen=True)
@@ -41,10 +49,16 @@ class MainResult:
 
 def run_name(settings: Settings) -> str:
     """`main n20000 tuned` or `main n20000 nt60-d8`: what tells one chain from another."""
-    model = ("tuned" if settings.main.tune
-             else f"nt{settings.train.num_trees}-d{settings.train.max_depth}")
-    size = f"n{settings.ingest.n_tweets}" if settings.ingest.source == "synthetic" else (
-        settings.ingest.source)
+    model = (
+        "tuned"
+        if settings.main.tune
+        else f"nt{settings.train.num_trees}-d{settings.train.max_depth}"
+    )
+    size = (
+        f"n{settings.ingest.n_tweets}"
+        if settings.ingest.source == "synthetic"
+        else (settings.ingest.source)
+    )
     return f"main {size} {model}"
 
 
@@ -56,8 +70,13 @@ def run_main(settings: Settings) -> MainResult:
         tuned = tune(settings) if settings.main.tune else None
         train_settings = settings
         if tuned is not None:
-            train_settings = settings.model_copy(update={"train": settings.train.model_copy(
-                update={"tuned_from": settings.tune.result_file})})
+            train_settings = settings.model_copy(
+                update={
+                    "train": settings.train.model_copy(
+                        update={"tuned_from": settings.tune.result_file}
+                    )
+                }
+            )
         trained = train(train_settings)
         promotion = promote(settings)
         result = MainResult(run_id, ingested, featured, tuned, trained, promotion)
@@ -67,13 +86,21 @@ def run_main(settings: Settings) -> MainResult:
 
 def log_outcome(settings: Settings, result: MainResult) -> None:
     """Copy the children's key params and outcome metrics onto the active `main` run."""
-    forest = (result.tune.best_params if result.tune is not None
-              else settings.train.model_dump(include=set(TUNED_KEYS)))
-    mlflow.log_params({**{f"model.{key}": value for key, value in forest.items()},
-                       "model.tuned": result.tune is not None,
-                       "model.seed": settings.train.seed})
-    metrics = {name: result.train.metrics[name] for name in OUTCOME_METRICS
-               if name in result.train.metrics}
+    forest = (
+        result.tune.best_params
+        if result.tune is not None
+        else settings.train.model_dump(include=set(TUNED_KEYS))
+    )
+    mlflow.log_params(
+        {
+            **{f"model.{key}": value for key, value in forest.items()},
+            "model.tuned": result.tune is not None,
+            "model.seed": settings.train.seed,
+        }
+    )
+    metrics = {
+        name: result.train.metrics[name] for name in OUTCOME_METRICS if name in result.train.metrics
+    }
     metrics["training_rows"] = float(result.train.train_rows + result.train.test_rows)
     metrics["ingest_accepted"] = float(result.ingest.counts.accepted)
     metrics["registered_version"] = float(result.promotion.version)
@@ -83,5 +110,9 @@ def log_outcome(settings: Settings, result: MainResult) -> None:
         metrics["tune_refit_validation_rmse"] = result.tune.refit_validation_rmse
         mlflow.set_tag("tweetops.tuned_from.run_id", result.tune.run_id)
     mlflow.log_metrics(metrics)
-    mlflow.set_tags({"tweetops.train_run_id": result.train.run_id,
-                     "tweetops.registered_version": result.promotion.version})
+    mlflow.set_tags(
+        {
+            "tweetops.train_run_id": result.train.run_id,
+            "tweetops.registered_version": result.promotion.version,
+        }
+    )

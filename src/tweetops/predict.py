@@ -25,12 +25,12 @@ from pyspark.sql import functions as F
 
 from tweetops.dataset import KEY_COLUMN, require_training_rows
 from tweetops.errors import TweetopsError
+from tweetops.model import PREDICTION_COLUMN
 from tweetops.runner import StepRun, run_step
 from tweetops.schema import LABEL_COLUMN
 from tweetops.settings import Settings
 from tweetops.spark import spark_path
 
-PREDICTION_COLUMN = "prediction"
 MODEL_COLUMNS = ("model_name", "model_version", "model_alias")
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 
@@ -62,31 +62,42 @@ class PredictResult:
 
     def logged_metrics(self) -> dict[str, float]:
         """Rows scored, and the rmse when there were labels."""
-        return {"predict_rows": float(self.rows),
-                **({"predict_rmse": self.rmse} if self.rmse is not None else {})}
+        return {
+            "predict_rows": float(self.rows),
+            **({"predict_rmse": self.rmse} if self.rmse is not None else {}),
+        }
 
     def summary(self) -> str:
         """One line: rows, model and where the scores went."""
         rmse = f" (rmse {self.rmse:.4f})" if self.rmse is not None else ""
-        return (f"predict: {self.rows} rows scored with {self.model_uri} (v{self.model_version})"
-                f" -> {self.output_path}{rmse}")
+        return (
+            f"predict: {self.rows} rows scored with {self.model_uri} (v{self.model_version})"
+            f" -> {self.output_path}{rmse}"
+        )
 
 
 def resolve_model(model_uri: str) -> ResolvedModel:
     """Pin `models:/<name>@<alias>` or `models:/<name>/<version>` to a version and its inputs."""
     match = _REGISTRY_URI.match(model_uri)
     if match is None:
-        raise TweetopsError(f"predict.model_uri={model_uri!r} is not a registered model URI: use "
-                            f"models:/<name>@<alias> or models:/<name>/<version>.")
+        raise TweetopsError(
+            f"predict.model_uri={model_uri!r} is not a registered model URI: use "
+            f"models:/<name>@<alias> or models:/<name>/<version>."
+        )
     name, alias = match["name"], match["alias"]
     try:
         client = MlflowClient()
-        version = (str(client.get_model_version_by_alias(name, alias).version) if alias
-                   else str(client.get_model_version(name, match["version"]).version))
+        version = (
+            str(client.get_model_version_by_alias(name, alias).version)
+            if alias
+            else str(client.get_model_version(name, match["version"]).version)
+        )
         info = mlflow.models.get_model_info(f"models:/{name}/{version}")
     except MlflowException as exc:
-        raise TweetopsError(f"Model {model_uri} could not be resolved ({exc.message}); run "
-                            f"`tweetops promote` or set predict.model_uri.") from None
+        raise TweetopsError(
+            f"Model {model_uri} could not be resolved ({exc.message}); run "
+            f"`tweetops promote` or set predict.model_uri."
+        ) from None
     kinds = (info.metadata or {}).get("input_kinds")
     columns = tuple(kinds) if kinds else tuple(info.signature.inputs.input_names())
     return ResolvedModel(name=name, version=version, alias=alias, input_columns=columns)
@@ -95,15 +106,17 @@ def resolve_model(model_uri: str) -> ResolvedModel:
 def read_rows(spark: SparkSession, path: Path) -> DataFrame:
     """Rows to score: a Parquet folder or file, or JSONL (`.jsonl`/`.json`, one row per line)."""
     if not path.exists():
-        raise TweetopsError(f"{path} does not exist: run `tweetops features` or set "
-                            f"predict.input_path.")
+        raise TweetopsError(
+            f"{path} does not exist: run `tweetops features` or set predict.input_path."
+        )
     if path.suffix in (".jsonl", ".json") or (path.is_dir() and any(path.glob("*.jsonl"))):
         return spark.read.json(spark_path(path))
     return spark.read.parquet(spark_path(path))
 
 
-def score(spark: SparkSession, model: ResolvedModel, rows: DataFrame,
-          output_path: Path) -> tuple[int, float | None]:
+def score(
+    spark: SparkSession, model: ResolvedModel, rows: DataFrame, output_path: Path
+) -> tuple[int, float | None]:
     """Score `rows` with `model` through `spark_udf` and write Parquet to `output_path`.
 
     The output has the key and label when the input has them, the prediction, and the model's
@@ -115,9 +128,12 @@ def score(spark: SparkSession, model: ResolvedModel, rows: DataFrame,
     udf = mlflow.pyfunc.spark_udf(spark, model.uri, result_type="double", env_manager="local")
     keep = [name for name in (KEY_COLUMN, LABEL_COLUMN) if name in rows.columns]
     scored = rows.select(
-        *keep, udf(F.struct(*model.input_columns)).alias(PREDICTION_COLUMN),
-        F.lit(model.name).alias(MODEL_COLUMNS[0]), F.lit(model.version).alias(MODEL_COLUMNS[1]),
-        F.lit(model.alias).cast("string").alias(MODEL_COLUMNS[2]))
+        *keep,
+        udf(F.struct(*model.input_columns)).alias(PREDICTION_COLUMN),
+        F.lit(model.name).alias(MODEL_COLUMNS[0]),
+        F.lit(model.version).alias(MODEL_COLUMNS[1]),
+        F.lit(model.alias).cast("string").alias(MODEL_COLUMNS[2]),
+    )
     try:
         scored.write.mode("overwrite").parquet(spark_path(output_path))
     except (Py4JJavaError, PySparkException) as exc:
@@ -149,7 +165,12 @@ def predict(settings: Settings) -> PredictResult:
             require_training_rows(config.input_path)
         rows = read_rows(run.spark, config.input_path)
         count, rmse = score(run.spark, model, rows, config.output_path)
-        return PredictResult(rows=count, output_path=str(config.output_path), rmse=rmse,
-                             model_uri=config.model_uri, model_version=model.version)
+        return PredictResult(
+            rows=count,
+            output_path=str(config.output_path),
+            rmse=rmse,
+            model_uri=config.model_uri,
+            model_version=model.version,
+        )
 
     return run_step(settings, "predict", ("predict", "spark"), core, needs_spark=True)

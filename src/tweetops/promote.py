@@ -55,9 +55,15 @@ class PromotionDecision:
     reason: str
 
 
-def decide_promotion(challenger: Scored, champion: Scored | None, *, baseline_rmse: float,
-                     comparison_rows: int, same_schema: bool, gate: PromoteSettings
-                     ) -> PromotionDecision:
+def decide_promotion(
+    challenger: Scored,
+    champion: Scored | None,
+    *,
+    baseline_rmse: float,
+    comparison_rows: int,
+    same_schema: bool,
+    gate: PromoteSettings,
+) -> PromotionDecision:
     """The champion rule, on rmses measured on the same `comparison_rows` rows.
 
     A challenger that already is the champion stays it. Otherwise it needs at least
@@ -68,10 +74,14 @@ def decide_promotion(challenger: Scored, champion: Scored | None, *, baseline_rm
     if champion is not None and champion.version == challenger.version:
         return PromotionDecision(True, "already champion")
     if comparison_rows < gate.min_comparison_rows:
-        return PromotionDecision(False, (
-            f"only {comparison_rows} rows are test rows of both runs, fewer than "
-            f"promote.min_comparison_rows={gate.min_comparison_rows}: too few to compare; "
-            f"ingest more tweets"))
+        return PromotionDecision(
+            False,
+            (
+                f"only {comparison_rows} rows are test rows of both runs, fewer than "
+                f"promote.min_comparison_rows={gate.min_comparison_rows}: too few to compare; "
+                f"ingest more tweets"
+            ),
+        )
     failures = []
     versus_baseline = _gain(challenger.rmse, baseline_rmse)
     if champion is not None:
@@ -81,23 +91,30 @@ def decide_promotion(challenger: Scored, champion: Scored | None, *, baseline_rm
         else:
             verdict = f"does not beat champion v{champion.version} rmse {champion.rmse:.4f}"
             failures.append(verdict)
-        comparison = (f"challenger rmse {challenger.rmse:.4f} {verdict} "
-                      f"({versus_champion:+.1%}, needs > {gate.min_improvement:.1%}) on the same "
-                      f"{comparison_rows} test rows")
+        comparison = (
+            f"challenger rmse {challenger.rmse:.4f} {verdict} "
+            f"({versus_champion:+.1%}, needs > {gate.min_improvement:.1%}) on the same "
+            f"{comparison_rows} test rows"
+        )
     else:
-        comparison = (f"no champion yet; challenger rmse {challenger.rmse:.4f} on "
-                      f"{comparison_rows} test rows")
+        comparison = (
+            f"no champion yet; challenger rmse {challenger.rmse:.4f} on {comparison_rows} test rows"
+        )
     if versus_baseline <= gate.min_gain_over_baseline:
         failures.append("baseline")
-        comparison += (f"; gains only {versus_baseline:.1%} over the mean baseline rmse "
-                       f"{baseline_rmse:.4f} (needs > {gate.min_gain_over_baseline:.1%})")
+        comparison += (
+            f"; gains only {versus_baseline:.1%} over the mean baseline rmse "
+            f"{baseline_rmse:.4f} (needs > {gate.min_gain_over_baseline:.1%})"
+        )
     if champion is not None and not same_schema:
         if gate.force:
             comparison += "; input schema differs from the champion's, promoted by force"
         else:
             failures.append("schema")
-            comparison += (f"; its input schema differs from champion v{champion.version}'s: "
-                           f"promote with -S force=true to replace it")
+            comparison += (
+                f"; its input schema differs from champion v{champion.version}'s: "
+                f"promote with -S force=true to replace it"
+            )
     return PromotionDecision(not failures, comparison)
 
 
@@ -123,11 +140,13 @@ class PromotionResult:
 
     def logged_metrics(self) -> dict[str, float]:
         """The challenger's rmse, the champion's when compared, and whether it was promoted."""
-        return {"challenger_rmse": self.challenger_rmse, "promoted": float(self.promoted),
-                "baseline_rmse": self.baseline_rmse,
-                "comparison_rows": float(self.comparison_rows),
-                **({"champion_rmse": self.champion_rmse}
-                   if self.champion_rmse is not None else {})}
+        return {
+            "challenger_rmse": self.challenger_rmse,
+            "promoted": float(self.promoted),
+            "baseline_rmse": self.baseline_rmse,
+            "comparison_rows": float(self.comparison_rows),
+            **({"champion_rmse": self.champion_rmse} if self.champion_rmse is not None else {}),
+        }
 
     def summary(self) -> str:
         """One line: the version, where the champion alias is now, and the reason."""
@@ -137,8 +156,9 @@ class PromotionResult:
             alias = f"no {CHAMPION} yet"
         else:
             alias = f"{CHAMPION} is v{self.champion_after}"
-        return (f"promote: {self.model_name} v{self.version} is {CHALLENGER}; {alias} "
-                f"({self.reason})")
+        return (
+            f"promote: {self.model_name} v{self.version} is {CHALLENGER}; {alias} ({self.reason})"
+        )
 
 
 def promote(settings: Settings) -> PromotionResult:
@@ -153,40 +173,64 @@ def promote(settings: Settings) -> PromotionResult:
         name = config.model_name
         with registry.registry_lock(name):
             version, new = registry.ensure_version(
-                client, name, trained.model_uri, trained.run_id, _version_tags(trained),
-                _version_description(trained, training_run,
-                                     list(_input_schema(trained.model_uri))))
+                client,
+                name,
+                trained.model_uri,
+                trained.run_id,
+                _version_tags(trained),
+                _version_description(trained, training_run, list(_input_schema(trained.model_uri))),
+            )
             registry.describe_model(client, name, _model_description())
             _set_alias(client, name, CHALLENGER, version)
             champion_version = registry.champion_version(client, name)
-            rows = load_training_rows(run.spark, Path(trained.split.training_dir))
+            rows = load_training_rows(run.spark, Path(trained.split.training_rows_dir))
             result = _compare(client, rows, trained, version, champion_version, config)
             if result.promoted and champion_version != version:
-                registry.move_champion(client, name, version, action="promote",
-                                       reason=result.reason,
-                                       challenger_rmse=result.challenger_rmse,
-                                       champion_rmse=result.champion_rmse)
+                registry.move_champion(
+                    client,
+                    name,
+                    version,
+                    action="promote",
+                    reason=result.reason,
+                    challenger_rmse=result.challenger_rmse,
+                    champion_rmse=result.champion_rmse,
+                )
             _set_version_tag(client, name, version, "tweetops.promotion", result.reason)
             after = registry.champion_version(client, name)
-        return PromotionResult(**{**asdict(result), "newly_registered": new,
-                                  "champion_after": after})
+        return PromotionResult(
+            **{**asdict(result), "newly_registered": new, "champion_after": after}
+        )
 
     def publish(result: PromotionResult, run: StepRun) -> PromotionResult:
-        mlflow.set_tags({"tweetops.model_version": result.version,
-                         "tweetops.promotion": result.reason})
+        mlflow.set_tags(
+            {"tweetops.model_version": result.version, "tweetops.promotion": result.reason}
+        )
         return result
 
-    return run_step(settings, "promote", PROMOTE_SECTIONS, core, needs_spark=True,
-                    publish=publish,
-                    reports=lambda result: {config.promotion_file: asdict(result)})
+    return run_step(
+        settings,
+        "promote",
+        PROMOTE_SECTIONS,
+        core,
+        needs_spark=True,
+        publish=publish,
+        reports=lambda result: {config.promotion_file: asdict(result)},
+    )
 
 
-def _compare(client: MlflowClient, rows: DataFrame, trained: TrainedModel, version: str,
-             champion_version: str | None, config: PromoteSettings) -> PromotionResult:
+def _compare(
+    client: MlflowClient,
+    rows: DataFrame,
+    trained: TrainedModel,
+    version: str,
+    champion_version: str | None,
+    config: PromoteSettings,
+) -> PromotionResult:
     name = config.model_name
     flag = is_test_row(seed=trained.split.seed, test_fraction=trained.split.test_fraction)
-    champion_split = (None if champion_version in (None, version)
-                      else _split_of(client, name, champion_version))
+    champion_split = (
+        None if champion_version in (None, version) else _split_of(client, name, champion_version)
+    )
     both = flag if champion_split is None else flag & is_test_row(**champion_split)
     train_mean = rows.where(~flag).agg(F.avg(LABEL_COLUMN)).first()[0]
     table = rows.where(both).drop("tweet_id").toPandas()
@@ -197,19 +241,32 @@ def _compare(client: MlflowClient, rows: DataFrame, trained: TrainedModel, versi
     if champion_version == version:
         champion = challenger
     elif champion_version is not None:
-        champion = Scored(champion_version,
-                          _rmse_of(f"models:/{name}/{champion_version}", table, labels))
-    same_schema = champion is None or (_input_schema(f"models:/{name}/{version}")
-                                       == _input_schema(f"models:/{name}/{champion_version}"))
-    decision = decide_promotion(challenger, champion, baseline_rmse=baseline_rmse,
-                                comparison_rows=len(table), same_schema=same_schema,
-                                gate=config)
-    return PromotionResult(model_name=name, version=version, promoted=decision.promoted,
-                           reason=decision.reason, challenger_rmse=challenger.rmse,
-                           champion_version=champion_version,
-                           champion_rmse=None if champion in (None, challenger)
-                           else champion.rmse,
-                           baseline_rmse=baseline_rmse, comparison_rows=len(table))
+        champion = Scored(
+            champion_version, _rmse_of(f"models:/{name}/{champion_version}", table, labels)
+        )
+    same_schema = champion is None or (
+        _input_schema(f"models:/{name}/{version}")
+        == _input_schema(f"models:/{name}/{champion_version}")
+    )
+    decision = decide_promotion(
+        challenger,
+        champion,
+        baseline_rmse=baseline_rmse,
+        comparison_rows=len(table),
+        same_schema=same_schema,
+        gate=config,
+    )
+    return PromotionResult(
+        model_name=name,
+        version=version,
+        promoted=decision.promoted,
+        reason=decision.reason,
+        challenger_rmse=challenger.rmse,
+        champion_version=champion_version,
+        champion_rmse=None if champion in (None, challenger) else champion.rmse,
+        baseline_rmse=baseline_rmse,
+        comparison_rows=len(table),
+    )
 
 
 def _rmse(labels: np.ndarray, predictions: np.ndarray | float) -> float:
@@ -246,12 +303,16 @@ def _split_of(client: MlflowClient, name: str, version: str) -> dict[str, float 
     run_id = client.get_model_version(name, version).run_id
     try:
         params = client.get_run(run_id).data.params
-        return {"seed": int(params["train.seed"]),
-                "test_fraction": float(params["train.test_fraction"])}
+        return {
+            "seed": int(params["train.seed"]),
+            "test_fraction": float(params["train.test_fraction"]),
+        }
     except (MlflowException, KeyError, ValueError):
-        raise TweetopsError(f"The split settings of champion v{version} are unknown (no "
-                            f"{SPLIT_TAGS[0]} tags and no train.seed param on run {run_id}): "
-                            f"its test rows cannot be told apart.") from None
+        raise TweetopsError(
+            f"The split settings of champion v{version} are unknown (no "
+            f"{SPLIT_TAGS[0]} tags and no train.seed param on run {run_id}): "
+            f"its test rows cannot be told apart."
+        ) from None
 
 
 def _live_training_run(client: MlflowClient, run_id: str) -> Run:
@@ -259,39 +320,48 @@ def _live_training_run(client: MlflowClient, run_id: str) -> Run:
         run = client.get_run(run_id)
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            raise TweetopsError(f"Training run {run_id} no longer exists in the tracking store "
-                                f"(deleted for good): run `tweetops train` again.") from None
+            raise TweetopsError(
+                f"Training run {run_id} no longer exists in the tracking store "
+                f"(deleted for good): run `tweetops train` again."
+            ) from None
         raise registry.registry_error(f"reading training run {run_id}", exc) from None
     if run.info.lifecycle_stage == "deleted":
-        raise TweetopsError(f"Training run {run_id} is deleted: restore it with `mlflow runs "
-                            f"restore --run-id {run_id}` or run `tweetops train` again.")
+        raise TweetopsError(
+            f"Training run {run_id} is deleted: restore it with `mlflow runs "
+            f"restore --run-id {run_id}` or run `tweetops train` again."
+        )
     return run
 
 
 def _version_tags(trained: TrainedModel) -> dict[str, str]:
-    return {registry.TRAIN_RUN_TAG: trained.run_id,
-            SPLIT_TAGS[0]: str(trained.split.seed),
-            SPLIT_TAGS[1]: str(trained.split.test_fraction),
-            "tweetops.split.method": SPLIT_METHOD,
-            "tweetops.spark_model_uri": trained.spark_model_uri}
+    return {
+        registry.TRAIN_RUN_TAG: trained.run_id,
+        SPLIT_TAGS[0]: str(trained.split.seed),
+        SPLIT_TAGS[1]: str(trained.split.test_fraction),
+        "tweetops.split.method": SPLIT_METHOD,
+        "tweetops.spark_model_uri": trained.spark_model_uri,
+    }
 
 
 def _model_description() -> str:
-    return ("Predicts a tweet's engagement, log1p(retweets + replies + likes + quotes), from one "
-            f"row of raw input columns ({', '.join(MODEL_INPUT_COLUMNS)}). Each version is a "
-            "Spark ML random forest exported to a JVM-free python_function (numpy); the Spark "
-            "pipeline itself is logged in the same training run. Alias `champion` is served.")
+    return (
+        "Predicts a tweet's engagement, log1p(retweets + replies + likes + quotes), from one "
+        f"row of raw input columns ({', '.join(MODEL_INPUT_COLUMNS)}). Each version is a "
+        "Spark ML random forest exported to a JVM-free python_function (numpy); the Spark "
+        "pipeline itself is logged in the same training run. Alias `champion` is served."
+    )
 
 
-def _version_description(trained: TrainedModel, training_run: Run,
-                         columns: list[str]) -> str:
+def _version_description(trained: TrainedModel, training_run: Run, columns: list[str]) -> str:
     md5 = training_run.data.tags.get("tweetops.data.training.dvc_md5", "unknown")
     rmse = trained.metrics.get("rmse")
     score = f"; test rmse {rmse:.4f} on {trained.test_rows} rows" if rmse is not None else ""
-    return (f"Engagement forest from training run {trained.run_id}, trained on "
-            f"{trained.split.training_dir} (DVC md5 {md5}), {trained.train_rows} training rows"
-            f"{score}; input columns {', '.join(columns)}; Spark model "
-            f"{trained.spark_model_uri or 'not logged'}.")
+    return (
+        f"Engagement forest from training run {trained.run_id}, trained on "
+        f"{trained.split.training_rows_dir} (DVC md5 {md5}), {trained.train_rows} training rows"
+        f"{score}; input columns {', '.join(columns)}; Spark model "
+        f"{trained.spark_model_uri or 'not logged'}."
+    )
 
 
 def _set_alias(client: MlflowClient, name: str, alias: str, version: str) -> None:
@@ -301,8 +371,7 @@ def _set_alias(client: MlflowClient, name: str, alias: str, version: str) -> Non
         raise registry.registry_error(f"setting {alias} of {name}", exc) from None
 
 
-def _set_version_tag(client: MlflowClient, name: str, version: str, key: str,
-                     value: str) -> None:
+def _set_version_tag(client: MlflowClient, name: str, version: str, key: str, value: str) -> None:
     try:
         client.set_model_version_tag(name, version, key, value)
     except MlflowException as exc:

@@ -58,9 +58,11 @@ class AliasMove:
 def registry_error(action: str, exc: MlflowException) -> TweetopsError:
     """One sentence for a registry call that failed for another reason than a missing alias."""
     first_line = str(exc.message).strip().splitlines()[0] if exc.message else exc.error_code
-    return TweetopsError(f"The model registry failed while {action} ({exc.error_code}: "
-                         f"{first_line[:200]}); check MLFLOW_TRACKING_URI and the tracking "
-                         f"server, then run the step again.")
+    return TweetopsError(
+        f"The model registry failed while {action} ({exc.error_code}: "
+        f"{first_line[:200]}); check MLFLOW_TRACKING_URI and the tracking "
+        f"server, then run the step again."
+    )
 
 
 def aliases(client: MlflowClient, name: str) -> dict[str, str]:
@@ -79,8 +81,14 @@ def champion_version(client: MlflowClient, name: str) -> str | None:
     return aliases(client, name).get(CHAMPION)
 
 
-def ensure_version(client: MlflowClient, name: str, model_uri: str, run_id: str,
-                   tags: dict[str, str], description: str) -> tuple[str, bool]:
+def ensure_version(
+    client: MlflowClient,
+    name: str,
+    model_uri: str,
+    run_id: str,
+    tags: dict[str, str],
+    description: str,
+) -> tuple[str, bool]:
     """The version of `name` holding `model_uri` of run `run_id`, registered when there is none.
 
     Returns (version, newly registered). Registering the same training run twice reuses its
@@ -116,27 +124,46 @@ def history(client: MlflowClient, name: str) -> list[AliasMove]:
         tags = client.get_registered_model(name).tags or {}
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            raise TweetopsError(f"No registered model {name}: run `tweetops promote` first.") \
-                from None
+            raise TweetopsError(
+                f"No registered model {name}: run `tweetops promote` first."
+            ) from None
         raise registry_error(f"reading the history of {name}", exc) from None
-    moves = [json.loads(value) for key, value in sorted(tags.items())
-             if key.startswith(HISTORY_TAG_PREFIX)]
+    moves = [
+        json.loads(value)
+        for key, value in sorted(tags.items())
+        if key.startswith(HISTORY_TAG_PREFIX)
+    ]
     return [AliasMove(**move) for move in moves]
 
 
-def move_champion(client: MlflowClient, name: str, to_version: str, *, action: str,
-                  reason: str, challenger_rmse: float | None = None,
-                  champion_rmse: float | None = None) -> AliasMove:
+def move_champion(
+    client: MlflowClient,
+    name: str,
+    to_version: str,
+    *,
+    action: str,
+    reason: str,
+    challenger_rmse: float | None = None,
+    champion_rmse: float | None = None,
+) -> AliasMove:
     """Point `champion` at `to_version` and record the move (registered model + version tags)."""
     previous = champion_version(client, name)
-    move = AliasMove(at=datetime.now(UTC).isoformat(timespec="seconds"), alias=CHAMPION,
-                     action=action, from_version=previous, to_version=to_version, reason=reason,
-                     challenger_rmse=challenger_rmse, champion_rmse=champion_rmse)
+    move = AliasMove(
+        at=datetime.now(UTC).isoformat(timespec="seconds"),
+        alias=CHAMPION,
+        action=action,
+        from_version=previous,
+        to_version=to_version,
+        reason=reason,
+        challenger_rmse=challenger_rmse,
+        champion_rmse=champion_rmse,
+    )
     try:
         client.set_registered_model_alias(name, CHAMPION, to_version)
         sequence = len(history(client, name))
-        client.set_registered_model_tag(name, f"{HISTORY_TAG_PREFIX}{sequence:06d}",
-                                        json.dumps(asdict(move), sort_keys=True))
+        client.set_registered_model_tag(
+            name, f"{HISTORY_TAG_PREFIX}{sequence:06d}", json.dumps(asdict(move), sort_keys=True)
+        )
         client.set_model_version_tag(name, to_version, "tweetops.champion_since", move.at)
         client.set_model_version_tag(name, to_version, "tweetops.champion_reason", reason)
         if previous is not None and previous != to_version:
@@ -170,10 +197,17 @@ def rollback(client: MlflowClient, name: str) -> AliasMove:
             raise TweetopsError(f"{name} has no {CHAMPION} to roll back: run `tweetops promote`.")
         target = previous_champion(history(client, name))
         if target is None:
-            raise TweetopsError(f"{name} v{current} is the first recorded {CHAMPION}: there is "
-                                f"no previous champion to roll back to.")
-        return move_champion(client, name, target, action="rollback",
-                             reason=f"rollback from v{current} by `tweetops registry rollback`")
+            raise TweetopsError(
+                f"{name} v{current} is the first recorded {CHAMPION}: there is "
+                f"no previous champion to roll back to."
+            )
+        return move_champion(
+            client,
+            name,
+            target,
+            action="rollback",
+            reason=f"rollback from v{current} by `tweetops registry rollback`",
+        )
 
 
 @contextmanager
@@ -188,16 +222,27 @@ def registry_lock(name: str, timeout: float = 900) -> Iterator[None]:
         with lock:
             yield
     except Timeout:
-        raise TweetopsError(f"Another promote of {name} held the registry lock {path} for "
-                            f"{timeout:.0f}s; wait for it to finish and run again.") from None
+        raise TweetopsError(
+            f"Another promote of {name} held the registry lock {path} for "
+            f"{timeout:.0f}s; wait for it to finish and run again."
+        ) from None
 
 
 def history_table(moves: list[AliasMove]) -> str:
     """The moves as a fixed-width text table, oldest first."""
     header = ("when", "action", "from", "to", "challenger rmse", "champion rmse", "reason")
-    rows = [(move.at, move.action, f"v{move.from_version}" if move.from_version else "-",
-             f"v{move.to_version}", _score(move.challenger_rmse), _score(move.champion_rmse),
-             move.reason) for move in moves]
+    rows = [
+        (
+            move.at,
+            move.action,
+            f"v{move.from_version}" if move.from_version else "-",
+            f"v{move.to_version}",
+            _score(move.challenger_rmse),
+            _score(move.champion_rmse),
+            move.reason,
+        )
+        for move in moves
+    ]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header) - 1)]
     lines = []
     for row in [header, *rows]:
@@ -213,8 +258,7 @@ def show_history(settings: Settings) -> list[AliasMove]:
     if not moves:
         log.info("%s: no alias move recorded yet (run `tweetops promote`)", name)
     else:
-        log.info("%s: %d alias move(s), oldest first\n%s", name, len(moves),
-                 history_table(moves))
+        log.info("%s: %d alias move(s), oldest first\n%s", name, len(moves), history_table(moves))
     return moves
 
 
@@ -222,8 +266,13 @@ def rollback_champion(settings: Settings) -> AliasMove:
     """`tweetops registry rollback`: move `champion` back to the previous champion."""
     name = settings.promote.model_name
     move = rollback(MlflowClient(), name)
-    log.info("registry: %s %s moved from v%s back to v%s (recorded in its history)", name,
-             CHAMPION, move.from_version, move.to_version)
+    log.info(
+        "registry: %s %s moved from v%s back to v%s (recorded in its history)",
+        name,
+        CHAMPION,
+        move.from_version,
+        move.to_version,
+    )
     return move
 
 

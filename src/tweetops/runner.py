@@ -56,13 +56,18 @@ class StepRun:
     spark: SparkSession | None
 
 
-def run_step(settings: Settings, step: str, sections: tuple[str, ...],
-             core: Callable[[StepRun], C], *,
-             needs_spark: bool = False,
-             inputs: Mapping[str, Path] | None = None,
-             publish: Callable[[C, StepRun], R] | None = None,
-             reports: Callable[[R], Mapping[Path, dict[str, Any]]] | None = None,
-             run_name: str | None = None) -> R:
+def run_step(
+    settings: Settings,
+    step: str,
+    sections: tuple[str, ...],
+    core: Callable[[StepRun], C],
+    *,
+    needs_spark: bool = False,
+    inputs: Mapping[str, Path] | None = None,
+    publish: Callable[[C, StepRun], R] | None = None,
+    reports: Callable[[R], Mapping[Path, dict[str, Any]]] | None = None,
+    run_name: str | None = None,
+) -> R:
     """Run `core` as step `step` inside its MLflow run and publish its result.
 
     `sections` are the settings sections logged as params; `inputs` names the data the step
@@ -85,12 +90,16 @@ def run_step(settings: Settings, step: str, sections: tuple[str, ...],
             if exc.errno not in _UNWRITABLE:
                 raise
             if exc.filename is None:
-                raise TweetopsError(f"{step} could not write its output ({exc.strerror}): make "
-                                    f"the data folders writable.") from exc
+                raise TweetopsError(
+                    f"{step} could not write its output ({exc.strerror}): make "
+                    f"the data folders writable."
+                ) from exc
             target = Path(exc.filename)
-            raise TweetopsError(f"{step} could not write {target} because {target.parent} is "
-                                f"not writable ({exc.strerror}): make it writable, or point the "
-                                f"data settings elsewhere with -S data.<key>=<path>.") from exc
+            raise TweetopsError(
+                f"{step} could not write {target} because {target.parent} is "
+                f"not writable ({exc.strerror}): make it writable, or point the "
+                f"data settings elsewhere with -S data.<key>=<path>."
+            ) from exc
         for name, path in (inputs or {}).items():
             log_data_lineage(name, path)
         result = publish(outcome, context) if publish is not None else outcome

@@ -29,15 +29,26 @@ def corrupt_line_reason(raw_line: Column) -> Column:
     parsed = F.try_parse_json(raw_line)
     length = F.length(raw_line)
     return (
-        F.when(length > SPARK_JSON_MAX_STRING,
-               F.concat(F.lit("line is "), length.cast("string"),
-                        F.lit(f" characters, longer than Spark's JSON reader accepts "
-                              f"({SPARK_JSON_MAX_STRING})")))
+        F.when(
+            length > SPARK_JSON_MAX_STRING,
+            F.concat(
+                F.lit("line is "),
+                length.cast("string"),
+                F.lit(
+                    f" characters, longer than Spark's JSON reader accepts "
+                    f"({SPARK_JSON_MAX_STRING})"
+                ),
+            ),
+        )
         .when(parsed.isNull(), F.lit("line is not valid JSON"))
-        .when(~F.schema_of_variant(parsed).startswith("OBJECT"),
-              F.concat(F.lit("line is a JSON "),
-                       F.lower(F.split(F.schema_of_variant(parsed), "<")[0]),
-                       F.lit(", not an object")))
+        .when(
+            ~F.schema_of_variant(parsed).startswith("OBJECT"),
+            F.concat(
+                F.lit("line is a JSON "),
+                F.lower(F.split(F.schema_of_variant(parsed), "<")[0]),
+                F.lit(", not an object"),
+            ),
+        )
         .otherwise(F.lit("line is a JSON object whose fields do not have a tweet's types"))
     )
 
@@ -56,43 +67,73 @@ RAW_TWEET_SCHEMA = _struct(
     ("text", StringType()),
     ("lang", StringType()),
     ("author_id", StringType()),
-    ("public_metrics", _struct(("retweet_count", LongType()), ("reply_count", LongType()),
-                               ("like_count", LongType()), ("quote_count", LongType()))),
-    ("entities", _struct(
-        ("hashtags", ArrayType(_struct(*_ENTITY, ("tag", StringType())))),
-        ("mentions", ArrayType(_struct(*_ENTITY, ("username", StringType())))),
-        ("urls", ArrayType(_struct(*_ENTITY, ("url", StringType()),
-                                   ("expanded_url", StringType())))),
-    )),
+    (
+        "public_metrics",
+        _struct(
+            ("retweet_count", LongType()),
+            ("reply_count", LongType()),
+            ("like_count", LongType()),
+            ("quote_count", LongType()),
+        ),
+    ),
+    (
+        "entities",
+        _struct(
+            ("hashtags", ArrayType(_struct(*_ENTITY, ("tag", StringType())))),
+            ("mentions", ArrayType(_struct(*_ENTITY, ("username", StringType())))),
+            (
+                "urls",
+                ArrayType(_struct(*_ENTITY, ("url", StringType()), ("expanded_url", StringType()))),
+            ),
+        ),
+    ),
     ("attachments", _struct(("media_keys", ArrayType(StringType())))),
     ("referenced_tweets", ArrayType(_struct(("type", StringType()), ("id", StringType())))),
-    ("author", _struct(
-        ("id", StringType()),
-        ("username", StringType()),
-        ("created_at", StringType()),
-        ("verified", BooleanType()),
-        ("public_metrics", _struct(("followers_count", LongType()),
-                                   ("following_count", LongType()),
-                                   ("tweet_count", LongType()),
-                                   ("listed_count", LongType()),
-                                   ("like_count", LongType()))),
-    )),
+    (
+        "author",
+        _struct(
+            ("id", StringType()),
+            ("username", StringType()),
+            ("created_at", StringType()),
+            ("verified", BooleanType()),
+            (
+                "public_metrics",
+                _struct(
+                    ("followers_count", LongType()),
+                    ("following_count", LongType()),
+                    ("tweet_count", LongType()),
+                    ("listed_count", LongType()),
+                    ("like_count", LongType()),
+                ),
+            ),
+        ),
+    ),
     (CORRUPT_RECORD_COLUMN, StringType()),
 )
 
 # The author's profile metrics, under the names of the record's `author.public_metrics` (X API
 # v2), from ingest to the served model. The lecture's v1.1 names map onto them: friends_count is
 # following_count, statuses_count is tweet_count, favourites_count is like_count.
-PROFILE_COLUMNS = ("followers_count", "following_count", "tweet_count", "like_count",
-                   "listed_count")
+PROFILE_COLUMNS = (
+    "followers_count",
+    "following_count",
+    "tweet_count",
+    "like_count",
+    "listed_count",
+)
 
 # The author's history strictly before the tweet (point in time: nothing from the tweet itself or
 # later tweets): tweets of any kind in the previous 24 h and 7 d, the mean log-engagement
 # (log1p) of the author's previous original tweets (NO_HISTORY_MEAN_ENGAGEMENT when there are
 # none, with author_has_history false), days since the author's previous tweet of any kind
 # (NO_PREVIOUS_TWEET_DAYS when there is none).
-AUTHOR_HISTORY_COLUMNS = ("author_tweets_24h", "author_tweets_7d", "author_mean_engagement",
-                          "author_has_history", "days_since_author_previous_tweet")
+AUTHOR_HISTORY_COLUMNS = (
+    "author_tweets_24h",
+    "author_tweets_7d",
+    "author_mean_engagement",
+    "author_has_history",
+    "days_since_author_previous_tweet",
+)
 NO_HISTORY_MEAN_ENGAGEMENT = 0.0
 NO_PREVIOUS_TWEET_DAYS = -1.0
 

@@ -28,8 +28,14 @@ DEFAULT_PARAMS_FILE = Path("params.yaml")
 
 PositiveInt = Annotated[int, Field(gt=0)]
 DAY_MS = 86_400_000
-_UNITS_MS = {"millisecond": 1, "second": 1000, "minute": 60_000, "hour": 3_600_000,
-             "day": DAY_MS, "week": 7 * DAY_MS}
+_UNITS_MS = {
+    "millisecond": 1,
+    "second": 1000,
+    "minute": 60_000,
+    "hour": 3_600_000,
+    "day": DAY_MS,
+    "week": 7 * DAY_MS,
+}
 _DURATION = re.compile(r"^\s*(\d+)\s*(millisecond|second|minute|hour|day|week)s?\s*$")
 
 
@@ -39,6 +45,7 @@ def duration_ms(text: str) -> int:
     if not match:
         raise ValueError(f"{text!r} is not a duration like '10 minutes' or '1 hour'")
     return int(match.group(1)) * _UNITS_MS[match.group(2)]
+
 
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 
@@ -111,7 +118,7 @@ class FeaturesSettings(_Section):
 
     raw_dir: Path
     users_dir: Path
-    training_dir: Path
+    training_rows_dir: Path
     user_activity_dir: Path
     late_dir: Path
     rejected_dir: Path
@@ -135,7 +142,7 @@ class FeaturesSettings(_Section):
 class TrainSettings(_Section):
     """The Spark ML pipeline, its split and its RandomForest hyperparameters."""
 
-    training_dir: Path
+    training_rows_dir: Path
     seed: int
     test_fraction: Fraction
     split_partitions: PositiveInt
@@ -170,8 +177,9 @@ class TuneSettings(_Section):
     num_trees: IntRange
     max_depth: tuple[Annotated[int, Field(ge=1, le=30)], Annotated[int, Field(ge=1, le=30)]]
     min_instances_per_node: IntRange
-    subsampling_rate: tuple[Annotated[float, Field(gt=0.0, le=1.0)],
-                            Annotated[float, Field(gt=0.0, le=1.0)]]
+    subsampling_rate: tuple[
+        Annotated[float, Field(gt=0.0, le=1.0)], Annotated[float, Field(gt=0.0, le=1.0)]
+    ]
     result_file: Path
 
     @field_validator("num_trees", "max_depth", "min_instances_per_node", "subsampling_rate")
@@ -208,8 +216,10 @@ class PredictSettings(_Section):
     output_path: Path
 
 
-_SPARK_MASTER = re.compile(r"^(local(\[(\d+|\*)(,\s*\d+)?\])?|local-cluster\[\d+,\s*\d+,\s*\d+\]"
-                           r"|spark://\S+|yarn|k8s://\S+)$")
+_SPARK_MASTER = re.compile(
+    r"^(local(\[(\d+|\*)(,\s*\d+)?\])?|local-cluster\[\d+,\s*\d+,\s*\d+\]"
+    r"|spark://\S+|yarn|k8s://\S+)$"
+)
 _MEMORY_SIZE = re.compile(r"^\d+(b|k|kb|m|mb|g|gb|t|tb|p|pb)?$", re.IGNORECASE)
 
 
@@ -228,8 +238,10 @@ class SparkSettings(_Section):
     @classmethod
     def _known_master(cls, value: str) -> str:
         if not _SPARK_MASTER.match(value):
-            raise ValueError("must be local, local[N], local[*], spark://host:port, yarn or "
-                             "k8s://https://host:port")
+            raise ValueError(
+                "must be local, local[N], local[*], spark://host:port, yarn or "
+                "k8s://https://host:port"
+            )
         return value
 
     @field_validator("driver_memory")
@@ -243,8 +255,9 @@ class SparkSettings(_Section):
     @classmethod
     def _stringify_values(cls, value: Any) -> Any:
         if isinstance(value, dict):
-            return {str(k): str(v).lower() if isinstance(v, bool) else str(v)
-                    for k, v in value.items()}
+            return {
+                str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()
+            }
         return value
 
 
@@ -312,8 +325,10 @@ def load_settings(
     """
     path = Path(params_file)
     if not path.is_file():
-        raise TweetopsError(f"{path} was not found in {Path.cwd()}: run from the project root "
-                            f"or pass --params with the path of params.yaml.")
+        raise TweetopsError(
+            f"{path} was not found in {Path.cwd()}: run from the project root "
+            f"or pass --params with the path of params.yaml."
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
@@ -340,8 +355,10 @@ def load_settings(
 
 
 # `$section.key` (what params.yaml uses) or `${section.key}`
-_REFERENCE = re.compile(r"^\$(?:\{(?P<braced>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\}"
-                        r"|(?P<bare>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+))$")
+_REFERENCE = re.compile(
+    r"^\$(?:\{(?P<braced>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\}"
+    r"|(?P<bare>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+))$"
+)
 
 
 def resolve_references(data: dict[str, Any]) -> dict[str, Any]:
@@ -350,15 +367,20 @@ def resolve_references(data: dict[str, Any]) -> dict[str, Any]:
     References may chain (a reference to a reference); a reference to a missing key or a cycle
     raises TweetopsError naming it.
     """
+
     def lookup(path: str, seen: tuple[str, ...]) -> Any:
         if path in seen:
-            raise TweetopsError(f"Settings reference ${path} refers to itself through "
-                                f"{' -> '.join(seen)}; fix params.yaml.")
+            raise TweetopsError(
+                f"Settings reference ${path} refers to itself through "
+                f"{' -> '.join(seen)}; fix params.yaml."
+            )
         node: Any = data
         for key in path.split("."):
             if not isinstance(node, dict) or key not in node:
-                raise TweetopsError(f"Settings reference ${path} names no setting; fix it "
-                                    f"in params.yaml or in the override.")
+                raise TweetopsError(
+                    f"Settings reference ${path} names no setting; fix it "
+                    f"in params.yaml or in the override."
+                )
             node = node[key]
         return resolve(node, (*seen, path))
 
@@ -382,6 +404,8 @@ def _describe_validation_error(exc: ValidationError) -> str:
     problems = len(exc.errors())
     more = f" ({problems - 1} more problem(s) after this one)" if problems > 1 else ""
     if first["type"] == "extra_forbidden":
-        return (f"Setting {where} is unknown; check its spelling against params.yaml{more}.")
-    return (f"Setting {where}={given!r} is invalid: {first['msg']}; "
-            f"fix it in params.yaml or in the override{more}.")
+        return f"Setting {where} is unknown; check its spelling against params.yaml{more}."
+    return (
+        f"Setting {where}={given!r} is invalid: {first['msg']}; "
+        f"fix it in params.yaml or in the override{more}."
+    )

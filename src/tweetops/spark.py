@@ -35,8 +35,9 @@ def java_major_version(java: str) -> int:
     try:
         probe = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
     except OSError as exc:
-        raise TweetopsError(f"Java at {java} does not start ({exc}); fix JAVA_HOME or PATH."
-                            ) from exc
+        raise TweetopsError(
+            f"Java at {java} does not start ({exc}); fix JAVA_HOME or PATH."
+        ) from exc
     match = re.search(r'version "(\d+)(?:\.(\d+))?', probe.stderr + probe.stdout)
     if not match:
         raise TweetopsError(f"Could not read the version of Java at {java}; check the install.")
@@ -56,7 +57,7 @@ def check_java() -> None:
 
 
 # Spark's Python daemon with the tune trials' libraries imported before it forks workers
-PRELOADING_DAEMON = "tweetops.spark_daemon"
+PRELOADING_DAEMON = "tweetops.tune.daemon"
 
 
 def build_spark(settings: SparkSettings) -> SparkSession:
@@ -64,7 +65,7 @@ def build_spark(settings: SparkSettings) -> SparkSession:
 
     Python workers are pinned to the running interpreter: SparkTrials and UDF workers would
     otherwise start whatever `python` is first on PATH, without our packages. On local masters
-    they are forked from `tweetops.spark_daemon`, which has imported the trial libraries once.
+    they are forked from `tweetops.tune.daemon`, which has imported the trial libraries once.
     """
     check_java()
     os.environ["PYSPARK_PYTHON"] = sys.executable
@@ -82,19 +83,24 @@ def build_spark(settings: SparkSettings) -> SparkSession:
     )
     if settings.master.startswith("local"):
         # a local session talks to itself: stay on loopback whatever the hostname resolves to
-        builder = (builder.config("spark.driver.host", "127.0.0.1")
-                   .config("spark.driver.bindAddress", "127.0.0.1")
-                   .config("spark.python.daemon.module", PRELOADING_DAEMON))
+        builder = (
+            builder.config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.python.daemon.module", PRELOADING_DAEMON)
+        )
     for key, value in settings.conf.items():
         builder = builder.config(key, value)
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # py4j and PySpark errors carry pages of Java stack trace
-        first = next((line.strip() for line in str(exc).splitlines() if line.strip()),
-                     type(exc).__name__)
-        raise TweetopsError(f"Spark did not start ({first[:200]}); check the spark settings "
-                            f"(spark.master={settings.master!r}, spark.driver_memory="
-                            f"{settings.driver_memory!r}, spark.conf).") from exc
+        first = next(
+            (line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__
+        )
+        raise TweetopsError(
+            f"Spark did not start ({first[:200]}); check the spark settings "
+            f"(spark.master={settings.master!r}, spark.driver_memory="
+            f"{settings.driver_memory!r}, spark.conf)."
+        ) from exc
     spark.sparkContext.setLogLevel(settings.log_level)
     return spark
 

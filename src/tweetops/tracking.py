@@ -44,8 +44,9 @@ NOTE_TAG = "tweetops.note"
 
 
 @contextmanager
-def step_run(settings: Settings, step: str, sections: tuple[str, ...],
-             run_name: str | None = None) -> Iterator[str]:
+def step_run(
+    settings: Settings, step: str, sections: tuple[str, ...], run_name: str | None = None
+) -> Iterator[str]:
     """Open the MLflow run of one step, log its settings and lineage, and yield its run id.
 
     `run_name` tells runs of one step apart in a list (default: the step's name). A top-level
@@ -61,8 +62,15 @@ def step_run(settings: Settings, step: str, sections: tuple[str, ...],
         try:
             if run_name and os.environ.get("MLFLOW_RUN_ID") == run.info.run_id:
                 mlflow.set_tag("mlflow.runName", run_name)  # the run `mlflow run` created
-            mlflow.set_tags({"tweetops.step": step, HOST_TAG: socket.gethostname(),
-                             PID_TAG: str(os.getpid()), **lineage_tags(), **pipeline_run_tags()})
+            mlflow.set_tags(
+                {
+                    "tweetops.step": step,
+                    HOST_TAG: socket.gethostname(),
+                    PID_TAG: str(os.getpid()),
+                    **lineage_tags(),
+                    **pipeline_run_tags(),
+                }
+            )
             log_settings(settings, sections)
             yield run.info.run_id
         except BaseException as exc:
@@ -73,10 +81,18 @@ def step_run(settings: Settings, step: str, sections: tuple[str, ...],
             try:
                 _end_all_runs("KILLED")
             except Exception as error:  # the next step marks a run of a gone process KILLED
-                log.warning("The MLflow run %s could not be ended (%s); the next step marks "
-                            "it KILLED.", run.info.run_id, error)
-            log.error("error: %s stopped by %s; its MLflow run %s was marked KILLED: run the step "
-                      "again to redo it.", step, signal.Signals(signum).name, run.info.run_id)
+                log.warning(
+                    "The MLflow run %s could not be ended (%s); the next step marks it KILLED.",
+                    run.info.run_id,
+                    error,
+                )
+            log.error(
+                "error: %s stopped by %s; its MLflow run %s was marked KILLED: run the step "
+                "again to redo it.",
+                step,
+                signal.Signals(signum).name,
+                run.info.run_id,
+            )
             raise SystemExit(128 + signum) from None
         _end_if_active(run.info.run_id, "FINISHED")
 
@@ -121,8 +137,9 @@ def _signals_interrupt() -> Iterator[_ReceivedSignal]:
     JVM connection instead of stopping the query between two micro-batches.
     """
     received = _ReceivedSignal()
-    if (threading.current_thread() is not threading.main_thread()
-            or callable(signal.getsignal(signal.SIGTERM))):
+    if threading.current_thread() is not threading.main_thread() or callable(
+        signal.getsignal(signal.SIGTERM)
+    ):
         yield received
         return
 
@@ -133,6 +150,7 @@ def _signals_interrupt() -> Iterator[_ReceivedSignal]:
     previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, interrupt)}
     sigint = signal.getsignal(signal.SIGINT)
     if callable(sigint):  # Python's KeyboardInterrupt, or PySpark's (it cancels jobs first)
+
         def note_sigint(signum: int, frame: Any) -> None:
             received.signum = signum
             sigint(signum, frame)
@@ -184,23 +202,32 @@ def mark_orphaned_runs_killed(client: MlflowClient, experiment_id: str) -> list[
 
     Such runs are what a SIGKILL (or a crash of the machine) leaves behind. Returns their ids.
     """
-    running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'",
-                                 max_results=1000)
+    running = client.search_runs(
+        [experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000
+    )
     host = socket.gethostname()
-    orphans = {run.info.run_id: run for run in running
-               if run.data.tags.get(HOST_TAG) == host
-               and not process_alive(run.data.tags.get(PID_TAG, ""))}
+    orphans = {
+        run.info.run_id: run
+        for run in running
+        if run.data.tags.get(HOST_TAG) == host and not process_alive(run.data.tags.get(PID_TAG, ""))
+    }
     grown = True
     while grown:  # nested runs (tune's trials) died with their parent
-        children = {run.info.run_id: run for run in running
-                    if run.data.tags.get("mlflow.parentRunId") in orphans
-                    and run.info.run_id not in orphans}
+        children = {
+            run.info.run_id: run
+            for run in running
+            if run.data.tags.get("mlflow.parentRunId") in orphans and run.info.run_id not in orphans
+        }
         orphans.update(children)
         grown = bool(children)
     for run_id, run in orphans.items():
         pid = run.data.tags.get(PID_TAG) or run.data.tags.get("mlflow.parentRunId")
-        client.set_tag(run_id, NOTE_TAG, f"marked KILLED by process {os.getpid()}: the process "
-                                         f"({pid}) on {host} was gone while the run was RUNNING")
+        client.set_tag(
+            run_id,
+            NOTE_TAG,
+            f"marked KILLED by process {os.getpid()}: the process "
+            f"({pid}) on {host} was gone while the run was RUNNING",
+        )
         client.set_terminated(run_id, "KILLED")
         log.warning("Marked run %s KILLED: the process that ran it is gone.", run_id)
     return list(orphans)
@@ -273,16 +300,21 @@ def dvc_hash(path: Path) -> str | None:
 def log_spark_conf(conf: dict[str, str]) -> None:
     """Log the Spark configuration as an artifact and its key settings as tags."""
     mlflow.log_dict(conf, "spark/spark-conf.json")
-    for key in ("spark.master", "spark.sql.shuffle.partitions", "spark.driver.memory",
-                "spark.app.name"):
+    for key in (
+        "spark.master",
+        "spark.sql.shuffle.partitions",
+        "spark.driver.memory",
+        "spark.app.name",
+    ):
         if key in conf:
             mlflow.set_tag(f"tweetops.{key}", conf[key])
 
 
 def _git(*args: str) -> str:
     try:
-        done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=30,
-                              check=False)
+        done = subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=30, check=False
+        )
     except OSError:
         return ""
     return done.stdout.strip() if done.returncode == 0 else ""

@@ -5,7 +5,7 @@ logged. :func:`train` is the step: it runs the core in the step's MLflow run and
 result there (every setting, test-split metrics for the model and for a mean-predictor baseline,
 feature importances as CSV and PNG, the training data as an MLflow dataset input with its DVC
 hash, and the model twice: as an MLflow Spark model and as the JVM-free pyfunc that is
-registered and served, see :mod:`tweetops.serving`), then writes
+registered and served, see :mod:`tweetops.model.pyfunc`), then writes
 `reports/metrics.json` and the :class:`~tweetops.contracts.TrainedModel` promote reads.
 """
 
@@ -30,23 +30,23 @@ from pyspark.sql.types import StructType
 from tweetops.contracts import SplitSpec, TrainedModel, TuneOutcome, read_contract, write_contract
 from tweetops.dataset import load_training_rows, persist_rows, split_train_test
 from tweetops.errors import TweetopsError
-from tweetops.forest import export_pipeline
-from tweetops.model import (
+from tweetops.model import PREDICTION_COLUMN
+from tweetops.model.arrays import export_pipeline
+from tweetops.model.pipeline import (
     MIN_TRAINING_ROWS,
-    PREDICTION_COLUMN,
     baseline_metrics,
     build_pipeline,
     evaluate,
     feature_importances,
 )
+from tweetops.model.pyfunc import column_kind, log_serving_model
 from tweetops.runner import StepRun, run_step
 from tweetops.schema import LABEL_COLUMN, MODEL_INPUT_COLUMNS
-from tweetops.serving import column_kind, log_serving_model
 from tweetops.settings import Settings, TrainSettings
 from tweetops.spark import spark_path
 from tweetops.tracking import data_label
 
-MODEL_ARTIFACT_PATH = "model"          # the JVM-free pyfunc: registered and served
+MODEL_ARTIFACT_PATH = "model"  # the JVM-free pyfunc: registered and served
 SPARK_MODEL_ARTIFACT_PATH = "spark-model"  # the same pipeline as an MLflow Spark model
 TRAIN_SECTIONS = ("train", "spark", "mlflow")
 MAX_PLOTTED_ROWS = 5000  # test rows in the predicted-vs-actual plot table
@@ -83,15 +83,20 @@ class TrainResult:
     def summary(self) -> str:
         """One line: rmse against the baseline, r2, and the run."""
         metrics = self.metrics
-        return (f"train: rmse {metrics['rmse']:.4f} (baseline {metrics['baseline_rmse']:.4f}), "
-                f"r2 {metrics['r2']:.4f} on {self.test_rows} test rows; run {self.run_id}")
+        return (
+            f"train: rmse {metrics['rmse']:.4f} (baseline {metrics['baseline_rmse']:.4f}), "
+            f"r2 {metrics['r2']:.4f} on {self.test_rows} test rows; run {self.run_id}"
+        )
 
 
 def fit_and_score(spark: SparkSession, rows: DataFrame, config: TrainSettings) -> FittedModel:
     """Split `rows`, fit the pipeline on the training split, score it and the baseline."""
     train_split, test_split = split_train_test(
-        rows, seed=config.seed, test_fraction=config.test_fraction,
-        partitions=config.split_partitions)
+        rows,
+        seed=config.seed,
+        test_fraction=config.test_fraction,
+        partitions=config.split_partitions,
+    )
     # both splits are read several times (fit, metrics, baseline, example): persist them once
     # at train.storage_level (`none`: recompute them each time)
     train_split = persist_rows(train_split, config.storage_level)
@@ -101,23 +106,39 @@ def fit_and_score(spark: SparkSession, rows: DataFrame, config: TrainSettings) -
         if train_rows < MIN_TRAINING_ROWS or test_rows == 0:
             raise TweetopsError(
                 f"Only {train_rows} training and {test_rows} test rows in "
-                f"{config.training_dir}: ingest more tweets (ingest.n_tweets) or lower "
-                f"train.test_fraction.")
+                f"{config.training_rows_dir}: ingest more tweets (ingest.n_tweets) or lower "
+                f"train.test_fraction."
+            )
         model = build_pipeline(config).fit(train_split)
         metrics = evaluate(model.transform(test_split))
         baseline = baseline_metrics(train_split, test_split)
         example = test_split.select(*MODEL_INPUT_COLUMNS).limit(5).toPandas()
-        predictions = (model.transform(test_split).orderBy("tweet_id").limit(MAX_PLOTTED_ROWS)
-                       .select(LABEL_COLUMN, PREDICTION_COLUMN).toPandas()
-                       .rename(columns={LABEL_COLUMN: "actual", PREDICTION_COLUMN: "predicted"}))
+        predictions = (
+            model.transform(test_split)
+            .orderBy("tweet_id")
+            .limit(MAX_PLOTTED_ROWS)
+            .select(LABEL_COLUMN, PREDICTION_COLUMN)
+            .toPandas()
+            .rename(columns={LABEL_COLUMN: "actual", PREDICTION_COLUMN: "predicted"})
+        )
     finally:
         train_split.unpersist()
         test_split.unpersist()
-    all_metrics = {**metrics, **{f"baseline_{name}": value for name, value in baseline.items()},
-                   "train_rows": float(train_rows), "test_rows": float(test_rows)}
-    return FittedModel(model=model, metrics=all_metrics, importances=feature_importances(model),
-                       example=example, train_rows=train_rows, test_rows=test_rows,
-                       predictions=predictions)
+    all_metrics = {
+        **metrics,
+        **{f"baseline_{name}": value for name, value in baseline.items()},
+        "train_rows": float(train_rows),
+        "test_rows": float(test_rows),
+    }
+    return FittedModel(
+        model=model,
+        metrics=all_metrics,
+        importances=feature_importances(model),
+        example=example,
+        train_rows=train_rows,
+        test_rows=test_rows,
+        predictions=predictions,
+    )
 
 
 def train(settings: Settings) -> TrainResult:
@@ -129,44 +150,80 @@ def train(settings: Settings) -> TrainResult:
     tuned: TuneOutcome | None = None
     if settings.train.tuned_from is not None:
         tuned = read_contract(settings.train.tuned_from, TuneOutcome, written_by="tune")
-        settings = settings.model_copy(update={"train": TrainSettings.model_validate(
-            {**settings.train.model_dump(), **tuned.best_params})})
+        settings = settings.model_copy(
+            update={
+                "train": TrainSettings.model_validate(
+                    {**settings.train.model_dump(), **tuned.best_params}
+                )
+            }
+        )
     config = settings.train
 
     def core(run: StepRun) -> tuple[FittedModel, DataFrame]:
         assert run.spark is not None
-        rows = load_training_rows(run.spark, config.training_dir)
+        rows = load_training_rows(run.spark, config.training_rows_dir)
         return fit_and_score(run.spark, rows, config), rows
 
     def publish(outcome: tuple[FittedModel, DataFrame], run: StepRun) -> TrainResult:
         fitted, rows = outcome
         assert run.spark is not None
         with _integer_hint_silenced():
-            mlflow.log_input(mlflow.data.from_spark(rows, path=spark_path(config.training_dir),
-                                                    name="training_rows"), context="training")
+            mlflow.log_input(
+                mlflow.data.from_spark(
+                    rows, path=spark_path(config.training_rows_dir), name="training_rows"
+                ),
+                context="training",
+            )
         _log_feature_importances(fitted.importances)
         _write_plot_tables(fitted, config)
         if tuned is not None:
             mlflow.log_param("tuned_from_run_id", tuned.run_id)
-            mlflow.set_tags({"tweetops.tuned_from.run_id": tuned.run_id,
-                             "tweetops.tuned_from.best_trial_run_id": tuned.best_trial_run_id})
+            mlflow.set_tags(
+                {
+                    "tweetops.tuned_from.run_id": tuned.run_id,
+                    "tweetops.tuned_from.best_trial_run_id": tuned.best_trial_run_id,
+                }
+            )
         model_uri, spark_model_uri = _log_model(run.spark, fitted, rows.schema)
-        return TrainResult(run_id=run.run_id, model_uri=model_uri, metrics=fitted.metrics,
-                           train_rows=fitted.train_rows, test_rows=fitted.test_rows,
-                           spark_model_uri=spark_model_uri)
+        return TrainResult(
+            run_id=run.run_id,
+            model_uri=model_uri,
+            metrics=fitted.metrics,
+            train_rows=fitted.train_rows,
+            test_rows=fitted.test_rows,
+            spark_model_uri=spark_model_uri,
+        )
 
     def reports(result: TrainResult) -> dict[Path, dict]:
         return {config.metrics_file: dict(sorted(result.metrics.items()))}
 
-    name = (f"train nt{config.num_trees}-d{config.max_depth} {data_label(config.training_dir)}"
-            + (" tuned" if tuned is not None else ""))
-    result = run_step(settings, "train", TRAIN_SECTIONS, core, needs_spark=True,
-                      inputs={"training": config.training_dir}, publish=publish,
-                      reports=reports, run_name=name)
-    write_contract(config.run_file, TrainedModel(
-        **asdict(result), split=SplitSpec(seed=config.seed, test_fraction=config.test_fraction,
-                                          split_partitions=config.split_partitions,
-                                          training_dir=str(config.training_dir))))
+    name = (
+        f"train nt{config.num_trees}-d{config.max_depth} {data_label(config.training_rows_dir)}"
+        + (" tuned" if tuned is not None else "")
+    )
+    result = run_step(
+        settings,
+        "train",
+        TRAIN_SECTIONS,
+        core,
+        needs_spark=True,
+        inputs={"training": config.training_rows_dir},
+        publish=publish,
+        reports=reports,
+        run_name=name,
+    )
+    write_contract(
+        config.run_file,
+        TrainedModel(
+            **asdict(result),
+            split=SplitSpec(
+                seed=config.seed,
+                test_fraction=config.test_fraction,
+                split_partitions=config.split_partitions,
+                training_rows_dir=str(config.training_rows_dir),
+            ),
+        ),
+    )
     return result
 
 
@@ -179,23 +236,32 @@ def _log_model(spark: SparkSession, fitted: FittedModel, schema: StructType) -> 
     with _integer_hint_silenced():
         predictions = fitted.model.transform(spark.createDataFrame(fitted.example))
         signature = infer_signature(
-            fitted.example, predictions.select(PREDICTION_COLUMN).toPandas()[PREDICTION_COLUMN])
-        spark_info = mlflow.spark.log_model(fitted.model, artifact_path=SPARK_MODEL_ARTIFACT_PATH,
-                                            signature=signature, input_example=fitted.example)
+            fitted.example, predictions.select(PREDICTION_COLUMN).toPandas()[PREDICTION_COLUMN]
+        )
+        spark_info = mlflow.spark.log_model(
+            fitted.model,
+            artifact_path=SPARK_MODEL_ARTIFACT_PATH,
+            signature=signature,
+            input_example=fitted.example,
+        )
     with tempfile.TemporaryDirectory() as scratch:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=spark_info.model_uri,
-                                                    dst_path=scratch)
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=spark_info.model_uri, dst_path=scratch
+        )
         exported = export_pipeline(Path(local) / "sparkml")
-    kinds = {name: column_kind(schema[name].dataType.simpleString())
-             for name in MODEL_INPUT_COLUMNS}
+    kinds = {
+        name: column_kind(schema[name].dataType.simpleString()) for name in MODEL_INPUT_COLUMNS
+    }
     info = log_serving_model(exported, kinds, fitted.example, name=MODEL_ARTIFACT_PATH)
     return info.model_uri, spark_info.model_uri
 
 
 def _write_plot_tables(fitted: FittedModel, config: TrainSettings) -> None:
     """The CSVs `dvc plots` draws: predicted vs actual on test rows, feature importances."""
-    for path, table in ((config.predictions_plot_file, fitted.predictions),
-                        (config.importance_plot_file, fitted.importances)):
+    for path, table in (
+        (config.predictions_plot_file, fitted.predictions),
+        (config.importance_plot_file, fitted.importances),
+    ):
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.tmp")
         table.to_csv(partial, index=False, float_format="%.6g")

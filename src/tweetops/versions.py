@@ -5,8 +5,19 @@ from __future__ import annotations
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
-TRACKED_PACKAGES = ("tweetops", "tweepy", "pydantic", "orjson", "pyspark", "mlflow", "dvc",
-                    "hyperopt", "numpy", "pandas", "pyarrow")
+TRACKED_PACKAGES = (
+    "tweetops",
+    "tweepy",
+    "pydantic",
+    "orjson",
+    "pyspark",
+    "mlflow",
+    "dvc",
+    "hyperopt",
+    "numpy",
+    "pandas",
+    "pyarrow",
+)
 
 
 def tool_versions() -> dict[str, str]:

@@ -13,8 +13,17 @@ import yaml
 from tests.conftest import REPO_ROOT
 
 DVC = [sys.executable, "-m", "dvc"]
-PROJECT_FILES = ("MLproject", "python_env.yaml", "conda.yaml", "params.yaml", "dvc.yaml",
-                 ".dvcignore", "pyproject.toml", "README.md", ".gitignore")
+PROJECT_FILES = (
+    "MLproject",
+    "python_env.yaml",
+    "conda.yaml",
+    "params.yaml",
+    "dvc.yaml",
+    ".dvcignore",
+    "pyproject.toml",
+    "README.md",
+    ".gitignore",
+)
 
 
 def copy_project(destination: Path, **param_changes: dict) -> Path:
@@ -23,10 +32,14 @@ def copy_project(destination: Path, **param_changes: dict) -> Path:
     for name in PROJECT_FILES:
         if (REPO_ROOT / name).exists():
             shutil.copy(REPO_ROOT / name, destination / name)
-    shutil.copytree(REPO_ROOT / "src", destination / "src",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copytree(REPO_ROOT / ".dvc", destination / ".dvc",
-                    ignore=shutil.ignore_patterns("tmp", "cache"))
+    shutil.copytree(
+        REPO_ROOT / "src",
+        destination / "src",
+        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
+    )
+    shutil.copytree(
+        REPO_ROOT / ".dvc", destination / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache")
+    )
     params_path = destination / "params.yaml"
     params = yaml.safe_load(params_path.read_text())
     for section, changes in param_changes.items():
@@ -44,21 +57,28 @@ def user_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run(command: list[str], cwd: Path, env: dict[str, str], timeout: int = 900
-        ) -> subprocess.CompletedProcess[str]:
+def run(
+    command: list[str], cwd: Path, env: dict[str, str], timeout: int = 900
+) -> subprocess.CompletedProcess[str]:
     """Run a command like a user would; fail with its output when it fails."""
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    done = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
     assert done.returncode == 0, (
         f"{' '.join(command)} exited {done.returncode}\n--- stdout\n{done.stdout[-6000:]}"
-        f"\n--- stderr\n{done.stderr[-6000:]}")
+        f"\n--- stderr\n{done.stderr[-6000:]}"
+    )
     return done
 
 
 def git_user_env() -> dict[str, str]:
     """:func:`user_env` with a git identity, for tests that commit."""
-    return user_env(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
-                    GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
+    return user_env(
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.com",
+    )
 
 
 def commit_clone(project: Path, env: dict[str, str]) -> None:

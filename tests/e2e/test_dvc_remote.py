@@ -14,13 +14,17 @@ pytestmark = pytest.mark.slow
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.rglob("*")) if path.is_file()}
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
 
 
 def test_push_delete_pull_gives_identical_snapshot(tmp_path: Path) -> None:
-    project = copy_project(tmp_path / "tweetops",
-                           ingest={"n_tweets": 1500, "n_users": 150, "tweets_per_file": 400})
+    project = copy_project(
+        tmp_path / "tweetops", ingest={"n_tweets": 1500, "n_users": 150, "tweets_per_file": 400}
+    )
     env = git_user_env()
     commit_clone(project, env)
 

@@ -17,8 +17,9 @@ STAGES = ("ingest", "features", "train", "promote")
 
 
 def test_dvc_repro_runs_the_chain_once(tmp_path: Path) -> None:
-    project = copy_project(tmp_path / "tweetops", ingest={"n_tweets": 2000, "n_users": 200},
-                           train={"num_trees": 10})
+    project = copy_project(
+        tmp_path / "tweetops", ingest={"n_tweets": 2000, "n_users": 200}, train={"num_trees": 10}
+    )
     env = git_user_env()
     commit_clone(project, env)
 
@@ -38,8 +39,9 @@ def test_dvc_repro_runs_the_chain_once(tmp_path: Path) -> None:
     experiment = client.get_experiment_by_name("tweetops")
     runs_after_first = len(client.search_runs([experiment.experiment_id]))
     assert runs_after_first == len(STAGES)
-    train_run = client.get_run(json.loads((project / "reports/train_run.json").read_text())
-                               ["run_id"])
+    train_run = client.get_run(
+        json.loads((project / "reports/train_run.json").read_text())["run_id"]
+    )
     # the run records the git commit of the clone and the DVC hash of the data it read
     head = run(["git", "rev-parse", "HEAD"], cwd=project, env=env).stdout.strip()
     assert train_run.data.tags["tweetops.git_commit"] == head

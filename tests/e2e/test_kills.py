@@ -33,12 +33,19 @@ BIG_INGEST = ("ingest.n_tweets=200000", "ingest.n_users=5000", "ingest.tweets_pe
 
 def _spawn(project_root: Path, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project_root / 'mlflow.db'}"}
-    return subprocess.Popen([sys.executable, "-m", "tweetops", *args], cwd=project_root,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tweetops", *args],
+        cwd=project_root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
-def _when(condition: Callable[[], bool], process: subprocess.Popen[str],
-          timeout: float = 120) -> None:
+def _when(
+    condition: Callable[[], bool], process: subprocess.Popen[str], timeout: float = 120
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert process.poll() is None, process.communicate()
@@ -55,12 +62,16 @@ def _kill(process: subprocess.Popen[str], signum: int = signal.SIGKILL) -> tuple
 def _runs(step: str) -> list:
     client = MlflowClient()
     experiment = client.get_experiment_by_name("tweetops")
-    return [run for run in client.search_runs([experiment.experiment_id])
-            if run.data.tags.get("tweetops.step") == step]
+    return [
+        run
+        for run in client.search_runs([experiment.experiment_id])
+        if run.data.tags.get("tweetops.step") == step
+    ]
 
 
 def test_kill_9_during_a_replace_ingest_leaves_the_old_snapshot_byte_for_byte(
-        project: Project) -> None:
+    project: Project,
+) -> None:
     ingest(project.settings("ingest.n_tweets=300", "ingest.tweets_per_file=100"))
     before = snapshot_hashes()
     process = _spawn(project.root, "ingest", *(f"-S{o}" for o in BIG_INGEST))
@@ -75,25 +86,35 @@ def test_kill_9_during_a_replace_ingest_leaves_the_old_snapshot_byte_for_byte(
 
 
 def test_features_refuses_a_snapshot_a_killed_append_left_half_written(
-        project: Project, spark) -> None:
+    project: Project, spark
+) -> None:
     ingest(project.settings("ingest.n_tweets=300", "ingest.tweets_per_file=100"))
-    process = _spawn(project.root, "ingest", "-Singest.mode=append", "-Singest.seed=7",
-                     *(f"-S{o}" for o in BIG_INGEST))
+    process = _spawn(
+        project.root,
+        "ingest",
+        "-Singest.mode=append",
+        "-Singest.seed=7",
+        *(f"-S{o}" for o in BIG_INGEST),
+    )
     _when(lambda: len(part_files(TWEETS)) >= 4, process)
     _kill(process)
 
     settings = project.settings()
     with pytest.raises(TweetopsError, match=r"incomplete.*rerun `tweetops ingest`"):
         stream_feature_tables(spark, settings.features)
-    assert not settings.features.training_dir.exists()
+    assert not settings.features.training_rows_dir.exists()
 
 
 def test_training_refuses_the_table_of_a_killed_features_run(project: Project, spark) -> None:
     ingest(project.settings("ingest.n_tweets=3000", "ingest.tweets_per_file=150"))
     # one part file per micro-batch, so the run is killed between two of its 20 batches
-    process = _spawn(project.root, "features", "-Sfeatures.max_files_per_trigger=1",
-                     *(f"-S{o}" for o in TEST_SPARK_OVERRIDES))
-    training = project.settings().train.training_dir
+    process = _spawn(
+        project.root,
+        "features",
+        "-Sfeatures.max_files_per_trigger=1",
+        *(f"-S{o}" for o in TEST_SPARK_OVERRIDES),
+    )
+    training = project.settings().train.training_rows_dir
     _when(lambda: len(list(training.glob("batch_id=*/*.parquet"))) >= 2, process, timeout=300)
     _kill(process)
 
@@ -115,8 +136,7 @@ def test_sigterm_and_sigint_end_the_run_killed(project: Project) -> None:
     assert all(run.data.tags[PID_TAG].isdigit() and run.data.tags[HOST_TAG] for run in runs)
 
 
-def test_a_run_left_running_by_kill_9_is_marked_killed_by_the_next_step(
-        project: Project) -> None:
+def test_a_run_left_running_by_kill_9_is_marked_killed_by_the_next_step(project: Project) -> None:
     process = _spawn(project.root, "ingest", *(f"-S{o}" for o in BIG_INGEST))
     _when(lambda: len(part_files(staging.staging_dir(TWEETS))) >= 1, process)
     _kill(process)
@@ -139,11 +159,18 @@ def test_two_steps_at_once_on_a_fresh_store_both_succeed(tmp_path: Path) -> None
     for attempt in range(3):  # the race is a race: give it a few chances to show
         store = root / "mlflow.db"
         store.unlink(missing_ok=True)
-        processes = [_spawn(root, "ingest", "-Singest.n_tweets=50", f"-Sdata.raw=data/r{i}",
-                            f"-Sdata.raw_tweets=data/r{i}/tweets",
-                            f"-Sdata.raw_manifests=data/r{i}/manifests",
-                            f"-Sdata.raw_quarantine=data/r{i}/quarantine")
-                     for i in range(2)]
+        processes = [
+            _spawn(
+                root,
+                "ingest",
+                "-Singest.n_tweets=50",
+                f"-Sdata.raw=data/r{i}",
+                f"-Sdata.raw_tweets=data/r{i}/tweets",
+                f"-Sdata.raw_manifests=data/r{i}/manifests",
+                f"-Sdata.raw_quarantine=data/r{i}/quarantine",
+            )
+            for i in range(2)
+        ]
         for process in processes:
             _, stderr = process.communicate(timeout=300)
             assert process.returncode == 0, (attempt, stderr)

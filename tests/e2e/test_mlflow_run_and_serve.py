@@ -19,11 +19,25 @@ pytestmark = pytest.mark.slow
 
 
 def test_mlflow_run_main_then_serve_the_champion(tmp_path: Path) -> None:
-    project = copy_project(tmp_path / "tweetops", ingest={"n_users": 300},
-                           train={"num_trees": 20})
+    project = copy_project(tmp_path / "tweetops", ingest={"n_users": 300}, train={"num_trees": 20})
     env = user_env()
-    run([sys.executable, "-m", "mlflow", "run", ".", "--env-manager", "local",
-         "--experiment-name", "tweetops", "-P", "n_tweets=3000"], cwd=project, env=env)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "run",
+            ".",
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            "tweetops",
+            "-P",
+            "n_tweets=3000",
+        ],
+        cwd=project,
+        env=env,
+    )
 
     # MLflow's own default store, in the project root: `mlflow ui` there shows every run
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
@@ -34,8 +48,11 @@ def test_mlflow_run_main_then_serve_the_champion(tmp_path: Path) -> None:
     parent = parents[0]
     assert parent.data.tags["mlflow.project.entryPoint"] == "main"
     assert parent.data.params["ingest.n_tweets"] == "3000"
-    children = {r.data.tags["tweetops.step"]: r for r in runs
-                if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    children = {
+        r.data.tags["tweetops.step"]: r
+        for r in runs
+        if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    }
     assert set(children) == {"ingest", "features", "train", "promote"}
     assert children["ingest"].data.metrics["ingest_accepted"] == 3000
     assert children["features"].data.metrics["features_micro_batches"] >= 1
@@ -47,11 +64,29 @@ def test_mlflow_run_main_then_serve_the_champion(tmp_path: Path) -> None:
     rows = pd.read_parquet(project / "data" / "features" / "training").head(25)
     records = rows[list(MODEL_INPUT_COLUMNS)].to_dict(orient="records")
     port = free_port()
-    with http_server([sys.executable, "-m", "mlflow", "models", "serve", "-m",
-                      "models:/tweet-engagement@champion", "--env-manager", "local",
-                      "--host", "127.0.0.1", "--port", str(port)],
-                     port=port, health_path="/ping", cwd=project, env=env,
-                     log=tmp_path / "serve.log", timeout=240) as base_url:
+    with http_server(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            "models:/tweet-engagement@champion",
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        port=port,
+        health_path="/ping",
+        cwd=project,
+        env=env,
+        log=tmp_path / "serve.log",
+        timeout=240,
+    ) as base_url:
         invocations = f"{base_url}/invocations"
         answer = requests.post(invocations, json={"dataframe_records": records}, timeout=120)
         assert answer.status_code == 200, answer.text

@@ -16,18 +16,44 @@ pytestmark = pytest.mark.slow
 
 TOKEN = "xtest-bearer-AAAAAAAAAAAAAAAAAAAAAK9qZ7uF2mW4pR8sT1vY3nB6cD0eH5jL"
 # the experiment every `mlflow run` example of the README names
-MLFLOW_RUN = [sys.executable, "-m", "mlflow", "run", ".", "--env-manager", "local",
-              "--experiment-name", "tweetops"]
+MLFLOW_RUN = [
+    sys.executable,
+    "-m",
+    "mlflow",
+    "run",
+    ".",
+    "--env-manager",
+    "local",
+    "--experiment-name",
+    "tweetops",
+]
 
 
 def test_mlflow_run_tune_true_trains_the_champion_with_tuned_params(tmp_path: Path) -> None:
-    project = copy_project(tmp_path / "tweetops", ingest={"n_users": 250},
-                           tune={"num_trees": [5, 15], "max_depth": [3, 6]},
-                           spark={"ui_enabled": False})
+    project = copy_project(
+        tmp_path / "tweetops",
+        ingest={"n_users": 250},
+        tune={"num_trees": [5, 15], "max_depth": [3, 6]},
+        spark={"ui_enabled": False},
+    )
     env = user_env()
     # max_evals and parallelism are not declared by `main`: they reach it as --key value
-    done = run([*MLFLOW_RUN, "-P", "tune=true", "-P", "n_tweets=2500", "-P", "max_evals=3",
-                "-P", "tune.parallelism=2"], cwd=project, env=env, timeout=1500)
+    done = run(
+        [
+            *MLFLOW_RUN,
+            "-P",
+            "tune=true",
+            "-P",
+            "n_tweets=2500",
+            "-P",
+            "max_evals=3",
+            "-P",
+            "tune.parallelism=2",
+        ],
+        cwd=project,
+        env=env,
+        timeout=1500,
+    )
     assert "SparkTrials" in done.stdout + done.stderr
 
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
@@ -35,8 +61,11 @@ def test_mlflow_run_tune_true_trains_the_champion_with_tuned_params(tmp_path: Pa
     runs = client.search_runs([experiment.experiment_id])
     main = next(r for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "main")
     assert main.info.status == "FINISHED" and main.info.run_name == "main n2500 tuned"
-    steps = {r.data.tags["tweetops.step"]: r for r in runs
-             if r.data.tags.get("mlflow.parentRunId") == main.info.run_id}
+    steps = {
+        r.data.tags["tweetops.step"]: r
+        for r in runs
+        if r.data.tags.get("mlflow.parentRunId") == main.info.run_id
+    }
     assert set(steps) == {"ingest", "features", "tune", "train", "promote"}
     tune_run = steps["tune"]
     # trials ran in Spark workers that inherited MLFLOW_RUN_ID (the main run): they nest under
@@ -68,8 +97,12 @@ def test_mlflow_run_tune_true_trains_the_champion_with_tuned_params(tmp_path: Pa
     assert main.data.metrics["tune_refit_validation_rmse"] > 0
 
     # tune alone: the entry point's own run is the parent of one nested run per trial
-    done = run([*MLFLOW_RUN, "-e", "tune", "-P", "max_evals=2", "-P", "parallelism=2"],
-               cwd=project, env=env, timeout=1200)
+    done = run(
+        [*MLFLOW_RUN, "-e", "tune", "-P", "max_evals=2", "-P", "parallelism=2"],
+        cwd=project,
+        env=env,
+        timeout=1200,
+    )
     assert "SparkTrials" in done.stdout + done.stderr
     runs = client.search_runs([experiment.experiment_id])
     alone = next(r for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "tune")
@@ -85,9 +118,24 @@ def test_mlflow_run_ingest_takes_any_ingest_key_as_p(tmp_path: Path) -> None:
     env.pop("TWITTER_BEARER_TOKEN", None)
     with FakeXApi(token=TOKEN, n_tweets=55, n_users=7, page_size=10) as api:
         # api_base_url and tweets_per_file are not declared by the entry point
-        run([*MLFLOW_RUN, "-e", "ingest", "-P", f"api_base_url={api.base_url}",
-             "-P", "source=search", "-P", "max_tweets=30", "-P", "ingest.tweets_per_file=20"],
-            cwd=project, env=env, timeout=600)
+        run(
+            [
+                *MLFLOW_RUN,
+                "-e",
+                "ingest",
+                "-P",
+                f"api_base_url={api.base_url}",
+                "-P",
+                "source=search",
+                "-P",
+                "max_tweets=30",
+                "-P",
+                "ingest.tweets_per_file=20",
+            ],
+            cwd=project,
+            env=env,
+            timeout=600,
+        )
 
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("tweetops")

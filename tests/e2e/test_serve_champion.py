@@ -39,8 +39,8 @@ pytestmark = pytest.mark.slow
 class Served:
     url: str
     pid: int
-    records: list[dict]      # valid rows of the test split, JSON-ready
-    expected: np.ndarray     # Spark's transform of the same rows
+    records: list[dict]  # valid rows of the test split, JSON-ready
+    expected: np.ndarray  # Spark's transform of the same rows
 
 
 @pytest.fixture(scope="module")
@@ -53,49 +53,81 @@ def served(tmp_path_factory: pytest.TempPathFactory, spark: SparkSession) -> Ite
         tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
         patch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
         patch.delenv("MLFLOW_RUN_ID", raising=False)
-        settings = load_settings(root / "params.yaml", [
-            *TEST_SPARK_OVERRIDES, "ingest.n_tweets=2500", "ingest.n_users=250",
-            "train.num_trees=20"])
+        settings = load_settings(
+            root / "params.yaml",
+            [
+                *TEST_SPARK_OVERRIDES,
+                "ingest.n_tweets=2500",
+                "ingest.n_users=250",
+                "train.num_trees=20",
+            ],
+        )
         ingest(settings)
         build_features(settings)
         trained = train(settings)
         promote(settings)
 
-        rows = load_training_rows(spark, settings.train.training_dir)
-        _, test = split_train_test(rows, seed=settings.train.seed,
-                                   test_fraction=settings.train.test_fraction, partitions=2)
+        rows = load_training_rows(spark, settings.train.training_rows_dir)
+        _, test = split_train_test(
+            rows, seed=settings.train.seed, test_fraction=settings.train.test_fraction, partitions=2
+        )
         # every 7th row an unseen language, every 11th a null one: both take the unknown index
         number = F.abs(F.hash("tweet_id"))
-        test = test.withColumn("lang", F.when(number % 7 == 0, F.lit("tlh"))
-                               .when(number % 11 == 0, F.lit(None).cast("string"))
-                               .otherwise(F.col("lang")))
+        test = test.withColumn(
+            "lang",
+            F.when(number % 7 == 0, F.lit("tlh"))
+            .when(number % 11 == 0, F.lit(None).cast("string"))
+            .otherwise(F.col("lang")),
+        )
         spark_model = mlflow.spark.load_model(trained.spark_model_uri)
         scored = spark_model.transform(test).select(*MODEL_INPUT_COLUMNS, "prediction")
         table = scored.toPandas()
         assert table["lang"].isna().any() and (table["lang"] == "tlh").any()
-        records = [{key: (None if value is None else value.item() if hasattr(value, "item")
-                          else value) for key, value in record.items()}
-                   for record in table[list(MODEL_INPUT_COLUMNS)].to_dict(orient="records")]
+        records = [
+            {
+                key: (None if value is None else value.item() if hasattr(value, "item") else value)
+                for key, value in record.items()
+            }
+            for record in table[list(MODEL_INPUT_COLUMNS)].to_dict(orient="records")
+        ]
 
         port = free_port()
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
-               "MLFLOW_TRACKING_URI": tracking_uri,
-               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-        command = [sys.executable, "-m", "mlflow", "models", "serve", "-m",
-                   "models:/tweet-engagement@champion", "--env-manager", "local",
-                   "--host", "127.0.0.1", "--port", str(port)]
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            "models:/tweet-engagement@champion",
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         log = root / "serve.log"
-        with http_server(command, port=port, health_path="/ping", cwd=root, env=env,
-                         log=log) as url:
-            pid = next(process.pid for process in psutil.Process().children()
-                       if str(port) in " ".join(process.cmdline()))
-            yield Served(url=url, pid=pid, records=records,
-                         expected=table["prediction"].to_numpy())
+        with http_server(
+            command, port=port, health_path="/ping", cwd=root, env=env, log=log
+        ) as url:
+            pid = next(
+                process.pid
+                for process in psutil.Process().children()
+                if str(port) in " ".join(process.cmdline())
+            )
+            yield Served(url=url, pid=pid, records=records, expected=table["prediction"].to_numpy())
 
 
 def invoke(served: Served, records: list[dict]) -> requests.Response:
-    return requests.post(f"{served.url}/invocations", json={"dataframe_records": records},
-                         timeout=60)
+    return requests.post(
+        f"{served.url}/invocations", json={"dataframe_records": records}, timeout=60
+    )
 
 
 def test_the_served_champion_equals_spark_on_the_whole_test_split(served: Served) -> None:
@@ -119,27 +151,30 @@ def test_an_empty_request_gets_an_empty_answer(served: Served) -> None:
     assert answer.status_code == 200 and answer.json()["predictions"] == []
 
 
-def test_a_single_row_with_a_null_lang_scores_as_inside_a_larger_request(served: Served
-                                                                         ) -> None:
+def test_a_single_row_with_a_null_lang_scores_as_inside_a_larger_request(served: Served) -> None:
     row = {**served.records[0], "lang": None}
     alone = invoke(served, [row])
     paired = invoke(served, [served.records[1], row])
     assert alone.status_code == 200 and paired.status_code == 200, alone.text
-    assert alone.json()["predictions"][0] == pytest.approx(paired.json()["predictions"][1],
-                                                           abs=1e-12)
+    assert alone.json()["predictions"][0] == pytest.approx(
+        paired.json()["predictions"][1], abs=1e-12
+    )
 
 
-@pytest.mark.parametrize(("change", "column", "problem"), [
-    ({"has_media": "false"}, "has_media", "must be true or false"),
-    ({"has_media": None}, "has_media", "is null"),
-    ({"hour_of_day": 19.7}, "hour_of_day", "must be a whole number"),
-    ({"followers_count": "5400"}, "followers_count", "must be an integer"),
-    ({"lang": 42}, "lang", "must be a string or null"),
-    ("drop followers_count", "followers_count", "is missing"),
-])
-def test_a_bad_value_gets_a_400_naming_the_column_and_the_row(served: Served, change: object,
-                                                               column: str, problem: str
-                                                               ) -> None:
+@pytest.mark.parametrize(
+    ("change", "column", "problem"),
+    [
+        ({"has_media": "false"}, "has_media", "must be true or false"),
+        ({"has_media": None}, "has_media", "is null"),
+        ({"hour_of_day": 19.7}, "hour_of_day", "must be a whole number"),
+        ({"followers_count": "5400"}, "followers_count", "must be an integer"),
+        ({"lang": 42}, "lang", "must be a string or null"),
+        ("drop followers_count", "followers_count", "is missing"),
+    ],
+)
+def test_a_bad_value_gets_a_400_naming_the_column_and_the_row(
+    served: Served, change: object, column: str, problem: str
+) -> None:
     good = served.records[0]
     if isinstance(change, dict):
         bad = {**good, **change}

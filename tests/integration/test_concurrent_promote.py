@@ -22,19 +22,35 @@ SMALL = ("ingest.n_tweets=2500", "ingest.n_users=250")
 def test_two_promotes_at_once_leave_the_better_model_champion(project: Project) -> None:
     ingest(project.settings(*SMALL))
     build_features(project.settings(*SMALL))
-    weak = train(project.settings(*SMALL, "train.num_trees=2", "train.max_depth=2",
-                                  "train.run_file=reports/weak.json"))
-    strong = train(project.settings(*SMALL, "train.num_trees=20", "train.max_depth=8",
-                                    "train.run_file=reports/strong.json"))
+    weak = train(
+        project.settings(
+            *SMALL, "train.num_trees=2", "train.max_depth=2", "train.run_file=reports/weak.json"
+        )
+    )
+    strong = train(
+        project.settings(
+            *SMALL, "train.num_trees=20", "train.max_depth=8", "train.run_file=reports/strong.json"
+        )
+    )
     assert strong.metrics["rmse"] < weak.metrics["rmse"]
 
     def start(name: str) -> subprocess.Popen:
         overrides = [f"-S{item}" for item in TEST_SPARK_OVERRIDES]
         return subprocess.Popen(
-            [sys.executable, "-m", "tweetops", "promote", *overrides,
-             f"-Spromote.run_file=reports/{name}.json",
-             f"-Spromote.promotion_file=reports/promotion-{name}.json"],
-            cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "tweetops",
+                "promote",
+                *overrides,
+                f"-Spromote.run_file=reports/{name}.json",
+                f"-Spromote.promotion_file=reports/promotion-{name}.json",
+            ],
+            cwd=project.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     processes = {name: start(name) for name in ("weak", "strong")}
     outputs = {name: process.communicate(timeout=600) for name, process in processes.items()}
@@ -42,19 +58,24 @@ def test_two_promotes_at_once_leave_the_better_model_champion(project: Project) 
         assert process.returncode == 0, outputs[name][1][-3000:]
 
     client = MlflowClient()
-    versions = {version.run_id: str(version.version)
-                for version in client.search_model_versions("name = 'tweet-engagement'")}
+    versions = {
+        version.run_id: str(version.version)
+        for version in client.search_model_versions("name = 'tweet-engagement'")
+    }
     assert set(versions) == {weak.run_id, strong.run_id}  # one version per training run
     champion = registry.champion_version(client, "tweet-engagement")
     assert champion == versions[strong.run_id]
 
-    reports = {name: json.loads((project.root / "reports" / f"promotion-{name}.json").read_text())
-               for name in processes}
+    reports = {
+        name: json.loads((project.root / "reports" / f"promotion-{name}.json").read_text())
+        for name in processes
+    }
     for name, report in reports.items():
         assert report["version"] == versions[(weak if name == "weak" else strong).run_id]
     # the lock ran them one after the other: the second compared with what the first left
-    first, second = sorted(reports.values(),
-                           key=lambda report: report["champion_version"] is not None)
+    first, second = sorted(
+        reports.values(), key=lambda report: report["champion_version"] is not None
+    )
     assert first["champion_version"] is None
     assert second["champion_version"] == first["champion_after"]
     assert second["champion_after"] == champion

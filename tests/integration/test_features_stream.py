@@ -24,8 +24,12 @@ from tweetops.features import build_features, build_features_batch
 from tweetops.ingest.step import ingest
 from tweetops.settings import Settings
 
-SMALL = ("ingest.n_users=40", "ingest.tweets_per_file=100", "ingest.synthetic_days=1",
-         "features.incremental=true")
+SMALL = (
+    "ingest.n_users=40",
+    "ingest.tweets_per_file=100",
+    "ingest.synthetic_days=1",
+    "features.incremental=true",
+)
 
 
 def day(n: int) -> str:
@@ -37,8 +41,9 @@ def last_record(raw_dir: Path) -> dict:
     return orjson.loads(last.read_bytes().splitlines()[-1])
 
 
-def test_late_duplicate_garbage_and_half_written_files(project: Project,
-                                                       spark: SparkSession) -> None:
+def test_late_duplicate_garbage_and_half_written_files(
+    project: Project, spark: SparkSession
+) -> None:
     settings = project.settings(*SMALL, "ingest.n_tweets=200", day(1))
     ingest(settings)
     first = build_features(settings)
@@ -59,13 +64,15 @@ def test_late_duplicate_garbage_and_half_written_files(project: Project,
     assert late_rows[0]["lateness_seconds"] > 0
     rejected = read_table(spark, settings.features.rejected_dir).collect()
     assert [(r["reject_reason"], r["raw_line"]) for r in rejected] == [
-        ("line is not valid JSON", "{not json")]
+        ("line is not valid JSON", "{not json")
+    ]
     users = read_table(spark, settings.features.users_dir)
-    assert users.agg(F.sum("tweets_seen")).first()[0] == 201   # the fresh tweet, not the others
+    assert users.agg(F.sum("tweets_seen")).first()[0] == 201  # the fresh tweet, not the others
 
 
 def test_a_deleted_checkpoint_rebuilds_the_tables_with_one_sentence(
-        project: Project, caplog: pytest.LogCaptureFixture) -> None:
+    project: Project, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = project.settings(*SMALL, "ingest.n_tweets=200", day(1))
     ingest(settings)
     first = build_features(settings)
@@ -100,11 +107,20 @@ def _wait_until_caught_up(settings: Settings, process: subprocess.Popen, log: Pa
 
 def _start_live(project: Project, log: Path) -> subprocess.Popen:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project.root / 'live.db'}"}
-    args = [sys.executable, "-m", "tweetops", "features", "-S", "features.trigger=continuous",
-            "-S", "features.trigger_interval_s=1",
-            *(arg for override in TEST_SPARK_OVERRIDES for arg in ("-S", override))]
-    return subprocess.Popen(args, cwd=project.root, env=env, stdout=log.open("ab"),
-                            stderr=subprocess.STDOUT)
+    args = [
+        sys.executable,
+        "-m",
+        "tweetops",
+        "features",
+        "-S",
+        "features.trigger=continuous",
+        "-S",
+        "features.trigger_interval_s=1",
+        *(arg for override in TEST_SPARK_OVERRIDES for arg in ("-S", override)),
+    ]
+    return subprocess.Popen(
+        args, cwd=project.root, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
 
 
 def _stop(process: subprocess.Popen, log: Path) -> None:
@@ -113,8 +129,9 @@ def _stop(process: subprocess.Popen, log: Path) -> None:
 
 
 @pytest.mark.slow
-def test_live_mode_follows_appends_stops_cleanly_and_resumes(project: Project,
-                                                            spark: SparkSession) -> None:
+def test_live_mode_follows_appends_stops_cleanly_and_resumes(
+    project: Project, spark: SparkSession
+) -> None:
     base = ("ingest.n_users=40", "ingest.tweets_per_file=100", "ingest.synthetic_days=1")
     settings = project.settings(*base, "ingest.n_tweets=200", day(1))
     ingest(settings)
@@ -122,12 +139,18 @@ def test_live_mode_follows_appends_stops_cleanly_and_resumes(project: Project,
     live = _start_live(project, log)
     _wait_until_caught_up(settings, live, log)
     for n, seed in ((2, 43), (3, 44)):
-        ingest(project.settings(*base, "ingest.n_tweets=150", "ingest.mode=append", day(n),
-                                f"ingest.seed={seed}"))
+        ingest(
+            project.settings(
+                *base, "ingest.n_tweets=150", "ingest.mode=append", day(n), f"ingest.seed={seed}"
+            )
+        )
         _wait_until_caught_up(settings, live, log)
     _stop(live, log)
-    ingest(project.settings(*base, "ingest.n_tweets=150", "ingest.mode=append", day(4),
-                            "ingest.seed=45"))
+    ingest(
+        project.settings(
+            *base, "ingest.n_tweets=150", "ingest.mode=append", day(4), "ingest.seed=45"
+        )
+    )
     restarted = _start_live(project, log)
     _wait_until_caught_up(settings, restarted, log)
     _stop(restarted, log)
@@ -135,15 +158,19 @@ def test_live_mode_follows_appends_stops_cleanly_and_resumes(project: Project,
     output = log.read_text()
     assert "features: batch 0:" in output and "Traceback" not in output
     config = settings.features
-    batch = build_features_batch(spark, config.raw_dir, watermark=config.watermark,
-                                 activity_window=config.activity_window)
+    batch = build_features_batch(
+        spark, config.raw_dir, watermark=config.watermark, activity_window=config.activity_window
+    )
     assert_same_rows(read_table(spark, config.users_dir), batch.users)
-    assert_same_rows(read_table(spark, config.training_dir), batch.training)
+    assert_same_rows(read_table(spark, config.training_rows_dir), batch.training)
     assert_same_rows(read_table(spark, config.user_activity_dir), batch.activity)
     # per micro-batch metrics of the live runs, one step per batch id
     client = MlflowClient(f"sqlite:///{project.root / 'live.db'}")
     runs = client.search_runs([client.get_experiment_by_name("tweetops").experiment_id])
-    steps = sorted(m.step for run in runs
-                   for m in client.get_metric_history(run.info.run_id, "batch_input_rows"))
+    steps = sorted(
+        m.step
+        for run in runs
+        for m in client.get_metric_history(run.info.run_id, "batch_input_rows")
+    )
     assert steps == list(range(len(steps))) and len(steps) >= 4
     assert all(run.info.status == "FINISHED" for run in runs)

@@ -18,9 +18,9 @@ from tests.conftest import Project
 from tests.support.fake_x_api import RULES_PATH, SEARCH_PATH, STREAM_PATH, FakeXApi
 from tweetops.errors import TweetopsError
 from tweetops.ingest import xapi
-from tweetops.ingest.batch import SourceBatch
 from tweetops.ingest.record import validate_record
 from tweetops.ingest.snapshot import iter_part_records, part_files
+from tweetops.ingest.source_batch import SourceBatch
 from tweetops.ingest.step import ingest
 from tweetops.ingest.xapi import retry as xapi_retry
 from tweetops.settings import Settings
@@ -30,8 +30,14 @@ RAW = Path("data/raw/tweets")
 STAGING = Path("data/raw/.tweets.staging")  # where a replace run builds the next snapshot
 QUARANTINE = Path("data/raw/quarantine")
 CHECKPOINTS = Path("data/raw/checkpoints")
-FAST = xapi.RetryPolicy(attempts=4, backoff_base=0.01, backoff_cap=0.05, rate_limit_margin=0.05,
-                        rate_limit_cap=3.0, rate_limit_default=0.05)
+FAST = xapi.RetryPolicy(
+    attempts=4,
+    backoff_base=0.01,
+    backoff_cap=0.05,
+    rate_limit_margin=0.05,
+    rate_limit_cap=3.0,
+    rate_limit_default=0.05,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -56,13 +62,22 @@ def api() -> Iterator[FakeXApi]:
 
 
 def _search(project: Project, api: FakeXApi, *overrides: str):
-    return project.settings("ingest.source=search", f"ingest.api_base_url={api.base_url}",
-                            "ingest.tweets_per_file=20", *overrides)
+    return project.settings(
+        "ingest.source=search",
+        f"ingest.api_base_url={api.base_url}",
+        "ingest.tweets_per_file=20",
+        *overrides,
+    )
 
 
 def _stream(project: Project, api: FakeXApi, *overrides: str):
-    return project.settings("ingest.source=stream", f"ingest.api_base_url={api.base_url}",
-                            "ingest.tweets_per_file=5", "ingest.max_seconds=20", *overrides)
+    return project.settings(
+        "ingest.source=stream",
+        f"ingest.api_base_url={api.base_url}",
+        "ingest.tweets_per_file=5",
+        "ingest.max_seconds=20",
+        *overrides,
+    )
 
 
 def _snapshot_ids(folder: Path = RAW) -> list[str]:
@@ -74,8 +89,12 @@ def _checkpoint(name: str) -> dict[str, Any]:
 
 
 def _quarantined() -> list[dict[str, Any]]:
-    return [orjson.loads(line) for path in sorted(QUARANTINE.glob("*.jsonl"))
-            for line in path.read_bytes().splitlines() if line.strip()]
+    return [
+        orjson.loads(line)
+        for path in sorted(QUARANTINE.glob("*.jsonl"))
+        for line in path.read_bytes().splitlines()
+        if line.strip()
+    ]
 
 
 def _stream_threads() -> list[threading.Thread]:
@@ -104,8 +123,10 @@ def _killed_after(parts: int, source: Callable[..., SourceBatch]) -> Callable[..
 
 # --- search --------------------------------------------------------------------------------
 
-def test_search_pages_through_every_tweet_with_authors_embedded(project: Project, api: FakeXApi,
-                                                                token: str) -> None:
+
+def test_search_pages_through_every_tweet_with_authors_embedded(
+    project: Project, api: FakeXApi, token: str
+) -> None:
     result = ingest(_search(project, api))
 
     records = list(iter_part_records(RAW))
@@ -117,8 +138,7 @@ def test_search_pages_through_every_tweet_with_authors_embedded(project: Project
         assert record["author"]["username"] == users[record["author_id"]]["username"]
         assert record["author"]["public_metrics"] == users[record["author_id"]]["public_metrics"]
     by_id = {t["id"]: t for t in api.tweets}
-    assert all(r["entities"]["hashtags"] == by_id[r["id"]]["entities"]["hashtags"]
-               for r in records)
+    assert all(r["entities"]["hashtags"] == by_id[r["id"]]["entities"]["hashtags"] for r in records)
 
     pages = api.requests_to(SEARCH_PATH)
     assert len(pages) == 6 and all(p.status == 200 for p in pages)
@@ -132,19 +152,29 @@ def test_search_pages_through_every_tweet_with_authors_embedded(project: Project
     assert set(first["user.fields"].split(",")) == set(xapi.USER_FIELDS)
 
     assert result.counts.accepted == 55 and result.counts.quarantined == 0
-    assert [p.name.split("-part-")[1] for p in part_files(RAW)] == \
-        ["00000.jsonl", "00001.jsonl", "00002.jsonl"]
+    assert [p.name.split("-part-")[1] for p in part_files(RAW)] == [
+        "00000.jsonl",
+        "00001.jsonl",
+        "00002.jsonl",
+    ]
     manifest = orjson.loads(result.manifest_path.read_bytes())
     assert manifest["source"] == "search" and manifest["batch_id"].startswith("search-")
     assert manifest["details"]["pages"] == 6 and manifest["details"]["since_id"] is None
     assert _checkpoint("search.json")["complete"] is True
 
 
-def test_search_stops_at_max_tweets_and_sends_the_time_window(project: Project, api: FakeXApi,
-                                                              token: str) -> None:
-    result = ingest(_search(project, api, "ingest.max_tweets=25",
-                            "ingest.start_time=2026-10-01T00:00:00Z",
-                            "ingest.end_time=2026-10-02T00:00:00Z"))
+def test_search_stops_at_max_tweets_and_sends_the_time_window(
+    project: Project, api: FakeXApi, token: str
+) -> None:
+    result = ingest(
+        _search(
+            project,
+            api,
+            "ingest.max_tweets=25",
+            "ingest.start_time=2026-10-01T00:00:00Z",
+            "ingest.end_time=2026-10-02T00:00:00Z",
+        )
+    )
 
     assert result.counts.accepted == 25
     newest_25 = {t["id"] for t in api.tweets[-25:]}
@@ -158,8 +188,9 @@ def test_search_stops_at_max_tweets_and_sends_the_time_window(project: Project, 
     assert checkpoint["complete"] is True and checkpoint["collected"] == 25
 
 
-def test_rate_limit_waits_until_reset_then_continues(project: Project, api: FakeXApi,
-                                                     token: str) -> None:
+def test_rate_limit_waits_until_reset_then_continues(
+    project: Project, api: FakeXApi, token: str
+) -> None:
     api.fail_next("429", after=1)
 
     result = ingest(_search(project, api))
@@ -175,7 +206,8 @@ def test_rate_limit_waits_until_reset_then_continues(project: Project, api: Fake
 
 @pytest.mark.parametrize("fault", ["503", "drop"])
 def test_server_errors_and_dropped_connections_retry_from_the_same_token(
-        project: Project, api: FakeXApi, token: str, fault: str) -> None:
+    project: Project, api: FakeXApi, token: str, fault: str
+) -> None:
     api.fail_next(fault, count=2, after=2)
 
     result = ingest(_search(project, api))
@@ -183,16 +215,20 @@ def test_server_errors_and_dropped_connections_retry_from_the_same_token(
     pages = api.requests_to(SEARCH_PATH)
     faulted = [i for i, p in enumerate(pages) if p.fault == fault]
     assert faulted == [2, 3]
-    assert pages[2].params["next_token"] == pages[3].params["next_token"] == \
-        pages[4].params["next_token"]
+    assert (
+        pages[2].params["next_token"]
+        == pages[3].params["next_token"]
+        == pages[4].params["next_token"]
+    )
     assert pages[4].status == 200 and len(pages) == 8
     ids = _snapshot_ids()
     assert sorted(ids) == sorted(api.tweet_ids()) and len(ids) == len(set(ids))
     assert result.counts.duplicate == 0
 
 
-def test_retries_are_bounded_and_end_in_one_sentence(project: Project, api: FakeXApi,
-                                                     token: str) -> None:
+def test_retries_are_bounded_and_end_in_one_sentence(
+    project: Project, api: FakeXApi, token: str
+) -> None:
     api.fail_next("503", count=100, after=1)
 
     with pytest.raises(TweetopsError) as raised:
@@ -205,9 +241,9 @@ def test_retries_are_bounded_and_end_in_one_sentence(project: Project, api: Fake
 
 
 @pytest.mark.parametrize("status", ["401", "403"])
-def test_refused_token_names_the_env_var_and_endpoint(project: Project, api: FakeXApi,
-                                                      monkeypatch: pytest.MonkeyPatch,
-                                                      status: str) -> None:
+def test_refused_token_names_the_env_var_and_endpoint(
+    project: Project, api: FakeXApi, monkeypatch: pytest.MonkeyPatch, status: str
+) -> None:
     wrong = "xtest-wrong-token-7Hq2"
     monkeypatch.setenv("X_BEARER_TOKEN", wrong if status == "401" else TOKEN)
     if status == "403":
@@ -223,24 +259,26 @@ def test_refused_token_names_the_env_var_and_endpoint(project: Project, api: Fak
     assert len(api.requests_to(SEARCH_PATH)) == 1  # refused is final: no retries
 
 
-def test_missing_token_is_one_sentence_naming_both_env_vars(project: Project, api: FakeXApi,
-                                                            monkeypatch: pytest.MonkeyPatch
-                                                            ) -> None:
+def test_missing_token_is_one_sentence_naming_both_env_vars(
+    project: Project, api: FakeXApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("X_BEARER_TOKEN", raising=False)
     monkeypatch.delenv("TWITTER_BEARER_TOKEN", raising=False)
 
     for source in ("search", "stream"):
         with pytest.raises(TweetopsError) as raised:
-            ingest(project.settings(f"ingest.source={source}",
-                                    f"ingest.api_base_url={api.base_url}"))
+            ingest(
+                project.settings(f"ingest.source={source}", f"ingest.api_base_url={api.base_url}")
+            )
         message = str(raised.value)
         assert "X_BEARER_TOKEN" in message and "TWITTER_BEARER_TOKEN" in message
         assert message.endswith(".") and ". " not in message
     assert api.requests == []
 
 
-def test_twitter_bearer_token_is_the_fallback(project: Project, api: FakeXApi,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_twitter_bearer_token_is_the_fallback(
+    project: Project, api: FakeXApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("X_BEARER_TOKEN", raising=False)
     monkeypatch.setenv("TWITTER_BEARER_TOKEN", TOKEN)
 
@@ -250,9 +288,9 @@ def test_twitter_bearer_token_is_the_fallback(project: Project, api: FakeXApi,
     assert all(r.authorized for r in api.requests)
 
 
-def test_author_missing_from_includes_is_quarantined_not_dropped(project: Project,
-                                                                 api: FakeXApi,
-                                                                 token: str) -> None:
+def test_author_missing_from_includes_is_quarantined_not_dropped(
+    project: Project, api: FakeXApi, token: str
+) -> None:
     hidden = set(api.hide_user(api.users[2]["id"]))
     assert hidden
 
@@ -263,14 +301,16 @@ def test_author_missing_from_includes_is_quarantined_not_dropped(project: Projec
     entries = _quarantined()
     assert {e["record"]["id"] for e in entries} == hidden
     assert all(e["reason"] == "record has no embedded author" for e in entries)
-    assert all(e["location"].startswith("search:page=") and ":index=" in e["location"]
-               for e in entries)
+    assert all(
+        e["location"].startswith("search:page=") and ":index=" in e["location"] for e in entries
+    )
     manifest = orjson.loads(result.manifest_path.read_bytes())
     assert manifest["counts"]["quarantined"] == len(hidden)
 
 
-def _search_killed_on_page_two(project: Project, api: FakeXApi,
-                               monkeypatch: pytest.MonkeyPatch) -> Settings:
+def _search_killed_on_page_two(
+    project: Project, api: FakeXApi, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
     """A search of 4-tweet part files killed after its third part (tweets 11-12 are on page 2);
     its settings."""
     settings = _search(project, api, "ingest.tweets_per_file=4")
@@ -280,10 +320,9 @@ def _search_killed_on_page_two(project: Project, api: FakeXApi,
     return settings
 
 
-def test_killed_mid_page_resumes_without_duplicates_or_gaps(project: Project, api: FakeXApi,
-                                                            token: str,
-                                                            monkeypatch: pytest.MonkeyPatch
-                                                            ) -> None:
+def test_killed_mid_page_resumes_without_duplicates_or_gaps(
+    project: Project, api: FakeXApi, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = _search_killed_on_page_two(project, api, monkeypatch)
 
     checkpoint = _checkpoint("search.json")
@@ -313,10 +352,9 @@ def test_killed_mid_page_resumes_without_duplicates_or_gaps(project: Project, ap
     assert not STAGING.exists()  # swapped in whole
 
 
-def test_a_replace_run_in_between_abandons_the_stopped_search(project: Project, api: FakeXApi,
-                                                              token: str,
-                                                              monkeypatch: pytest.MonkeyPatch
-                                                              ) -> None:
+def test_a_replace_run_in_between_abandons_the_stopped_search(
+    project: Project, api: FakeXApi, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = _search_killed_on_page_two(project, api, monkeypatch)
     ingest(project.settings("ingest.n_tweets=30"))  # discards the stopped search's staging ...
     assert not (CHECKPOINTS / "search.json").exists()  # ... and so its checkpoint
@@ -327,8 +365,9 @@ def test_a_replace_run_in_between_abandons_the_stopped_search(project: Project, 
     assert sorted(_snapshot_ids()) == sorted(api.tweet_ids())
 
 
-def test_run_that_ran_out_of_retries_resumes_from_its_page(project: Project, api: FakeXApi,
-                                                           token: str) -> None:
+def test_run_that_ran_out_of_retries_resumes_from_its_page(
+    project: Project, api: FakeXApi, token: str
+) -> None:
     settings = _search(project, api, "ingest.tweets_per_file=4")
     api.fail_next("503", count=FAST.attempts, after=3)
     with pytest.raises(TweetopsError):
@@ -336,8 +375,7 @@ def test_run_that_ran_out_of_retries_resumes_from_its_page(project: Project, api
 
     failed = api.requests_to(SEARCH_PATH)[-1]
     checkpoint = _checkpoint("search.json")
-    assert checkpoint["collected"] == 30 and checkpoint["next_token"] == \
-        failed.params["next_token"]
+    assert checkpoint["collected"] == 30 and checkpoint["next_token"] == failed.params["next_token"]
     assert len(_snapshot_ids(STAGING)) == 30  # the half-full part was sealed on the way out
     assert _snapshot_ids() == []
 
@@ -350,8 +388,9 @@ def test_run_that_ran_out_of_retries_resumes_from_its_page(project: Project, api
     assert sorted(ids) == sorted(api.tweet_ids()) and len(ids) == len(set(ids))
 
 
-def test_after_a_complete_run_append_collects_only_newer_tweets(project: Project, api: FakeXApi,
-                                                                token: str) -> None:
+def test_after_a_complete_run_append_collects_only_newer_tweets(
+    project: Project, api: FakeXApi, token: str
+) -> None:
     ingest(_search(project, api, "ingest.mode=append"))
     newest = max(api.tweet_ids(), key=int)
     assert _checkpoint("search.json")["newest_id"] == newest
@@ -379,8 +418,10 @@ def test_after_a_complete_run_append_collects_only_newer_tweets(project: Project
 
 # --- stream --------------------------------------------------------------------------------
 
+
 def test_stream_syncs_rules_and_collects_max_tweets_through_keep_alives(
-        project: Project, api: FakeXApi, token: str) -> None:
+    project: Project, api: FakeXApi, token: str
+) -> None:
     api.set_rules("old rule", "mlops")
     kept_id = next(r["id"] for r in api.rules if r["value"] == "mlops")
     old_id = next(r["id"] for r in api.rules if r["value"] == "old rule")
@@ -390,8 +431,10 @@ def test_stream_syncs_rules_and_collects_max_tweets_through_keep_alives(
     assert {r["value"] for r in api.rules} == {"spark OR mlflow", "mlops"}
     assert next(r["id"] for r in api.rules if r["value"] == "mlops") == kept_id
     posts = [r.body for r in api.requests_to(RULES_PATH, "POST")]
-    assert posts == [{"delete": {"ids": [old_id]}},
-                     {"add": [{"value": "spark OR mlflow", "tag": "tweetops"}]}]
+    assert posts == [
+        {"delete": {"ids": [old_id]}},
+        {"add": [{"value": "spark OR mlflow", "tag": "tweetops"}]},
+    ]
     assert result.counts.accepted == 12
     records = list(iter_part_records(RAW))
     assert [r["id"] for r in records] == [t["id"] for t in api.tweets[:12]]
@@ -405,12 +448,17 @@ def test_stream_syncs_rules_and_collects_max_tweets_through_keep_alives(
     assert manifest["details"]["rules"] == ["spark OR mlflow", "mlops"]
     assert manifest["details"]["rules_deleted"] == ["old rule"]
     assert _checkpoint("stream.json") | {"batch_seq": 0} == {
-        "rules": ["spark OR mlflow", "mlops"], "collected": 12, "complete": True,
-        "newest_id": api.tweets[11]["id"], "batch_seq": 0}
+        "rules": ["spark OR mlflow", "mlops"],
+        "collected": 12,
+        "complete": True,
+        "newest_id": api.tweets[11]["id"],
+        "batch_seq": 0,
+    }
 
 
-def test_stream_reconnects_after_a_drop_without_duplicates(project: Project, api: FakeXApi,
-                                                           token: str) -> None:
+def test_stream_reconnects_after_a_drop_without_duplicates(
+    project: Project, api: FakeXApi, token: str
+) -> None:
     api.set_rules("spark OR mlflow", "mlops")
     api.drop_stream_after(5)
 
@@ -437,9 +485,9 @@ def test_stream_stops_at_max_seconds(project: Project, api: FakeXApi, token: str
     assert _checkpoint("stream.json")["complete"] is True
 
 
-def test_stream_refused_token_fails_once_instead_of_reconnecting(project: Project,
-                                                                 api: FakeXApi,
-                                                                 token: str) -> None:
+def test_stream_refused_token_fails_once_instead_of_reconnecting(
+    project: Project, api: FakeXApi, token: str
+) -> None:
     api.set_rules("spark OR mlflow", "mlops")
     api.fail_next("401", endpoint="stream")
 
@@ -455,10 +503,9 @@ def test_stream_refused_token_fails_once_instead_of_reconnecting(project: Projec
     assert not _stream_threads()
 
 
-def test_stream_killed_run_resumes_and_counts_what_it_had(project: Project, api: FakeXApi,
-                                                          token: str,
-                                                          monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
+def test_stream_killed_run_resumes_and_counts_what_it_had(
+    project: Project, api: FakeXApi, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     api.set_rules("spark OR mlflow", "mlops")
     settings = _stream(project, api, "ingest.max_tweets=10", "ingest.tweets_per_file=4")
     monkeypatch.setitem(ingest_step.SOURCES, "stream", _killed_after(1, xapi.stream_source))
@@ -477,8 +524,9 @@ def test_stream_killed_run_resumes_and_counts_what_it_had(project: Project, api:
     assert orjson.loads(result.manifest_path.read_bytes())["details"]["resumed"] is True
 
 
-def test_stream_tweet_without_author_is_quarantined(project: Project, api: FakeXApi,
-                                                    token: str) -> None:
+def test_stream_tweet_without_author_is_quarantined(
+    project: Project, api: FakeXApi, token: str
+) -> None:
     api.set_rules("mlops")
     hidden = set(api.hide_user(api.users[0]["id"]))
     first_ten = [t["id"] for t in api.tweets[:10]]
@@ -496,11 +544,14 @@ def test_stream_tweet_without_author_is_quarantined(project: Project, api: FakeX
 
 # --- the token never leaks -----------------------------------------------------------------
 
-def test_bearer_token_never_reaches_disk_logs_or_output(project: Project, api: FakeXApi,
-                                                        token: str,
-                                                        caplog: pytest.LogCaptureFixture,
-                                                        capfd: pytest.CaptureFixture[str]
-                                                        ) -> None:
+
+def test_bearer_token_never_reaches_disk_logs_or_output(
+    project: Project,
+    api: FakeXApi,
+    token: str,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     caplog.set_level(logging.DEBUG)
     for library in ("tweepy", "urllib3", "requests"):  # the CLI keeps their noise at WARNING
         caplog.set_level(logging.DEBUG, logger=library)

@@ -47,14 +47,14 @@ def test_train_logs_params_metrics_artifacts_lineage_and_model(project: Project)
     params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
     assert params["train.seed"] == "42"
     assert params["train.num_trees"] == "20"
-    assert params["train.training_dir"] == "data/features/training"
+    assert params["train.training_rows_dir"] == "data/features/training"
     assert params["spark.master"] == "local[2]"
     for name in ("rmse", "mae", "r2", "baseline_rmse", "baseline_mae", "baseline_r2"):
         assert metrics[name] == pytest.approx(result.metrics[name])
     assert metrics["r2"] > metrics["baseline_r2"] + 0.3
     assert metrics["rmse"] < metrics["baseline_rmse"]
     assert tags["tweetops.step"] == "train"
-    assert tags["tweetops.data.training.dvc_md5"] == dvc_hash(settings.train.training_dir)
+    assert tags["tweetops.data.training.dvc_md5"] == dvc_hash(settings.train.training_rows_dir)
     assert tags["tweetops.data.training.dvc_md5"].endswith(".dir")
     assert tags["tweetops.version.pyspark"] and tags["tweetops.version.mlflow"]
     assert tags["tweetops.spark.master"] == "local[2]"
@@ -62,8 +62,11 @@ def test_train_logs_params_metrics_artifacts_lineage_and_model(project: Project)
 
     artifacts = {item.path for item in MlflowClient().list_artifacts(result.run_id)}
     assert {"feature-importance.csv", "feature-importance.png", "spark"} <= artifacts
-    importance = pd.read_csv(mlflow.artifacts.download_artifacts(
-        run_id=result.run_id, artifact_path="feature-importance.csv"))
+    importance = pd.read_csv(
+        mlflow.artifacts.download_artifacts(
+            run_id=result.run_id, artifact_path="feature-importance.csv"
+        )
+    )
     assert importance["importance"].sum() == pytest.approx(1.0)
     assert importance.iloc[0]["feature"] == "followers_count"  # reach drives engagement
 
@@ -74,10 +77,20 @@ def test_train_logs_params_metrics_artifacts_lineage_and_model(project: Project)
     assert "spark" in mlflow.models.get_model_info(result.spark_model_uri).flavors
     assert [col.name for col in model_info.signature.inputs] == list(MODEL_INPUT_COLUMNS)
     loaded = mlflow.pyfunc.load_model(result.model_uri)
-    example = pd.DataFrame([{**dict.fromkeys(MODEL_INPUT_COLUMNS, 0), "lang": "en",
-                             "verified": False, "has_media": False, "is_reply": False,
-                             "is_quote": False, "author_has_history": False,
-                             "followers_count": 1000}])
+    example = pd.DataFrame(
+        [
+            {
+                **dict.fromkeys(MODEL_INPUT_COLUMNS, 0),
+                "lang": "en",
+                "verified": False,
+                "has_media": False,
+                "is_reply": False,
+                "is_quote": False,
+                "author_has_history": False,
+                "followers_count": 1000,
+            }
+        ]
+    )
     assert len(loaded.predict(example)) == 1
 
     on_disk = json.loads(settings.train.metrics_file.read_text())
@@ -96,10 +109,9 @@ def test_on_the_default_data_the_model_clearly_beats_the_mean_baseline(project: 
     assert metrics["rmse"] < 0.75 * metrics["baseline_rmse"]
 
 
-def test_split_does_not_depend_on_input_partitioning(project: Project,
-                                                     spark: SparkSession) -> None:
+def test_split_does_not_depend_on_input_partitioning(project: Project, spark: SparkSession) -> None:
     settings = _prepare(project)
-    rows = load_training_rows(spark, settings.train.training_dir)
+    rows = load_training_rows(spark, settings.train.training_rows_dir)
 
     def test_ids(frame) -> set[str]:
         _, test = split_train_test(frame, seed=42, test_fraction=0.2, partitions=4)
@@ -143,7 +155,9 @@ def test_champion_moves_only_when_the_challenger_wins(project: Project) -> None:
     # every move is in the registry: the model's history and the versions' tags
     moves = registry.history(client, "tweet-engagement")
     assert [(m.action, m.from_version, m.to_version) for m in moves] == [
-        ("promote", None, "1"), ("promote", "1", "3")]
+        ("promote", None, "1"),
+        ("promote", "1", "3"),
+    ]
     assert moves[1].challenger_rmse == pytest.approx(third.challenger_rmse)
     assert moves[1].champion_rmse == pytest.approx(third.champion_rmse)
     assert "beats champion v1" in moves[1].reason
@@ -169,15 +183,25 @@ def test_champion_moves_only_when_the_challenger_wins(project: Project) -> None:
     assert (repeat.version, repeat.newly_registered, repeat.champion_after) == ("3", False, "3")
     assert len(client.search_model_versions("name = 'tweet-engagement'")) == 3
     assert [m.to_version for m in registry.history(client, "tweet-engagement")] == [
-        "1", "3", "1", "3"]
+        "1",
+        "3",
+        "1",
+        "3",
+    ]
     described = client.get_model_version("tweet-engagement", "3").description
     assert trained_better.run_id in described and "DVC md5" in described
     assert "lang" in client.get_registered_model("tweet-engagement").description
 
 
 def _tweetops(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tweetops", *args], cwd=project.root,
-                          capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "tweetops", *args],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_promote_refuses_a_deleted_training_run_in_one_sentence(project: Project) -> None:
@@ -188,17 +212,41 @@ def test_promote_refuses_a_deleted_training_run_in_one_sentence(project: Project
     mlflow.set_experiment("tweetops")
     with mlflow.start_run(run_name="train") as run:
         run_id = run.info.run_id
-    write_contract(settings.promote.run_file, TrainedModel(
-        run_id=run_id, model_uri=f"runs:/{run_id}/model", metrics={}, train_rows=0,
-        test_rows=0, split=SplitSpec(seed=42, test_fraction=0.2, split_partitions=4,
-                                     training_dir="data/features/training")))
+    write_contract(
+        settings.promote.run_file,
+        TrainedModel(
+            run_id=run_id,
+            model_uri=f"runs:/{run_id}/model",
+            metrics={},
+            train_rows=0,
+            test_rows=0,
+            split=SplitSpec(
+                seed=42,
+                test_fraction=0.2,
+                split_partitions=4,
+                training_rows_dir="data/features/training",
+            ),
+        ),
+    )
     client = MlflowClient()
     client.delete_run(run_id)
     with pytest.raises(TweetopsError, match=f"Training run {run_id} is deleted: restore it"):
         promote(settings)
-    subprocess.run([sys.executable, "-m", "mlflow", "gc", "--backend-store-uri",
-                    project.tracking_uri, "--run-ids", run_id], check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "gc",
+            "--backend-store-uri",
+            project.tracking_uri,
+            "--run-ids",
+            run_id,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     with pytest.raises(TweetopsError, match="no longer exists in the tracking store"):
         promote(settings)
     experiment = client.get_experiment_by_name("tweetops")
@@ -214,7 +262,8 @@ def test_promote_without_a_training_run_says_what_to_do(project: Project) -> Non
 
 @pytest.mark.slow
 def test_train_promote_predict_through_a_real_mlflow_server(
-        project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with mlflow_server(tmp_path / "server") as uri:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         settings = _prepare(project, "predict.output_path=data/predictions")
@@ -224,17 +273,21 @@ def test_train_promote_predict_through_a_real_mlflow_server(
 
         client = MlflowClient(uri)
         assert client.get_run(trained.run_id).data.metrics["r2"] == pytest.approx(
-            trained.metrics["r2"])
+            trained.metrics["r2"]
+        )
         champion = client.get_model_version_by_alias("tweet-engagement", "champion")
         assert str(champion.version) == promotion.version == "1"
         assert scored.rows == trained.train_rows + trained.test_rows
         assert scored.rmse is not None and scored.rmse < trained.metrics["baseline_rmse"]
         output = pd.read_parquet(settings.predict.output_path)
         assert len(output) == scored.rows
-        assert set(output[["model_name", "model_version", "model_alias"]].itertuples(
-            index=False, name=None)) == {("tweet-engagement", "1", "champion")}
+        assert set(
+            output[["model_name", "model_version", "model_alias"]].itertuples(
+                index=False, name=None
+            )
+        ) == {("tweet-engagement", "1", "champion")}
         # the batch scores are the served model's scores
-        rows = pd.read_parquet(settings.train.training_dir).set_index("tweet_id")
+        rows = pd.read_parquet(settings.train.training_rows_dir).set_index("tweet_id")
         served = mlflow.pyfunc.load_model("models:/tweet-engagement@champion")
         expected = served.predict(rows[list(MODEL_INPUT_COLUMNS)])
         by_id = output.set_index("tweet_id")["prediction"].reindex(rows.index)
@@ -243,14 +296,22 @@ def test_train_promote_predict_through_a_real_mlflow_server(
         # JSONL in, a pinned version: the same scores for the same rows
         jsonl = project.root / "some.jsonl"
         rows.head(40).reset_index().to_json(jsonl, orient="records", lines=True)
-        pinned = predict(project.settings(
-            *SMALL, f"predict.input_path={jsonl}", "predict.output_path=data/pinned",
-            "predict.model_uri=models:/tweet-engagement/1"))
+        pinned = predict(
+            project.settings(
+                *SMALL,
+                f"predict.input_path={jsonl}",
+                "predict.output_path=data/pinned",
+                "predict.model_uri=models:/tweet-engagement/1",
+            )
+        )
         from_jsonl = pd.read_parquet(project.root / "data" / "pinned")
         assert pinned.rows == 40 and set(from_jsonl["model_version"]) == {"1"}
         assert from_jsonl["model_alias"].isna().all()
-        assert np.allclose(from_jsonl.set_index("tweet_id")["prediction"],
-                           by_id.loc[from_jsonl["tweet_id"]].to_numpy(), atol=1e-9)
+        assert np.allclose(
+            from_jsonl.set_index("tweet_id")["prediction"],
+            by_id.loc[from_jsonl["tweet_id"]].to_numpy(),
+            atol=1e-9,
+        )
         # the artifacts went through the server, not to a local mlruns folder
         assert any((tmp_path / "server" / "server-artifacts").rglob("MLmodel"))
         assert not (project.root / "mlruns").exists()

@@ -19,7 +19,7 @@ from tweetops.ingest.step import ingest
 from tweetops.settings import load_settings
 from tweetops.spark import build_spark
 from tweetops.train import train
-from tweetops.tune import tune
+from tweetops.tune.step import tune
 
 # whole searches on Spark (SparkTrials workers, Spark ML refits): the slow loop, not `make check`
 pytestmark = pytest.mark.slow
@@ -34,8 +34,9 @@ def training_rows(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        settings = load_settings(PARAMS_FILE, [*TEST_SPARK_OVERRIDES, "ingest.n_tweets=2500",
-                                               "ingest.n_users=250"])
+        settings = load_settings(
+            PARAMS_FILE, [*TEST_SPARK_OVERRIDES, "ingest.n_tweets=2500", "ingest.n_users=250"]
+        )
         ingest(settings)
         build_features(settings)
     yield root / "data" / "features" / "training"
@@ -44,14 +45,17 @@ def training_rows(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def _children(parent: Run) -> list[Run]:
     return MlflowClient().search_runs(
         [parent.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
 
 
 def test_spark_trials_run_in_workers_as_nested_runs_then_train_takes_the_best(
-        project: Project, training_rows: Path) -> None:
+    project: Project, training_rows: Path
+) -> None:
     # MLflow's default store kind (SQLite) and two trials at once: no "database is locked"
-    settings = project.settings(*SMALL, f"data.training_rows={training_rows}",
-                                "tune.max_evals=4", "tune.parallelism=2")
+    settings = project.settings(
+        *SMALL, f"data.training_rows={training_rows}", "tune.max_evals=4", "tune.parallelism=2"
+    )
     assert settings.tune.backend == "spark_trials"
     result = tune(settings)
 
@@ -61,8 +65,7 @@ def test_spark_trials_run_in_workers_as_nested_runs_then_train_takes_the_best(
     assert len(children) == 4 == len(result.trials)
     assert {run.info.status for run in children} == {"FINISHED"}
     # recorded from Spark's Python workers, not from the driver
-    assert all(run.data.tags["tweetops.tune.worker_pid"] != str(os.getpid())
-               for run in children)
+    assert all(run.data.tags["tweetops.tune.worker_pid"] != str(os.getpid()) for run in children)
     rmse_by_run = {run.info.run_id: run.data.metrics["validation_rmse"] for run in children}
     assert result.best_trial_run_id == min(rmse_by_run, key=rmse_by_run.get)
     assert result.best_validation_rmse == min(rmse_by_run.values())
@@ -90,12 +93,18 @@ def test_spark_trials_run_in_workers_as_nested_runs_then_train_takes_the_best(
     # fit + validation rows are exactly train's training split: the test rows stay unseen
     spark = build_spark(settings.spark)
     train_split, _test_split = split_train_test(
-        load_training_rows(spark, settings.train.training_dir), seed=settings.train.seed,
-        test_fraction=settings.train.test_fraction, partitions=settings.train.split_partitions)
+        load_training_rows(spark, settings.train.training_rows_dir),
+        seed=settings.train.seed,
+        test_fraction=settings.train.test_fraction,
+        partitions=settings.train.split_partitions,
+    )
     assert metrics["fit_rows"] + metrics["validation_rows"] == train_split.count()
 
-    trained = train(project.settings(f"data.training_rows={training_rows}",
-                                     f"train.tuned_from={settings.tune.result_file}"))
+    trained = train(
+        project.settings(
+            f"data.training_rows={training_rows}", f"train.tuned_from={settings.tune.result_file}"
+        )
+    )
     train_run = client.get_run(trained.run_id)
     for key, value in result.best_params.items():
         assert train_run.data.params[f"train.{key}"] == str(value)
@@ -104,10 +113,10 @@ def test_spark_trials_run_in_workers_as_nested_runs_then_train_takes_the_best(
     assert train_run.info.run_name.endswith(" tuned")
 
 
-def test_same_seed_same_trials_with_parallelism_1(project: Project,
-                                                  training_rows: Path) -> None:
-    settings = project.settings(*SMALL, f"data.training_rows={training_rows}",
-                                "tune.max_evals=3", "tune.parallelism=1")
+def test_same_seed_same_trials_with_parallelism_1(project: Project, training_rows: Path) -> None:
+    settings = project.settings(
+        *SMALL, f"data.training_rows={training_rows}", "tune.max_evals=3", "tune.parallelism=1"
+    )
     first, second = tune(settings), tune(settings)
 
     def sequence(trials: list[dict]) -> list[dict]:
@@ -115,14 +124,22 @@ def test_same_seed_same_trials_with_parallelism_1(project: Project,
 
     assert sequence(first.trials) == sequence(second.trials)
     assert len({trial["num_trees"] for trial in first.trials}) > 1  # a search, not one point
-    other = tune(project.settings(*SMALL, f"data.training_rows={training_rows}",
-                                  "tune.max_evals=3", "tune.parallelism=1", "tune.seed=7"))
+    other = tune(
+        project.settings(
+            *SMALL,
+            f"data.training_rows={training_rows}",
+            "tune.max_evals=3",
+            "tune.parallelism=1",
+            "tune.seed=7",
+        )
+    )
     assert sequence(other.trials) != sequence(first.trials)
 
 
 def test_mllib_backend_fits_spark_ml_per_trial(project: Project, training_rows: Path) -> None:
-    settings = project.settings(*SMALL, f"data.training_rows={training_rows}",
-                                "tune.max_evals=2", "tune.backend=mllib")
+    settings = project.settings(
+        *SMALL, f"data.training_rows={training_rows}", "tune.max_evals=2", "tune.backend=mllib"
+    )
     result = tune(settings)
     parent = MlflowClient().get_run(result.run_id)
     children = _children(parent)
@@ -133,15 +150,23 @@ def test_mllib_backend_fits_spark_ml_per_trial(project: Project, training_rows: 
     assert parent.data.params["tune.backend"] == "mllib"
 
 
-@pytest.mark.parametrize(("backend", "timeout_s", "max_evals"), [
-    ("mllib", 1, 50),            # a Spark ML fit takes longer than the bound: one trial
-    ("spark_trials", 15, 500),   # SparkTrials stops launching trials once the bound passed
-])
-def test_timeout_bounds_the_search(project: Project, training_rows: Path, backend: str,
-                                   timeout_s: int, max_evals: int) -> None:
-    settings = project.settings(*SMALL, f"data.training_rows={training_rows}",
-                                f"tune.backend={backend}", f"tune.timeout_s={timeout_s}",
-                                f"tune.max_evals={max_evals}")
+@pytest.mark.parametrize(
+    ("backend", "timeout_s", "max_evals"),
+    [
+        ("mllib", 1, 50),  # a Spark ML fit takes longer than the bound: one trial
+        ("spark_trials", 15, 500),  # SparkTrials stops launching trials once the bound passed
+    ],
+)
+def test_timeout_bounds_the_search(
+    project: Project, training_rows: Path, backend: str, timeout_s: int, max_evals: int
+) -> None:
+    settings = project.settings(
+        *SMALL,
+        f"data.training_rows={training_rows}",
+        f"tune.backend={backend}",
+        f"tune.timeout_s={timeout_s}",
+        f"tune.max_evals={max_evals}",
+    )
     result = tune(settings)
     assert 1 <= len(result.trials) < max_evals
     # every trial of the table has its nested run (a trial SparkTrials cancelled at the bound
@@ -152,4 +177,5 @@ def test_timeout_bounds_the_search(project: Project, training_rows: Path, backen
     for run in children:  # the others are marked, and none is left RUNNING
         assert run.info.status != "RUNNING"
         assert (run.data.tags.get("tweetops.tune.trial_state") == "uncounted") == (
-            run.info.run_id not in counted)
+            run.info.run_id not in counted
+        )

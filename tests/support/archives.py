@@ -17,8 +17,11 @@ from typing import IO, Any
 
 import orjson
 
-TWARC_META = {"url": "https://api.twitter.com/2/tweets/search/all?query=spark", "version": "2.14.0",
-              "retrieved_at": "2026-10-15T12:00:00+00:00"}
+TWARC_META = {
+    "url": "https://api.twitter.com/2/tweets/search/all?query=spark",
+    "version": "2.14.0",
+    "retrieved_at": "2026-10-15T12:00:00+00:00",
+}
 MEDIA_TYPES = {"3": "photo", "7": "video", "16": "animated_gif"}
 WEEKDAYS = "Mon Tue Wed Thu Fri Sat Sun".split()
 MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
@@ -28,39 +31,69 @@ V1_SOURCE = '<a href="https://mobile.twitter.com" rel="nofollow">Twitter Web App
 def v1_time(api_time: str) -> str:
     """`2026-10-01T18:03:12.000Z` in v1.1 form: `Thu Oct 01 18:03:12 +0000 2026`."""
     value = datetime.fromisoformat(api_time.replace("Z", "+00:00"))
-    return (f"{WEEKDAYS[value.weekday()]} {MONTHS[value.month - 1]} "
-            f"{value:%d %H:%M:%S} +0000 {value.year:04d}")
+    return (
+        f"{WEEKDAYS[value.weekday()]} {MONTHS[value.month - 1]} "
+        f"{value:%d %H:%M:%S} +0000 {value.year:04d}"
+    )
 
 
 def v1_user(author: dict[str, Any]) -> dict[str, Any]:
     """A normalized author as a v1.1 user object."""
     metrics = author["public_metrics"]
     return {
-        "id": int(author["id"]), "id_str": author["id"], "name": author["username"].title(),
-        "screen_name": author["username"], "location": "", "description": "", "url": None,
-        "protected": False, "followers_count": metrics["followers_count"],
-        "friends_count": metrics["following_count"], "listed_count": metrics["listed_count"],
+        "id": int(author["id"]),
+        "id_str": author["id"],
+        "name": author["username"].title(),
+        "screen_name": author["username"],
+        "location": "",
+        "description": "",
+        "url": None,
+        "protected": False,
+        "followers_count": metrics["followers_count"],
+        "friends_count": metrics["following_count"],
+        "listed_count": metrics["listed_count"],
         "created_at": v1_time(author["created_at"]),
-        "favourites_count": metrics.get("like_count", 0), "utc_offset": None, "time_zone": None,
-        "geo_enabled": False, "verified": author["verified"],
-        "statuses_count": metrics["tweet_count"], "lang": None,
+        "favourites_count": metrics.get("like_count", 0),
+        "utc_offset": None,
+        "time_zone": None,
+        "geo_enabled": False,
+        "verified": author["verified"],
+        "statuses_count": metrics["tweet_count"],
+        "lang": None,
         "profile_image_url_https": "https://pbs.twimg.com/profile_images/0/x_normal.jpg",
-        "default_profile": True, "following": None, "notifications": None,
+        "default_profile": True,
+        "following": None,
+        "notifications": None,
     }
 
 
 def v1_entities(entities: dict[str, Any]) -> dict[str, Any]:
     """Normalized entities as v1.1 entities (`text`, `screen_name`, `indices`)."""
     return {
-        "hashtags": [{"text": h["tag"], "indices": [h["start"], h["end"]]}
-                     for h in entities.get("hashtags", [])],
+        "hashtags": [
+            {"text": h["tag"], "indices": [h["start"], h["end"]]}
+            for h in entities.get("hashtags", [])
+        ],
         "symbols": [],
-        "user_mentions": [{"screen_name": m["username"], "name": m["username"].title(),
-                           "id": 1, "id_str": "1", "indices": [m["start"], m["end"]]}
-                          for m in entities.get("mentions", [])],
-        "urls": [{"url": u["url"], "expanded_url": u.get("expanded_url"),
-                  "display_url": (u.get("expanded_url") or u["url"]).split("//")[-1][:26],
-                  "indices": [u["start"], u["end"]]} for u in entities.get("urls", [])],
+        "user_mentions": [
+            {
+                "screen_name": m["username"],
+                "name": m["username"].title(),
+                "id": 1,
+                "id_str": "1",
+                "indices": [m["start"], m["end"]],
+            }
+            for m in entities.get("mentions", [])
+        ],
+        "urls": [
+            {
+                "url": u["url"],
+                "expanded_url": u.get("expanded_url"),
+                "display_url": (u.get("expanded_url") or u["url"]).split("//")[-1][:26],
+                "indices": [u["start"], u["end"]],
+            }
+            for u in entities.get("urls", [])
+        ],
     }
 
 
@@ -69,15 +102,23 @@ def v1_media(media_keys: list[str]) -> list[dict[str, Any]]:
     items = []
     for key in media_keys:
         prefix, _, media_id = key.partition("_")
-        items.append({"id": int(media_id), "id_str": media_id, "indices": [0, 0],
-                      "media_url_https": f"https://pbs.twimg.com/media/{media_id}.jpg",
-                      "url": "https://t.co/media", "type": MEDIA_TYPES.get(prefix, "photo"),
-                      "sizes": {"large": {"w": 1200, "h": 800, "resize": "fit"}}})
+        items.append(
+            {
+                "id": int(media_id),
+                "id_str": media_id,
+                "indices": [0, 0],
+                "media_url_https": f"https://pbs.twimg.com/media/{media_id}.jpg",
+                "url": "https://t.co/media",
+                "type": MEDIA_TYPES.get(prefix, "photo"),
+                "sizes": {"large": {"w": 1200, "h": 800, "resize": "fit"}},
+            }
+        )
     return items
 
 
-def to_v1_status(record: dict[str, Any], *, mode: str = "extended",
-                 with_v2_counts: bool = False) -> dict[str, Any]:
+def to_v1_status(
+    record: dict[str, Any], *, mode: str = "extended", with_v2_counts: bool = False
+) -> dict[str, Any]:
     """A normalized record as the v1.1 status tweepy's `tweet._json` holds.
 
     `mode`: "extended" (REST with `tweet_mode=extended`: `full_text`), "compat" (streaming
@@ -90,15 +131,26 @@ def to_v1_status(record: dict[str, Any], *, mode: str = "extended",
     entities = v1_entities(record.get("entities", {}))
     media = v1_media(record.get("attachments", {}).get("media_keys", []))
     status: dict[str, Any] = {
-        "created_at": v1_time(record["created_at"]), "id": int(record["id"]),
-        "id_str": record["id"], "source": V1_SOURCE, "truncated": False,
+        "created_at": v1_time(record["created_at"]),
+        "id": int(record["id"]),
+        "id_str": record["id"],
+        "source": V1_SOURCE,
+        "truncated": False,
         "in_reply_to_status_id": int(refs["replied_to"]) if "replied_to" in refs else None,
         "in_reply_to_status_id_str": refs.get("replied_to"),
-        "in_reply_to_user_id": None, "in_reply_to_screen_name": None,
-        "user": v1_user(record["author"]), "geo": None, "coordinates": None, "place": None,
-        "contributors": None, "is_quote_status": "quoted" in refs,
-        "retweet_count": metrics["retweet_count"], "favorite_count": metrics["like_count"],
-        "favorited": False, "retweeted": False, "lang": record.get("lang", "und"),
+        "in_reply_to_user_id": None,
+        "in_reply_to_screen_name": None,
+        "user": v1_user(record["author"]),
+        "geo": None,
+        "coordinates": None,
+        "place": None,
+        "contributors": None,
+        "is_quote_status": "quoted" in refs,
+        "retweet_count": metrics["retweet_count"],
+        "favorite_count": metrics["like_count"],
+        "favorited": False,
+        "retweeted": False,
+        "lang": record.get("lang", "und"),
     }
     if "quoted" in refs:
         status["quoted_status_id"] = int(refs["quoted"])
@@ -112,16 +164,27 @@ def to_v1_status(record: dict[str, Any], *, mode: str = "extended",
     return status
 
 
-def _put_text(status: dict[str, Any], text: str, entities: dict[str, Any],
-              media: list[dict[str, Any]], mode: str) -> None:
+def _put_text(
+    status: dict[str, Any],
+    text: str,
+    entities: dict[str, Any],
+    media: list[dict[str, Any]],
+    mode: str,
+) -> None:
     extended_entities = {"media": media} if media else None
     if mode == "extended":
         status.update(full_text=text, display_text_range=[0, len(text)], entities=entities)
     elif mode == "compat" and len(text) > 140:
-        status.update(text=text[:139] + "\u2026 https://t.co/more", truncated=True,
-                      entities={"hashtags": [], "symbols": [], "user_mentions": [], "urls": []})
-        status["extended_tweet"] = {"full_text": text, "display_text_range": [0, len(text)],
-                                    "entities": entities}
+        status.update(
+            text=text[:139] + "\u2026 https://t.co/more",
+            truncated=True,
+            entities={"hashtags": [], "symbols": [], "user_mentions": [], "urls": []},
+        )
+        status["extended_tweet"] = {
+            "full_text": text,
+            "display_text_range": [0, len(text)],
+            "entities": entities,
+        }
         if extended_entities:
             status["extended_tweet"]["extended_entities"] = extended_entities
         return
@@ -133,11 +196,18 @@ def _put_text(status: dict[str, Any], text: str, entities: dict[str, Any],
 
 def _retweeted_status(record: dict[str, Any], original_id: str) -> dict[str, Any]:
     original_text = record["text"].split(": ", 1)[-1]
-    return {"created_at": v1_time(record["created_at"]), "id": int(original_id),
-            "id_str": original_id, "text": original_text, "truncated": False,
-            "entities": {"hashtags": [], "symbols": [], "user_mentions": [], "urls": []},
-            "user": v1_user(record["author"]), "retweet_count": 0, "favorite_count": 0,
-            "lang": record.get("lang", "und")}
+    return {
+        "created_at": v1_time(record["created_at"]),
+        "id": int(original_id),
+        "id_str": original_id,
+        "text": original_text,
+        "truncated": False,
+        "entities": {"hashtags": [], "symbols": [], "user_mentions": [], "urls": []},
+        "user": v1_user(record["author"]),
+        "retweet_count": 0,
+        "favorite_count": 0,
+        "lang": record.get("lang", "und"),
+    }
 
 
 def expected_from_v1(record: dict[str, Any], *, with_v2_counts: bool = False) -> dict[str, Any]:
@@ -145,15 +215,21 @@ def expected_from_v1(record: dict[str, Any], *, with_v2_counts: bool = False) ->
     carries no reply or quote counts unless `with_v2_counts`."""
     expected = {**record, "created_at": record["created_at"][:19] + ".000Z"}
     if not with_v2_counts:
-        expected["public_metrics"] = {**record["public_metrics"], "reply_count": 0,
-                                      "quote_count": 0}
+        expected["public_metrics"] = {
+            **record["public_metrics"],
+            "reply_count": 0,
+            "quote_count": 0,
+        }
     return expected
 
 
 def to_v2_tweet(record: dict[str, Any]) -> dict[str, Any]:
     """A normalized record as X API v2 returns the tweet: no `author`, empty fields left out."""
-    tweet = {key: value for key, value in record.items()
-             if key not in ("author", "entities", "attachments", "referenced_tweets")}
+    tweet = {
+        key: value
+        for key, value in record.items()
+        if key not in ("author", "entities", "attachments", "referenced_tweets")
+    }
     tweet["edit_history_tweet_ids"] = [record["id"]]
     tweet["conversation_id"] = record["id"]
     entities = {kind: items for kind, items in record.get("entities", {}).items() if items}
@@ -179,17 +255,18 @@ def to_v2_page(records: list[dict[str, Any]], *, twarc: bool = False) -> dict[st
     page: dict[str, Any] = {
         "data": [to_v2_tweet(record) for record in records],
         "includes": {"users": list(users.values())},
-        "meta": {"result_count": len(records),
-                 "newest_id": max((r["id"] for r in records), key=int, default=None),
-                 "oldest_id": min((r["id"] for r in records), key=int, default=None)},
+        "meta": {
+            "result_count": len(records),
+            "newest_id": max((r["id"] for r in records), key=int, default=None),
+            "oldest_id": min((r["id"] for r in records), key=int, default=None),
+        },
     }
     if twarc:
         page["__twarc"] = TWARC_META
     return page
 
 
-def expected_from_pages(records: Iterable[dict[str, Any]],
-                        page_size: int) -> list[dict[str, Any]]:
+def expected_from_pages(records: Iterable[dict[str, Any]], page_size: int) -> list[dict[str, Any]]:
     """What replaying pages of `records` yields: a page holds one user object per author (the
     first one in the page), so each tweet gets its author as of that object."""
     expected = []
@@ -203,8 +280,7 @@ def expected_from_pages(records: Iterable[dict[str, Any]],
 
 def to_twarc2_flat(record: dict[str, Any]) -> dict[str, Any]:
     """A normalized record as `twarc2 flatten` writes it: v2 tweet, author embedded, __twarc."""
-    return {**to_v2_tweet(record), "author": to_v2_user(record["author"]),
-            "__twarc": TWARC_META}
+    return {**to_v2_tweet(record), "author": to_v2_user(record["author"]), "__twarc": TWARC_META}
 
 
 def pages(records: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -255,8 +331,9 @@ def write_v2_pages(path: Path, records: Iterable[dict[str, Any]], page_size: int
     return write_json(path, [to_v2_page(chunk) for chunk in pages(records, page_size)])
 
 
-def write_twitter_logs(folder: Path, records: Iterable[dict[str, Any]], *,
-                       mode: str = "compat", pretty: bool = False) -> list[Path]:
+def write_twitter_logs(
+    folder: Path, records: Iterable[dict[str, Any]], *, mode: str = "compat", pretty: bool = False
+) -> list[Path]:
     """The lecture's `twitter-logs/<id_str>.json`: one v1.1 status per file."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -266,8 +343,14 @@ def write_twitter_logs(folder: Path, records: Iterable[dict[str, Any]], *,
     return written
 
 
-def write_v1_jsonl(path: Path, records: Iterable[dict[str, Any]], *, mode: str = "extended",
-                   with_v2_counts: bool = False) -> Path:
+def write_v1_jsonl(
+    path: Path,
+    records: Iterable[dict[str, Any]],
+    *,
+    mode: str = "extended",
+    with_v2_counts: bool = False,
+) -> Path:
     """v1.1 statuses, one per line."""
-    return write_lines(path, (to_v1_status(record, mode=mode, with_v2_counts=with_v2_counts)
-                              for record in records))
+    return write_lines(
+        path, (to_v1_status(record, mode=mode, with_v2_counts=with_v2_counts) for record in records)
+    )

@@ -44,8 +44,9 @@ HASHTAGS = ("spark", "mlflow", "mlops", "data", "python")
 
 def api_time(value: datetime) -> str:
     """X's timestamp format: `2026-10-01T18:03:12.000Z`."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
-        f"{value.microsecond // 1000:03d}Z"
+    return (
+        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    )
 
 
 def make_user(index: int) -> dict[str, Any]:
@@ -56,9 +57,13 @@ def make_user(index: int) -> dict[str, Any]:
         "username": f"user_{index}",
         "created_at": api_time(datetime(2019, 3, 2, 10, tzinfo=UTC) + timedelta(days=37 * index)),
         "verified": index % 4 == 0,
-        "public_metrics": {"followers_count": 100 + 37 * index, "following_count": 50 + index,
-                           "tweet_count": 1000 + 11 * index, "listed_count": index % 5,
-                           "like_count": 300 + 7 * index},
+        "public_metrics": {
+            "followers_count": 100 + 37 * index,
+            "following_count": 50 + index,
+            "tweet_count": 1000 + 11 * index,
+            "listed_count": index % 5,
+            "like_count": 300 + 7 * index,
+        },
     }
 
 
@@ -75,11 +80,17 @@ def make_tweet(index: int, author: dict[str, Any]) -> dict[str, Any]:
         "text": text,
         "lang": "es" if index % 6 == 5 else "en",
         "author_id": author["id"],
-        "public_metrics": {"retweet_count": index % 3, "reply_count": index % 2,
-                           "like_count": (7 * index) % 23, "quote_count": index % 4 // 3,
-                           "bookmark_count": 0, "impression_count": 40 + index},
-        "entities": {"hashtags": [{"start": len(prefix), "end": len(prefix) + len(tag) + 1,
-                                   "tag": tag}]},
+        "public_metrics": {
+            "retweet_count": index % 3,
+            "reply_count": index % 2,
+            "like_count": (7 * index) % 23,
+            "quote_count": index % 4 // 3,
+            "bookmark_count": 0,
+            "impression_count": 40 + index,
+        },
+        "entities": {
+            "hashtags": [{"start": len(prefix), "end": len(prefix) + len(tag) + 1, "tag": tag}]
+        },
     }
     if index % 5 == 0:
         tweet["attachments"] = {"media_keys": [f"3_{tweet_id}"]}
@@ -141,9 +152,17 @@ class FakeXApi:
     last `stream_replay` tweets, as a backfilled reconnect would.
     """
 
-    def __init__(self, *, token: str, n_tweets: int = 55, n_users: int = 7, page_size: int = 100,
-                 stream_interval: float = 0.002, keepalive_interval: float = 0.02,
-                 stream_replay: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        token: str,
+        n_tweets: int = 55,
+        n_users: int = 7,
+        page_size: int = 100,
+        stream_interval: float = 0.002,
+        keepalive_interval: float = 0.02,
+        stream_replay: int = 1,
+    ) -> None:
         users = [make_user(index) for index in range(n_users)]
         tweets = [make_tweet(index, users[(index * 3) % n_users]) for index in range(n_tweets)]
         self.token = token
@@ -164,8 +183,12 @@ class FakeXApi:
         handler = type("Handler", (_Handler,), {"api": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-x-api",
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            name="fake-x-api",
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -181,8 +204,12 @@ class FakeXApi:
     def __enter__(self) -> FakeXApi:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         self.stop()
 
     @property
@@ -215,8 +242,10 @@ class FakeXApi:
         with self._lock:
             state = self._state
             start = len(state.tweets)
-            new = [make_tweet(index, state.users[(index * 3) % len(state.users)])
-                   for index in range(start, start + count)]
+            new = [
+                make_tweet(index, state.users[(index * 3) % len(state.users)])
+                for index in range(start, start + count)
+            ]
             state.tweets.extend(new)
             return new
 
@@ -228,8 +257,9 @@ class FakeXApi:
 
     # -- faults ----------------------------------------------------------------------------
 
-    def fail_next(self, kind: str, count: int = 1, *, endpoint: str = "search",
-                  after: int = 0) -> None:
+    def fail_next(
+        self, kind: str, count: int = 1, *, endpoint: str = "search", after: int = 0
+    ) -> None:
         """Answer `count` requests to `endpoint` with fault `kind`, after `after` good ones.
 
         kind: "429" (with `x-rate-limit-reset` one second ahead), "503", "401", "403", or
@@ -330,8 +360,9 @@ class FakeXApi:
         except ValueError:
             max_results = 0
         if not 10 <= max_results <= 100:
-            return 400, _invalid_request("max_results", params.get("max_results", ""),
-                                         "is not between 10 and 100")
+            return 400, _invalid_request(
+                "max_results", params.get("max_results", ""), "is not between 10 and 100"
+            )
         with self._lock:
             matching = [t for t in reversed(self._state.tweets) if _matches(t, params)]
             hidden = set(self._state.hidden_users)
@@ -341,20 +372,25 @@ class FakeXApi:
             anchor = _token_anchor(params["next_token"])
             if anchor is None:
                 return 400, _invalid_request("next_token", params["next_token"], "is invalid")
-            start = next((i for i, t in enumerate(matching) if int(t["id"]) <= anchor),
-                         len(matching))
-        page = matching[start:start + min(max_results, self.page_size)]
+            start = next(
+                (i for i, t in enumerate(matching) if int(t["id"]) <= anchor), len(matching)
+            )
+        page = matching[start : start + min(max_results, self.page_size)]
         if not page:
             return 200, {"meta": {"result_count": 0}}
-        meta: dict[str, Any] = {"newest_id": page[0]["id"], "oldest_id": page[-1]["id"],
-                                "result_count": len(page)}
+        meta: dict[str, Any] = {
+            "newest_id": page[0]["id"],
+            "oldest_id": page[-1]["id"],
+            "result_count": len(page),
+        }
         if start + len(page) < len(matching):
             meta["next_token"] = _make_token(int(matching[start + len(page)]["id"]))
         body: dict[str, Any] = {"data": [_tweet_view(t, params) for t in page], "meta": meta}
         if "author_id" in params.get("expansions", "").split(","):
             authors = list(dict.fromkeys(t["author_id"] for t in page))
-            body["includes"] = {"users": [_user_view(users[a], params)
-                                          for a in authors if a not in hidden]}
+            body["includes"] = {
+                "users": [_user_view(users[a], params) for a in authors if a not in hidden]
+            }
         return 200, body
 
     def rate_limit_headers(self) -> dict[str, str]:
@@ -362,18 +398,23 @@ class FakeXApi:
         with self._lock:
             self._state.rate_remaining = max(self._state.rate_remaining - 1, 1)
             remaining = self._state.rate_remaining
-        return {"x-rate-limit-limit": "450", "x-rate-limit-remaining": str(remaining),
-                "x-rate-limit-reset": str(int(time.time()) + 900)}
+        return {
+            "x-rate-limit-limit": "450",
+            "x-rate-limit-remaining": str(remaining),
+            "x-rate-limit-reset": str(int(time.time()) + 900),
+        }
 
-    def rules_response(self, method: str, params: dict[str, str],
-                       body: Any) -> tuple[int, dict[str, Any]]:
+    def rules_response(
+        self, method: str, params: dict[str, str], body: Any
+    ) -> tuple[int, dict[str, Any]]:
         """Status and body of GET or POST /2/tweets/search/stream/rules."""
         sent = api_time(datetime.now(UTC))
         with self._lock:
             if method == "GET":
                 wanted = set(params["ids"].split(",")) if params.get("ids") else None
-                rules = [r for r in self._state.rules.values()
-                         if wanted is None or r["id"] in wanted]
+                rules = [
+                    r for r in self._state.rules.values() if wanted is None or r["id"] in wanted
+                ]
                 out: dict[str, Any] = {"meta": {"sent": sent, "result_count": len(rules)}}
                 if rules:
                     out["data"] = rules
@@ -389,17 +430,31 @@ class FakeXApi:
         existing = {r["value"] for r in self._state.rules.values()}
         for item in add:
             if item["value"] in existing:
-                duplicate = next(r for r in self._state.rules.values()
-                                 if r["value"] == item["value"])
-                errors.append({"value": item["value"], "id": duplicate["id"],
-                               "title": "DuplicateRule",
-                               "type": "https://api.twitter.com/2/problems/duplicate-rules"})
+                duplicate = next(
+                    r for r in self._state.rules.values() if r["value"] == item["value"]
+                )
+                errors.append(
+                    {
+                        "value": item["value"],
+                        "id": duplicate["id"],
+                        "title": "DuplicateRule",
+                        "type": "https://api.twitter.com/2/problems/duplicate-rules",
+                    }
+                )
                 continue
             created.append(self._add_rule_locked(item["value"], item.get("tag")))
             existing.add(item["value"])
-        out: dict[str, Any] = {"meta": {"sent": sent, "summary": {
-            "created": len(created), "not_created": len(errors), "valid": len(created),
-            "invalid": 0}}}
+        out: dict[str, Any] = {
+            "meta": {
+                "sent": sent,
+                "summary": {
+                    "created": len(created),
+                    "not_created": len(errors),
+                    "valid": len(created),
+                    "invalid": 0,
+                },
+            }
+        }
         if created:
             out["data"] = created
         if errors:
@@ -408,10 +463,17 @@ class FakeXApi:
 
     def _delete_rules_locked(self, ids: list[str], sent: str) -> dict[str, Any]:
         deleted = [rule_id for rule_id in ids if self._state.rules.pop(rule_id, None)]
-        errors = [{"title": "NotFound", "detail": f"rule {rule_id} not found", "id": rule_id}
-                  for rule_id in ids if rule_id not in deleted]
-        out: dict[str, Any] = {"meta": {"sent": sent, "summary": {
-            "deleted": len(deleted), "not_deleted": len(ids) - len(deleted)}}}
+        errors = [
+            {"title": "NotFound", "detail": f"rule {rule_id} not found", "id": rule_id}
+            for rule_id in ids
+            if rule_id not in deleted
+        ]
+        out: dict[str, Any] = {
+            "meta": {
+                "sent": sent,
+                "summary": {"deleted": len(deleted), "not_deleted": len(ids) - len(deleted)},
+            }
+        }
         if errors:
             out["errors"] = errors
         return out
@@ -422,8 +484,9 @@ class FakeXApi:
             state = self._state
             if not state.rules:
                 return None
-            available = state.tweets if state.stream_limit is None \
-                else state.tweets[:state.stream_limit]
+            available = (
+                state.tweets if state.stream_limit is None else state.tweets[: state.stream_limit]
+            )
             if state.stream_position >= len(available):
                 return None
             tweet = available[state.stream_position]
@@ -431,9 +494,10 @@ class FakeXApi:
             rule = next(iter(state.rules.values()))
             author = next(u for u in state.users if u["id"] == tweet["author_id"])
             hidden = author["id"] in state.hidden_users
-        line: dict[str, Any] = {"data": _tweet_view(tweet, params),
-                                "matching_rules": [{"id": rule["id"],
-                                                    "tag": rule.get("tag", "")}]}
+        line: dict[str, Any] = {
+            "data": _tweet_view(tweet, params),
+            "matching_rules": [{"id": rule["id"], "tag": rule.get("tag", "")}],
+        }
         if "author_id" in params.get("expansions", "").split(",") and not hidden:
             line["includes"] = {"users": [_user_view(author, params)]}
         return json.dumps(line).encode()
@@ -477,13 +541,28 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         authorized = self.headers.get("Authorization") == f"Bearer {self.api.token}"
         headers = {k: v for k, v in self.headers.items() if k.lower() != "authorization"}
-        record = RecordedRequest(method=method, path=url.path, params=params, headers=headers,
-                                 body=body, authorized=authorized, at=time.time())
+        record = RecordedRequest(
+            method=method,
+            path=url.path,
+            params=params,
+            headers=headers,
+            body=body,
+            authorized=authorized,
+            at=time.time(),
+        )
         self.api._record(record)
         endpoint = next((name for name, path in ENDPOINTS.items() if path == url.path), None)
         if endpoint is None or (endpoint in ("search", "stream") and method != "GET"):
-            self._send_json(record, 404, {"title": "Not Found Error", "type": "about:blank",
-                                          "status": 404, "detail": f"{url.path} not found"})
+            self._send_json(
+                record,
+                404,
+                {
+                    "title": "Not Found Error",
+                    "type": "about:blank",
+                    "status": 404,
+                    "detail": f"{url.path} not found",
+                },
+            )
             return
         if not authorized:
             self._send_problem(record, 401)
@@ -513,8 +592,13 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             return raw.decode("utf-8", errors="replace")
 
-    def _send_json(self, record: RecordedRequest, status: int, payload: Any,
-                   headers: dict[str, str] | None = None) -> None:
+    def _send_json(
+        self,
+        record: RecordedRequest,
+        status: int,
+        payload: Any,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         data = json.dumps(payload).encode()
         record.status = status
         record.response_headers = dict(headers or {})
@@ -526,17 +610,28 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _send_problem(self, record: RecordedRequest, status: int,
-                      headers: dict[str, str] | None = None) -> None:
+    def _send_problem(
+        self, record: RecordedRequest, status: int, headers: dict[str, str] | None = None
+    ) -> None:
         phrase = HTTPStatus(status).phrase
-        self._send_json(record, status, {"title": phrase, "detail": phrase,
-                                         "type": "about:blank", "status": status}, headers)
+        self._send_json(
+            record,
+            status,
+            {"title": phrase, "detail": phrase, "type": "about:blank", "status": status},
+            headers,
+        )
 
     def _send_fault(self, record: RecordedRequest, fault: str) -> None:
         if fault == "429":
-            self._send_problem(record, 429, {"x-rate-limit-limit": "450",
-                                             "x-rate-limit-remaining": "0",
-                                             "x-rate-limit-reset": str(int(time.time()) + 1)})
+            self._send_problem(
+                record,
+                429,
+                {
+                    "x-rate-limit-limit": "450",
+                    "x-rate-limit-remaining": "0",
+                    "x-rate-limit-reset": str(int(time.time()) + 1),
+                },
+            )
         elif fault == "drop":
             self._drop_mid_body(record)
         else:
@@ -616,7 +711,7 @@ def _token_anchor(token: str) -> int | None:
     if not token.startswith(prefix):
         return None
     try:
-        return int(token[len(prefix):], 16)
+        return int(token[len(prefix) :], 16)
     except ValueError:
         return None
 
@@ -636,9 +731,14 @@ def _user_view(user: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
 
 
 def _invalid_request(parameter: str, value: str, problem: str) -> dict[str, Any]:
-    return {"errors": [{"parameters": {parameter: [value]},
-                        "message": f"The `{parameter}` query parameter value [{value}] "
-                                   f"{problem}"}],
-            "title": "Invalid Request",
-            "detail": "One or more parameters to your request was invalid.",
-            "type": "https://api.twitter.com/2/problems/invalid-request"}
+    return {
+        "errors": [
+            {
+                "parameters": {parameter: [value]},
+                "message": f"The `{parameter}` query parameter value [{value}] {problem}",
+            }
+        ],
+        "title": "Invalid Request",
+        "detail": "One or more parameters to your request was invalid.",
+        "type": "https://api.twitter.com/2/problems/invalid-request",
+    }

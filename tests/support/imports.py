@@ -52,8 +52,9 @@ def direct_imports(name: str, skip_functions_ending: str = "") -> frozenset[str]
     modules: set[str] = set()
     for item in found:
         if item.split(".")[0] == PACKAGE and module_file(item) is not None:
-            modules.update(parent for parent in _with_parents(item)
-                           if module_file(parent) is not None)
+            modules.update(
+                parent for parent in _with_parents(item) if module_file(parent) is not None
+            )
     return frozenset(modules)
 
 

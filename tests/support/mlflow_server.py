@@ -36,15 +36,22 @@ def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float
 
 
 @contextmanager
-def http_server(command: list[str], *, port: int, health_path: str, cwd: Path, log: Path,
-                env: dict[str, str] | None = None, timeout: float = 180) -> Iterator[str]:
+def http_server(
+    command: list[str],
+    *,
+    port: int,
+    health_path: str,
+    cwd: Path,
+    log: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 180,
+) -> Iterator[str]:
     """Run `command` (a server on 127.0.0.1:`port`) until it is healthy; yield its base URL.
 
     The server's output goes to `log`; it is terminated (killed if it lingers) afterwards.
     """
     with log.open("wb") as sink:
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=sink,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{base_url}{health_path}", process, log, timeout)
@@ -63,9 +70,25 @@ def mlflow_server(root: Path) -> Iterator[str]:
     port = free_port()
     root.mkdir(parents=True, exist_ok=True)
     with http_server(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-             "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
-             "--artifacts-destination", str(root / "server-artifacts"), "--workers", "1"],
-            port=port, health_path="/health", cwd=root,
-            log=root / "mlflow-server.log") as tracking_uri:
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{root / 'server.db'}",
+            "--artifacts-destination",
+            str(root / "server-artifacts"),
+            "--workers",
+            "1",
+        ],
+        port=port,
+        health_path="/health",
+        cwd=root,
+        log=root / "mlflow-server.log",
+    ) as tracking_uri:
         yield tracking_uri

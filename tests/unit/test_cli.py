@@ -15,10 +15,17 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import PARAMS_FILE
 
 
-def _tweetops(cwd: Path, *args: str, env: dict[str, str] | None = None
-              ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tweetops", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+def _tweetops(
+    cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tweetops", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _one_sentence(stderr: str) -> str:
@@ -65,7 +72,7 @@ def test_missing_java_is_one_sentence_not_a_py4j_traceback(project_dir: Path) ->
 def test_too_old_java_is_named_with_its_version(project_dir: Path) -> None:
     java = project_dir / "jdk8" / "bin" / "java"
     java.parent.mkdir(parents=True)
-    java.write_text('#!/bin/sh\necho \'openjdk version "1.8.0_392"\' >&2\n')
+    java.write_text("#!/bin/sh\necho 'openjdk version \"1.8.0_392\"' >&2\n")
     java.chmod(java.stat().st_mode | stat.S_IEXEC)
     env = {**os.environ, "JAVA_HOME": str(project_dir / "jdk8")}
     done = _tweetops(project_dir, "train", env=env)
@@ -93,12 +100,16 @@ def _statuses(project_dir: Path) -> list[str]:
     return [run.info.status for run in client.search_runs(experiments)]
 
 
-@pytest.mark.parametrize(("setting", "named"), [
-    ("spark.master=bogus://x", "spark.master='bogus://x'"),
-    ("spark.driver_memory=lots", "spark.driver_memory='lots'"),
-])
+@pytest.mark.parametrize(
+    ("setting", "named"),
+    [
+        ("spark.master=bogus://x", "spark.master='bogus://x'"),
+        ("spark.driver_memory=lots", "spark.driver_memory='lots'"),
+    ],
+)
 def test_spark_settings_spark_cannot_start_with_are_one_sentence(
-        project_dir: Path, setting: str, named: str) -> None:
+    project_dir: Path, setting: str, named: str
+) -> None:
     done = _tweetops(project_dir, "train", "-S", setting, env=_store_env(project_dir))
     assert done.returncode == 2
     assert named in _one_sentence(done.stderr)
@@ -106,15 +117,16 @@ def test_spark_settings_spark_cannot_start_with_are_one_sentence(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("content", ['{"run_id": "0123", "model_uri": "runs:/0123/mo',
-                                     '{"run_id": "0123"}'])
-def test_a_corrupt_or_partial_train_report_is_one_sentence(project_dir: Path,
-                                                           content: str) -> None:
+@pytest.mark.parametrize(
+    "content", ['{"run_id": "0123", "model_uri": "runs:/0123/mo', '{"run_id": "0123"}']
+)
+def test_a_corrupt_or_partial_train_report_is_one_sentence(project_dir: Path, content: str) -> None:
     report = project_dir / "reports" / "train_run.json"
     report.parent.mkdir()
     report.write_text(content)
-    done = _tweetops(project_dir, "promote", "-S", "spark.ui_enabled=false",
-                     env=_store_env(project_dir))
+    done = _tweetops(
+        project_dir, "promote", "-S", "spark.ui_enabled=false", env=_store_env(project_dir)
+    )
     assert done.returncode == 2
     line = _one_sentence(done.stderr)
     assert "train_run.json" in line and "rerun `tweetops train`" in line
@@ -130,8 +142,14 @@ def test_a_read_only_data_folder_is_one_sentence_naming_it(project_dir: Path) ->
     if os.geteuid() == 0:
         command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--", *command]
     try:
-        done = subprocess.run(command, cwd=project_dir, env=_store_env(project_dir),
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            command,
+            cwd=project_dir,
+            env=_store_env(project_dir),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         data.chmod(0o755)
     assert done.returncode == 2, done.stderr
@@ -142,9 +160,15 @@ def test_a_read_only_data_folder_is_one_sentence_naming_it(project_dir: Path) ->
 
 @pytest.mark.slow
 def test_a_spark_that_fails_to_start_ends_in_one_sentence_and_a_failed_run(
-        project_dir: Path) -> None:
-    done = _tweetops(project_dir, "train", "-S", 'spark.conf={"spark.driver.memory": "lots"}',
-                     env=_store_env(project_dir))
+    project_dir: Path,
+) -> None:
+    done = _tweetops(
+        project_dir,
+        "train",
+        "-S",
+        'spark.conf={"spark.driver.memory": "lots"}',
+        env=_store_env(project_dir),
+    )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]  # after what the JVM itself printed

@@ -11,10 +11,16 @@ import pytest
 from tweetops.contracts import SplitSpec, TrainedModel, read_contract, write_contract
 from tweetops.errors import TweetopsError
 
-TRAINED = TrainedModel(run_id="abc", model_uri="runs:/abc/model",
-                       metrics={"rmse": 0.7, "r2": 0.6}, train_rows=80, test_rows=20,
-                       split=SplitSpec(seed=42, test_fraction=0.2, split_partitions=4,
-                                       training_dir="data/features/training"))
+TRAINED = TrainedModel(
+    run_id="abc",
+    model_uri="runs:/abc/model",
+    metrics={"rmse": 0.7, "r2": 0.6},
+    train_rows=80,
+    test_rows=20,
+    split=SplitSpec(
+        seed=42, test_fraction=0.2, split_partitions=4, training_rows_dir="data/features/training"
+    ),
+)
 
 
 def test_round_trip_gives_the_same_contract(tmp_path: Path) -> None:
@@ -32,12 +38,15 @@ def test_the_file_holds_exactly_the_contract_fields(tmp_path: Path) -> None:
     assert set(on_disk["split"]) == {field.name for field in fields(SplitSpec)}
 
 
-@pytest.mark.parametrize("broken", [
-    lambda data: data.pop("model_uri"),
-    lambda data: data.__setitem__("modelUri", data.pop("model_uri")),
-    lambda data: data["split"].pop("seed"),
-    lambda data: data.__setitem__("test_rows", "many"),
-])
+@pytest.mark.parametrize(
+    "broken",
+    [
+        lambda data: data.pop("model_uri"),
+        lambda data: data.__setitem__("modelUri", data.pop("model_uri")),
+        lambda data: data["split"].pop("seed"),
+        lambda data: data.__setitem__("test_rows", "many"),
+    ],
+)
 def test_a_missing_or_renamed_field_is_one_sentence(tmp_path: Path, broken) -> None:
     data = asdict(TRAINED)
     broken(data)

@@ -10,8 +10,9 @@ from tweetops.dataset import persist_rows
 
 
 @pytest.mark.parametrize("level", ["MEMORY_ONLY", "MEMORY_AND_DISK", "DISK_ONLY", "none"])
-def test_rows_are_persisted_at_the_configured_storage_level(spark: SparkSession,
-                                                            level: str) -> None:
+def test_rows_are_persisted_at_the_configured_storage_level(
+    spark: SparkSession, level: str
+) -> None:
     rows = spark.range(10)
     persisted = persist_rows(rows, level)
     try:

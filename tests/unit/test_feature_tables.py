@@ -21,8 +21,7 @@ def tweets_of(spark: SparkSession, *records: dict) -> DataFrame:
     return valid_tweets(parse_tweets(raw_frame(spark, as_lines(*records))))
 
 
-def test_author_history_counts_only_tweets_strictly_before_each_tweet(
-        spark: SparkSession) -> None:
+def test_author_history_counts_only_tweets_strictly_before_each_tweet(spark: SparkSession) -> None:
     frame = tweets_of(
         spark,
         tweet("1", "a", "2026-10-01T10:00:00.000Z", 100, likes=9),
@@ -35,26 +34,31 @@ def test_author_history_counts_only_tweets_strictly_before_each_tweet(
     )
     got = author_history(frame).select("tweet_id", *AUTHOR_HISTORY_COLUMNS)
     mean_three = (math.log1p(9) + math.log1p(99) + math.log1p(0)) / 3
-    expected = spark.createDataFrame([
-        ("1", 0, 0, 0.0, False, -1.0),
-        ("2", 1, 1, math.log1p(9), True, 1 / 24),
-        ("3", 1, 1, math.log1p(9), True, 1 / 24),
-        ("4", 0, 3, mean_three, True, 2 - 1 / 24),
-        ("5", 0, 1, mean_three, True, 6 + 1 / 24),   # the retweet: a tweet, not in the mean
-        ("6", 0, 0, 0.0, False, -1.0),
-    ], got.schema)
+    expected = spark.createDataFrame(
+        [
+            ("1", 0, 0, 0.0, False, -1.0),
+            ("2", 1, 1, math.log1p(9), True, 1 / 24),
+            ("3", 1, 1, math.log1p(9), True, 1 / 24),
+            ("4", 0, 3, mean_three, True, 2 - 1 / 24),
+            ("5", 0, 1, mean_three, True, 6 + 1 / 24),  # the retweet: a tweet, not in the mean
+            ("6", 0, 0, 0.0, False, -1.0),
+        ],
+        got.schema,
+    )
     assert_same_rows(got, expected)
 
 
 def test_author_history_ignores_later_tweets(spark: SparkSession) -> None:
-    early = [tweet("1", "a", "2026-10-01T10:00:00.000Z", 100, likes=3),
-             tweet("2", "a", "2026-10-01T12:00:00.000Z", 100)]
+    early = [
+        tweet("1", "a", "2026-10-01T10:00:00.000Z", 100, likes=3),
+        tweet("2", "a", "2026-10-01T12:00:00.000Z", 100),
+    ]
     alone = author_history(tweets_of(spark, *early))
-    later = author_history(tweets_of(
-        spark, *early, tweet("9", "a", "2026-10-01T13:00:00.000Z", 100, likes=10_000)))
+    later = author_history(
+        tweets_of(spark, *early, tweet("9", "a", "2026-10-01T13:00:00.000Z", 100, likes=10_000))
+    )
     columns = ("tweet_id", *AUTHOR_HISTORY_COLUMNS)
-    assert_same_rows(later.where(F.col("tweet_id") != "9").select(*columns),
-                     alone.select(*columns))
+    assert_same_rows(later.where(F.col("tweet_id") != "9").select(*columns), alone.select(*columns))
 
 
 def test_user_activity_per_tumbling_window_with_follower_growth(spark: SparkSession) -> None:
@@ -67,24 +71,30 @@ def test_user_activity_per_tumbling_window_with_follower_growth(spark: SparkSess
     )
     got = user_activity(frame, "1 hour")
     hour = [datetime(2026, 10, 1, h) for h in (10, 11, 12)]
-    expected = spark.createDataFrame([
-        ("a", hour[0], hour[1], 2, 1, 1, 3, math.log1p(3), 100, 120, 20),
-        ("a", hour[1], hour[2], 1, 1, 0, 0, 0.0, 130, 130, 0),
-        ("b", hour[0], hour[1], 1, 1, 0, 1, math.log1p(1), 7, 7, 0),
-    ], got.schema)
+    expected = spark.createDataFrame(
+        [
+            ("a", hour[0], hour[1], 2, 1, 1, 3, math.log1p(3), 100, 120, 20),
+            ("a", hour[1], hour[2], 1, 1, 0, 0, 0.0, 130, 130, 0),
+            ("b", hour[0], hour[1], 1, 1, 0, 1, math.log1p(1), 7, 7, 0),
+        ],
+        got.schema,
+    )
     assert_same_rows(got, expected)
 
 
 def test_user_activity_sliding_windows_overlap(spark: SparkSession) -> None:
     frame = tweets_of(spark, tweet("1", "a", "2026-10-01T10:40:00.000Z", 100))
     got = user_activity(frame, "1 hour", "30 minutes").select("window_start", "tweets")
-    expected = spark.createDataFrame([(datetime(2026, 10, 1, 10, 0), 1),
-                                      (datetime(2026, 10, 1, 10, 30), 1)], got.schema)
+    expected = spark.createDataFrame(
+        [(datetime(2026, 10, 1, 10, 0), 1), (datetime(2026, 10, 1, 10, 30), 1)], got.schema
+    )
     assert_same_rows(got, expected)
 
 
 def test_a_watermark_that_is_not_a_duration_is_one_sentence() -> None:
-    assert load_settings(PARAMS_FILE, ["features.watermark=10 minutes"]).features.watermark \
+    assert (
+        load_settings(PARAMS_FILE, ["features.watermark=10 minutes"]).features.watermark
         == "10 minutes"
+    )
     with pytest.raises(TweetopsError, match=r"^Setting features.watermark='soon' is invalid"):
         load_settings(PARAMS_FILE, ["features.watermark=soon"])

@@ -25,53 +25,86 @@ from tweetops.ingest.step import ingest
 from tweetops.schema import CORRUPT_RECORD_COLUMN, RAW_TWEET_SCHEMA
 
 
-def tweet(tweet_id: str, user: str, created_at: str, followers: int, *,
-          retweet: bool = False, reply: bool = False, likes: int = 0, retweets: int = 0,
-          replies: int = 0, quotes: int = 0, hashtags: int = 0, media: bool = False,
-          text: str = "hello world") -> dict[str, Any]:
+def tweet(
+    tweet_id: str,
+    user: str,
+    created_at: str,
+    followers: int,
+    *,
+    retweet: bool = False,
+    reply: bool = False,
+    likes: int = 0,
+    retweets: int = 0,
+    replies: int = 0,
+    quotes: int = 0,
+    hashtags: int = 0,
+    media: bool = False,
+    text: str = "hello world",
+) -> dict[str, Any]:
     refs = []
     if retweet:
         refs.append({"type": "retweeted", "id": "1"})
     if reply:
         refs.append({"type": "replied_to", "id": "2"})
     return {
-        "id": tweet_id, "created_at": created_at, "text": text, "lang": "en",
+        "id": tweet_id,
+        "created_at": created_at,
+        "text": text,
+        "lang": "en",
         "author_id": user,
-        "public_metrics": {"retweet_count": retweets, "reply_count": replies,
-                           "like_count": likes, "quote_count": quotes},
-        "entities": {"hashtags": [{"start": 0, "end": 2, "tag": "x"}] * hashtags,
-                     "mentions": [], "urls": []},
+        "public_metrics": {
+            "retweet_count": retweets,
+            "reply_count": replies,
+            "like_count": likes,
+            "quote_count": quotes,
+        },
+        "entities": {
+            "hashtags": [{"start": 0, "end": 2, "tag": "x"}] * hashtags,
+            "mentions": [],
+            "urls": [],
+        },
         "attachments": {"media_keys": ["3_1"] if media else []},
         "referenced_tweets": refs,
-        "author": {"id": user, "username": f"u{user}", "created_at": "2026-09-21T00:00:00.000Z",
-                   "verified": followers > 1000,
-                   "public_metrics": {"followers_count": followers, "following_count": 10,
-                                      "tweet_count": 100 + followers, "listed_count": 1,
-                                      "like_count": 5}},
+        "author": {
+            "id": user,
+            "username": f"u{user}",
+            "created_at": "2026-09-21T00:00:00.000Z",
+            "verified": followers > 1000,
+            "public_metrics": {
+                "followers_count": followers,
+                "following_count": 10,
+                "tweet_count": 100 + followers,
+                "listed_count": 1,
+                "like_count": 5,
+            },
+        },
     }
 
 
 def raw_frame(spark: SparkSession, lines: list[str]) -> DataFrame:
-    return (spark.read.schema(RAW_TWEET_SCHEMA)
-            .option("columnNameOfCorruptRecord", CORRUPT_RECORD_COLUMN)
-            .json(spark.sparkContext.parallelize(lines)))
+    return (
+        spark.read.schema(RAW_TWEET_SCHEMA)
+        .option("columnNameOfCorruptRecord", CORRUPT_RECORD_COLUMN)
+        .json(spark.sparkContext.parallelize(lines))
+    )
 
 
 def as_lines(*records: dict[str, Any]) -> list[str]:
     return [orjson.dumps(record).decode() for record in records]
 
 
-def test_user_features_take_the_latest_profile_ties_broken_by_tweet_id(
-        spark: SparkSession) -> None:
+def test_user_features_take_the_latest_profile_ties_broken_by_tweet_id(spark: SparkSession) -> None:
     lines = as_lines(
         tweet("10", "a", "2026-10-01T10:00:00.000Z", 100),
-        tweet("12", "a", "2026-10-01T12:00:00.000Z", 300),   # same time as 11, higher id: wins
+        tweet("12", "a", "2026-10-01T12:00:00.000Z", 300),  # same time as 11, higher id: wins
         tweet("11", "a", "2026-10-01T12:00:00.000Z", 200),
         tweet("13", "a", "2026-10-01T09:00:00.000Z", 999, retweet=True),  # older, retweet
         tweet("20", "b", "2026-10-02T08:00:00.000Z", 5000, likes=3),
     )
-    users = {row["user_id"]: row for row in
-             user_features(valid_tweets(parse_tweets(raw_frame(spark, lines)))).collect()}
+    users = {
+        row["user_id"]: row
+        for row in user_features(valid_tweets(parse_tweets(raw_frame(spark, lines)))).collect()
+    }
     assert set(users) == {"a", "b"}
     a = users["a"]
     assert a["tweets_seen"] == 4
@@ -87,16 +120,32 @@ def test_user_features_take_the_latest_profile_ties_broken_by_tweet_id(
 
 
 def test_training_rows_exclude_retweets_and_label_is_log1p_of_all_engagement(
-        spark: SparkSession) -> None:
+    spark: SparkSession,
+) -> None:
     lines = as_lines(
-        tweet("10", "a", "2026-10-01T19:30:00.000Z", 100, likes=5, retweets=2, replies=1,
-              quotes=1, hashtags=2, media=True, reply=True, text="abcdef"),
+        tweet(
+            "10",
+            "a",
+            "2026-10-01T19:30:00.000Z",
+            100,
+            likes=5,
+            retweets=2,
+            replies=1,
+            quotes=1,
+            hashtags=2,
+            media=True,
+            reply=True,
+            text="abcdef",
+        ),
         tweet("11", "a", "2026-10-01T20:00:00.000Z", 100, retweet=True, likes=50),
         tweet("12", "b", "2026-10-03T01:00:00.000Z", 7),
     )
-    rows = {row["tweet_id"]: row for row in
-            training_rows(author_history(valid_tweets(parse_tweets(raw_frame(spark, lines)))))
-            .collect()}
+    rows = {
+        row["tweet_id"]: row
+        for row in training_rows(
+            author_history(valid_tweets(parse_tweets(raw_frame(spark, lines))))
+        ).collect()
+    }
     assert set(rows) == {"10", "12"}
     first = rows["10"]
     assert first["engagement"] == pytest.approx(math.log1p(9))
@@ -116,25 +165,35 @@ def test_unreadable_lines_are_rejected_with_a_reason_not_dropped(spark: SparkSes
     bad_time = tweet("31", "c", "yesterday", 1)
     huge = tweet("32", "c", "2026-10-01T00:00:00.000Z", 1)
     huge["text"] = "x" * 20_000_001  # valid JSON, but longer than Spark's JSON reader reads
-    lines = [*as_lines(tweet("29", "c", "2026-10-01T00:00:00.000Z", 1), no_author, bad_time,
-                       huge),
-             "{not json", "[1, 2]"]
+    lines = [
+        *as_lines(tweet("29", "c", "2026-10-01T00:00:00.000Z", 1), no_author, bad_time, huge),
+        "{not json",
+        "[1, 2]",
+    ]
     parsed = parse_tweets(raw_frame(spark, lines)).cache()
     reasons = sorted(row["reject_reason"] for row in rejected_rows(parsed).collect())
     huge_length = len(as_lines(huge)[0])
-    assert reasons == sorted([
-        "line is a JSON array, not an object",
-        f"line is {huge_length} characters, longer than Spark's JSON reader accepts (20000000)",
-        "line is not valid JSON", "missing author", "missing or unreadable created_at"])
+    assert reasons == sorted(
+        [
+            "line is a JSON array, not an object",
+            f"line is {huge_length} characters, longer than Spark's JSON reader accepts (20000000)",
+            "line is not valid JSON",
+            "missing author",
+            "missing or unreadable created_at",
+        ]
+    )
     assert [row["tweet_id"] for row in valid_tweets(parsed).collect()] == ["29"]
 
 
 def assert_same_rows(left: DataFrame, right: DataFrame) -> None:
     """Equal as multisets; doubles compared to 1e-9 (sums merge in another order per batch)."""
+
     def rounded(frame: DataFrame) -> DataFrame:
         doubles = [f.name for f in frame.schema.fields if f.dataType.typeName() == "double"]
-        return frame.select(*(F.round(c, 9).alias(c) if c in doubles else F.col(c)
-                              for c in sorted(frame.columns)))
+        return frame.select(
+            *(F.round(c, 9).alias(c) if c in doubles else F.col(c) for c in sorted(frame.columns))
+        )
+
     left, right = rounded(left), rounded(right)
     assert left.count() == right.count()
     assert left.exceptAll(right).isEmpty()
@@ -147,9 +206,12 @@ def read_table(spark: SparkSession, folder: Any) -> DataFrame:
 
 
 def test_streaming_job_equals_batch_job(project: Project, spark: SparkSession) -> None:
-    settings = project.settings("ingest.n_tweets=1500", "ingest.n_users=150",
-                                "ingest.tweets_per_file=400",
-                                "features.max_files_per_trigger=1")
+    settings = project.settings(
+        "ingest.n_tweets=1500",
+        "ingest.n_users=150",
+        "ingest.tweets_per_file=400",
+        "features.max_files_per_trigger=1",
+    )
     ingest(settings)
     result = build_features(settings)
     assert result.micro_batches == 4  # 1500 tweets in 4 part files, one file per trigger
@@ -157,14 +219,18 @@ def test_streaming_job_equals_batch_job(project: Project, spark: SparkSession) -
     assert result.rejected == 0 and result.late == 0
 
     config = settings.features
-    batch = build_features_batch(spark, config.raw_dir, watermark=config.watermark,
-                                 activity_window=config.activity_window,
-                                 activity_slide=config.activity_slide)
+    batch = build_features_batch(
+        spark,
+        config.raw_dir,
+        watermark=config.watermark,
+        activity_window=config.activity_window,
+        activity_slide=config.activity_slide,
+    )
     assert result.users == batch.users.count()
     assert result.training_rows == batch.training.count() > 0
     assert result.activity_rows == batch.activity.count() > 0
     assert_same_rows(read_table(spark, config.users_dir), batch.users)
-    assert_same_rows(read_table(spark, config.training_dir), batch.training)
+    assert_same_rows(read_table(spark, config.training_rows_dir), batch.training)
     assert_same_rows(read_table(spark, config.user_activity_dir), batch.activity)
     # the point-in-time columns are real history, not defaults everywhere
     assert batch.training.where(F.col("author_has_history")).count() > 0
@@ -175,10 +241,17 @@ def test_incremental_run_reads_only_new_part_files(project: Project) -> None:
     ingest(project.settings(*base, "ingest.n_tweets=500"))
     first = build_features(project.settings(*base))
     # a second batch, appended under another batch id (another seed), after the first in time
-    ingest(project.settings(*base, "ingest.n_tweets=500", "ingest.seed=43", "ingest.mode=append",
-                            "ingest.synthetic_start_time=2026-10-20T00:00:00Z"))
+    ingest(
+        project.settings(
+            *base,
+            "ingest.n_tweets=500",
+            "ingest.seed=43",
+            "ingest.mode=append",
+            "ingest.synthetic_start_time=2026-10-20T00:00:00Z",
+        )
+    )
     second = build_features(project.settings(*base))
     assert first.input_rows == 500
-    assert second.input_rows == 500          # only the new file was read
-    assert second.users >= first.users       # the aggregation state carried over
+    assert second.input_rows == 500  # only the new file was read
+    assert second.users >= first.users  # the aggregation state carried over
     assert second.training_rows > first.training_rows

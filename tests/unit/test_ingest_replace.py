@@ -19,7 +19,7 @@ from tweetops.ingest.snapshot import iter_part_records, part_files
 from tweetops.ingest.step import ingest
 from tweetops.ingest.xapi import retry as xapi_retry
 from tweetops.ingest.xapi.retry import RetryPolicy
-from tweetops.outputs import read_marker, require_complete
+from tweetops.markers import read_marker, require_complete
 
 RAW = Path("data/raw")
 TWEETS = RAW / "tweets"
@@ -28,10 +28,12 @@ SNAPSHOT = ("ingest.n_tweets=300", "ingest.n_users=40", "ingest.tweets_per_file=
 
 def snapshot_hashes(root: Path = RAW) -> dict[str, str]:
     """sha256 of every file under the snapshot folders (checkpoints are not the snapshot)."""
-    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(root.rglob("*"))
-            if path.is_file() and path.relative_to(root).parts[0] in
-            ("tweets", "manifests", "quarantine")}
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+        and path.relative_to(root).parts[0] in ("tweets", "manifests", "quarantine")
+    }
 
 
 @pytest.fixture
@@ -48,11 +50,12 @@ def _replay(project: Project, archive: Path, *overrides: str):
 
 
 def test_search_against_an_unreachable_api_keeps_the_snapshot(
-        project: Project, good_snapshot: dict[str, str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Project, good_snapshot: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("X_BEARER_TOKEN", "xtest-token-for-an-api-that-is-not-there")
-    monkeypatch.setattr(xapi_retry, "RETRY_POLICY", RetryPolicy(attempts=2, backoff_base=0.01,
-                                                                backoff_cap=0.01))
+    monkeypatch.setattr(
+        xapi_retry, "RETRY_POLICY", RetryPolicy(attempts=2, backoff_base=0.01, backoff_cap=0.01)
+    )
     settings = project.settings("ingest.source=search", "ingest.api_base_url=http://127.0.0.1:9")
     with pytest.raises(TweetopsError):
         ingest(settings)
@@ -60,9 +63,10 @@ def test_search_against_an_unreachable_api_keeps_the_snapshot(
 
 
 def test_a_replay_of_garbage_is_an_error_and_keeps_the_snapshot(
-        project: Project, good_snapshot: dict[str, str], tmp_path: Path) -> None:
+    project: Project, good_snapshot: dict[str, str], tmp_path: Path
+) -> None:
     archive = tmp_path / "garbage.jsonl"
-    archive.write_bytes(b"not json\n{\"half\": \n[1, 2]\n")
+    archive.write_bytes(b'not json\n{"half": \n[1, 2]\n')
     with pytest.raises(TweetopsError, match=r"accepted no tweets \(3 quarantined.*was kept"):
         ingest(_replay(project, archive))
     assert snapshot_hashes() == good_snapshot
@@ -74,7 +78,8 @@ def test_a_replay_of_garbage_is_an_error_and_keeps_the_snapshot(
 
 
 def test_replace_swaps_in_a_complete_snapshot_and_leaves_nothing_beside_it(
-        project: Project, good_snapshot: dict[str, str]) -> None:
+    project: Project, good_snapshot: dict[str, str]
+) -> None:
     result = ingest(project.settings("ingest.n_tweets=50", "ingest.seed=3"))
     assert result.counts.accepted == 50
     assert len(list(iter_part_records(TWEETS))) == 50
@@ -85,7 +90,8 @@ def test_replace_swaps_in_a_complete_snapshot_and_leaves_nothing_beside_it(
 
 
 def test_a_leftover_staging_folder_is_discarded_by_the_next_run(
-        project: Project, good_snapshot: dict[str, str]) -> None:
+    project: Project, good_snapshot: dict[str, str]
+) -> None:
     leftover = staging.staging_dir(TWEETS)
     leftover.mkdir()
     (leftover / "killed-part-00000.jsonl").write_bytes(orjson.dumps(RECORDS[0]) + b"\n")
@@ -95,7 +101,8 @@ def test_a_leftover_staging_folder_is_discarded_by_the_next_run(
 
 
 def test_a_swap_cut_short_by_a_crash_is_finished_by_the_next_run(
-        project: Project, good_snapshot: dict[str, str]) -> None:
+    project: Project, good_snapshot: dict[str, str]
+) -> None:
     folders = (TWEETS, RAW / "manifests", RAW / "quarantine")
     # a complete new snapshot staged, the journal written, then a crash after the first rename
     for folder in folders:
@@ -115,13 +122,24 @@ def test_a_swap_cut_short_by_a_crash_is_finished_by_the_next_run(
 
 
 def test_append_adds_a_batch_and_marks_the_snapshot_complete_again(
-        project: Project, good_snapshot: dict[str, str]) -> None:
-    result = ingest(project.settings("ingest.mode=append", "ingest.n_tweets=40", "ingest.seed=9",
-                                     "ingest.tweets_per_file=100"))
+    project: Project, good_snapshot: dict[str, str]
+) -> None:
+    result = ingest(
+        project.settings(
+            "ingest.mode=append",
+            "ingest.n_tweets=40",
+            "ingest.seed=9",
+            "ingest.tweets_per_file=100",
+        )
+    )
     assert result.counts.accepted == 40
     assert len(list(iter_part_records(TWEETS))) == 340
-    assert read_marker(TWEETS)["counts"] == {"tweets": 340, "accepted": 40, "quarantined": 0,
-                                             "duplicate": 0}
+    assert read_marker(TWEETS)["counts"] == {
+        "tweets": 340,
+        "accepted": 40,
+        "quarantined": 0,
+        "duplicate": 0,
+    }
     # the same batch again: all duplicates, and nothing of the first one overwritten
     again = ingest(project.settings("ingest.mode=append", "ingest.n_tweets=40", "ingest.seed=9"))
     assert (again.counts.accepted, again.counts.duplicate) == (0, 40)
@@ -129,32 +147,45 @@ def test_append_adds_a_batch_and_marks_the_snapshot_complete_again(
 
 
 def test_a_huge_text_is_quarantined_at_ingest_with_the_limit_as_reason(
-        project: Project, tmp_path: Path) -> None:
+    project: Project, tmp_path: Path
+) -> None:
     long_text = {**RECORDS[1], "text": "x" * 30_000}
-    many_tags = {**RECORDS[2], "entities": {"hashtags": [{"start": 0, "end": 2, "tag": "a"}]
-                                            * 2_000}}
+    many_tags = {
+        **RECORDS[2],
+        "entities": {"hashtags": [{"start": 0, "end": 2, "tag": "a"}] * 2_000},
+    }
     huge_line = orjson.dumps({**RECORDS[3], "text": "x" * (MAX_LINE_BYTES + 10)})
     archive = tmp_path / "limits.jsonl"
-    archive.write_bytes(b"\n".join([orjson.dumps(RECORDS[0]), orjson.dumps(long_text),
-                                    orjson.dumps(many_tags), huge_line]) + b"\n")
+    archive.write_bytes(
+        b"\n".join(
+            [orjson.dumps(RECORDS[0]), orjson.dumps(long_text), orjson.dumps(many_tags), huge_line]
+        )
+        + b"\n"
+    )
     result = ingest(_replay(project, archive))
     assert (result.counts.accepted, result.counts.quarantined) == (1, 3)
-    entries = [orjson.loads(line) for path in (RAW / "quarantine").glob("*.jsonl")
-               for line in path.read_bytes().splitlines()]
+    entries = [
+        orjson.loads(line)
+        for path in (RAW / "quarantine").glob("*.jsonl")
+        for line in path.read_bytes().splitlines()
+    ]
     reasons = {entry["location"].rsplit(":", 1)[1]: entry["reason"] for entry in entries}
     assert reasons["2"] == "text: String should have at most 25000 characters"
     assert reasons["3"].startswith("entities.hashtags: List should have at most 1000 items")
-    assert reasons["4"].startswith(f"line is {len(huge_line) + 1:,} bytes, over the "
-                                   f"{MAX_LINE_BYTES:,}")
+    assert reasons["4"].startswith(
+        f"line is {len(huge_line) + 1:,} bytes, over the {MAX_LINE_BYTES:,}"
+    )
 
 
-def test_a_line_that_is_not_utf8_keeps_its_original_bytes(project: Project,
-                                                          tmp_path: Path) -> None:
+def test_a_line_that_is_not_utf8_keeps_its_original_bytes(project: Project, tmp_path: Path) -> None:
     broken = b'{"id": "1", "text": "caf\xe9 \xff\xfe", "lang": "fr"'
     archive = tmp_path / "latin1.jsonl"
     archive.write_bytes(orjson.dumps(RECORDS[0]) + b"\n" + broken + b"\n")
     ingest(_replay(project, archive))
-    [entry] = [orjson.loads(line) for path in (RAW / "quarantine").glob("*.jsonl")
-               for line in path.read_bytes().splitlines()]
+    [entry] = [
+        orjson.loads(line)
+        for path in (RAW / "quarantine").glob("*.jsonl")
+        for line in path.read_bytes().splitlines()
+    ]
     assert base64.b64decode(entry["record_base64"]) == broken + b"\n"  # the bytes, exactly
     assert entry["record"].startswith('{"id": "1", "text": "caf\ufffd')  # and a readable preview

@@ -24,8 +24,12 @@ CLI_COMMANDS = {command.name for command in app.registered_commands}
 COMMAND_PATTERN = re.compile(r"python -m tweetops (\w+)")
 OVERRIDE_PATTERN = re.compile(r"-S (\w+)\.(\w+)=\{(\w+)\}")
 # the module each stage runs (`python -m tweetops <stage>` calls its entry function)
-STEP_MODULES = {"ingest": "tweetops.ingest.step", "features": "tweetops.features",
-                "train": "tweetops.train", "promote": "tweetops.promote"}
+STEP_MODULES = {
+    "ingest": "tweetops.ingest.step",
+    "features": "tweetops.features",
+    "train": "tweetops.train",
+    "promote": "tweetops.promote",
+}
 
 
 def test_every_entry_point_runs_the_cli_command_of_its_name() -> None:
@@ -53,8 +57,9 @@ def test_dvc_stages_run_the_cli_command_of_their_name_with_their_section() -> No
     assert list(stages) == ["ingest", "features", "train", "promote"]
     for name, stage in stages.items():
         assert stage["cmd"] == f"python -m tweetops {name}"
-        sections = [entry if isinstance(entry, str) else next(iter(entry))
-                    for entry in stage["params"]]
+        sections = [
+            entry if isinstance(entry, str) else next(iter(entry)) for entry in stage["params"]
+        ]
         assert sections == [name]
         for dep in _paths(stage["deps"]):
             assert (REPO_ROOT / dep).exists() or dep.startswith(("data/", "reports/")), dep
@@ -63,15 +68,18 @@ def test_dvc_stages_run_the_cli_command_of_their_name_with_their_section() -> No
 def _paths(entries: list) -> list[str]:
     """Stage deps/outs as paths, DVC's ${data.<key>} templating resolved from params.yaml."""
     paths = [entry if isinstance(entry, str) else next(iter(entry)) for entry in entries]
-    return [re.sub(r"\$\{data\.(\w+)\}", lambda m: PARAMS["data"][m.group(1)], path)
-            for path in paths]
+    return [
+        re.sub(r"\$\{data\.(\w+)\}", lambda m: PARAMS["data"][m.group(1)], path) for path in paths
+    ]
 
 
 def test_every_path_of_dvc_yaml_comes_from_the_data_section() -> None:
     for name, stage in DVC["stages"].items():
         for kind in ("outs", "metrics"):
-            for path in (entry if isinstance(entry, str) else next(iter(entry))
-                         for entry in stage.get(kind, [])):
+            for path in (
+                entry if isinstance(entry, str) else next(iter(entry))
+                for entry in stage.get(kind, [])
+            ):
                 assert re.fullmatch(r"\$\{data\.\w+\}", path), f"{name}.{kind}: {path}"
         for dep in stage["deps"]:
             dep = dep if isinstance(dep, str) else next(iter(dep))
@@ -94,14 +102,17 @@ def test_each_stage_depends_on_every_module_it_imports(stage: str) -> None:
 
 
 def test_a_stage_that_misses_an_imported_module_is_caught() -> None:
-    deps = [dep for dep in _paths(DVC["stages"]["promote"]["deps"])
-            if dep != "src/tweetops/dataset.py"]
+    deps = [
+        dep for dep in _paths(DVC["stages"]["promote"]["deps"]) if dep != "src/tweetops/dataset.py"
+    ]
     assert missing_modules("promote", deps) == ["src/tweetops/dataset.py"]
     # a module imported only lazily, inside a function, counts too
-    ingest_deps = [dep for dep in _paths(DVC["stages"]["ingest"]["deps"])
-                   if dep != "src/tweetops/ingest"]
+    ingest_deps = [
+        dep for dep in _paths(DVC["stages"]["ingest"]["deps"]) if dep != "src/tweetops/ingest"
+    ]
     assert "src/tweetops/ingest/xapi/search.py" in missing_modules(
-        "ingest", [*ingest_deps, "src/tweetops/ingest/step.py"])
+        "ingest", [*ingest_deps, "src/tweetops/ingest/step.py"]
+    )
 
 
 def test_params_yaml_sections_are_exactly_the_settings_sections() -> None:

@@ -31,7 +31,8 @@ class Counted:
 
 
 def test_run_step_logs_settings_lineage_metrics_report_and_summary(
-        project: Project, caplog: pytest.LogCaptureFixture) -> None:
+    project: Project, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = project.settings("train.seed=7")
     data = project.root / "data" / "input.txt"
     data.parent.mkdir()
@@ -44,8 +45,14 @@ def test_run_step_logs_settings_lineage_metrics_report_and_summary(
         return Counted(rows=3)
 
     with caplog.at_level(logging.INFO, logger="tweetops"):
-        result = run_step(settings, "count", ("train",), core, inputs={"input": data},
-                          reports=lambda counted: {report: {"rows": counted.rows}})
+        result = run_step(
+            settings,
+            "count",
+            ("train",),
+            core,
+            inputs={"input": data},
+            reports=lambda counted: {report: {"rows": counted.rows}},
+        )
 
     assert result == Counted(rows=3)
     assert "count: 3 rows" in caplog.messages
@@ -66,27 +73,42 @@ def test_a_failing_core_ends_its_run_failed_and_writes_nothing(project: Project)
         raise TweetopsError("No rows.")
 
     with pytest.raises(TweetopsError):
-        run_step(project.settings(), "count", (), core,
-                 reports=lambda counted: {report: {"rows": counted.rows}})
+        run_step(
+            project.settings(),
+            "count",
+            (),
+            core,
+            reports=lambda counted: {report: {"rows": counted.rows}},
+        )
     assert not report.exists()
     runs = MlflowClient().search_runs(
-        [MlflowClient().get_experiment_by_name("tweetops").experiment_id])
+        [MlflowClient().get_experiment_by_name("tweetops").experiment_id]
+    )
     assert [run.info.status for run in runs] == ["FAILED"]
 
 
 def test_publish_turns_the_core_output_into_the_result(project: Project) -> None:
-    result = run_step(project.settings(), "count", (), lambda run: 5,
-                      publish=lambda rows, run: Counted(rows=rows * 2))
+    result = run_step(
+        project.settings(),
+        "count",
+        (),
+        lambda run: 5,
+        publish=lambda rows, run: Counted(rows=rows * 2),
+    )
     assert result == Counted(rows=10)
 
 
-@pytest.mark.parametrize(("verbosity", "ours", "mlflow_level"), [
-    (0, logging.INFO, logging.WARNING),
-    (1, logging.DEBUG, logging.INFO),
-    (-1, logging.WARNING, logging.WARNING),
-])
+@pytest.mark.parametrize(
+    ("verbosity", "ours", "mlflow_level"),
+    [
+        (0, logging.INFO, logging.WARNING),
+        (1, logging.DEBUG, logging.INFO),
+        (-1, logging.WARNING, logging.WARNING),
+    ],
+)
 def test_verbosity_sets_our_level_and_keeps_library_noise_down(
-        verbosity: int, ours: int, mlflow_level: int) -> None:
+    verbosity: int, ours: int, mlflow_level: int
+) -> None:
     configure_logging(verbosity)
     try:
         assert logging.getLogger("tweetops").level == ours
@@ -97,7 +119,8 @@ def test_verbosity_sets_our_level_and_keeps_library_noise_down(
 
 
 def test_summary_lines_go_to_stdout_and_warnings_to_stderr(
-        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     configure_logging(0)
     logging.getLogger("tweetops.some_step").info("step: done")
     logging.getLogger("tweetops.some_step").warning("careful")
@@ -107,10 +130,12 @@ def test_summary_lines_go_to_stdout_and_warnings_to_stderr(
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_that_surfaces_wrapped_still_ends_the_run_killed(project: Project,
-                                                                  signum: int) -> None:
+def test_a_signal_that_surfaces_wrapped_still_ends_the_run_killed(
+    project: Project, signum: int
+) -> None:
     """pydantic turns any exception raised in a serializer (the signal's included) into its
     own error: the run still ends KILLED and the step exits 128 + the signal number."""
+
     class Stamped(BaseModel):
         at: int
 
@@ -128,5 +153,6 @@ def test_a_signal_that_surfaces_wrapped_still_ends_the_run_killed(project: Proje
         run_step(project.settings(), "count", (), core)
     assert stopped.value.code == 128 + signum
     runs = MlflowClient().search_runs(
-        [MlflowClient().get_experiment_by_name("tweetops").experiment_id])
+        [MlflowClient().get_experiment_by_name("tweetops").experiment_id]
+    )
     assert [run.info.status for run in runs] == ["KILLED"]

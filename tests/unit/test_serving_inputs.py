@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tweetops.forest import LEAF, ExportedPipeline, Forest, index_labels
-from tweetops.serving import InputError, column_kind, validate_inputs
+from tweetops.model.arrays import LEAF, ExportedPipeline, Forest, index_labels
+from tweetops.model.pyfunc import InputError, column_kind, validate_inputs
 
 # tree 0: x0 in {0, 2} -> 1.0; else x1 <= 5.0 -> 2.0, else 3.0.   tree 1: a single leaf 10.0
 FOREST = Forest(
@@ -15,11 +15,14 @@ FOREST = Forest(
     threshold=np.array([0.0, 0.0, 5.0, 0.0, 0.0, 0.0]),
     category_row=np.array([0, -1, -1, -1, -1, -1]),
     left_categories=np.array([[True, False, True, False]]),
-    left=np.array([1, 1, 3, 3, 4, 5]), right=np.array([2, 1, 4, 3, 4, 5]),
+    left=np.array([1, 1, 3, 3, 4, 5]),
+    right=np.array([2, 1, 4, 3, 4, 5]),
     value=np.array([0.0, 1.0, 0.0, 2.0, 3.0, 10.0]),
-    roots=np.array([0, 5]), weights=np.array([1.0, 1.0]), depth=2)
-KINDS = {"lang": "string", "hour_of_day": "integer", "has_media": "boolean",
-         "score": "double"}
+    roots=np.array([0, 5]),
+    weights=np.array([1.0, 1.0]),
+    depth=2,
+)
+KINDS = {"lang": "string", "hour_of_day": "integer", "has_media": "boolean", "score": "double"}
 
 
 def test_categorical_splits_go_left_on_the_left_categories_continuous_on_le_threshold() -> None:
@@ -35,19 +38,25 @@ def test_the_indexer_keeps_unseen_and_null_values_in_the_extra_index() -> None:
 
 
 def test_the_pipeline_assembles_columns_in_the_assemblers_order() -> None:
-    pipeline = ExportedPipeline(labels={"lang": ["en", "ja", "fr"]},
-                                indexed={"lang_index": "lang"},
-                                assembled=["lang_index", "hour_of_day"], forest=FOREST)
+    pipeline = ExportedPipeline(
+        labels={"lang": ["en", "ja", "fr"]},
+        indexed={"lang_index": "lang"},
+        assembled=["lang_index", "hour_of_day"],
+        forest=FOREST,
+    )
     assert pipeline.input_columns == ["lang", "hour_of_day"]
-    columns = {"hour_of_day": np.array([7.0, 7.0, 5.0]),
-               "lang": np.array(["en", "ja", None], dtype=object)}
+    columns = {
+        "hour_of_day": np.array([7.0, 7.0, 5.0]),
+        "lang": np.array(["en", "ja", None], dtype=object),
+    }
     assert pipeline.predict(columns).tolist() == [5.5, 6.5, 6.0]
 
 
 def frame(**changes: object) -> pd.DataFrame:
     row = {"lang": "en", "hour_of_day": 19, "has_media": True, "score": 0.5}
-    return pd.DataFrame([{"lang": "ja", "hour_of_day": 3, "has_media": False, "score": 2},
-                         {**row, **changes}])
+    return pd.DataFrame(
+        [{"lang": "ja", "hour_of_day": 3, "has_media": False, "score": 2}, {**row, **changes}]
+    )
 
 
 def test_valid_rows_become_float_columns_and_lang_may_be_null_or_unseen() -> None:
@@ -60,20 +69,24 @@ def test_valid_rows_become_float_columns_and_lang_may_be_null_or_unseen() -> Non
     assert single["lang"].tolist() == [None]
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"has_media": "false"}, "row 1: column 'has_media' must be true or false, got \"false\""),
-    ({"has_media": None}, "row 1: column 'has_media' is null; the model needs a value"),
-    ({"has_media": 1}, "row 1: column 'has_media' must be true or false, got 1"),
-    ({"hour_of_day": 19.7}, "row 1: column 'hour_of_day' must be a whole number"),
-    ({"hour_of_day": "19"}, "row 1: column 'hour_of_day' must be an integer, got \"19\""),
-    ({"hour_of_day": True}, "row 1: column 'hour_of_day' must be an integer, got true"),
-    ({"hour_of_day": None}, "row 1: column 'hour_of_day' is null"),
-    ({"score": float("inf")}, "row 1: column 'score' must be a finite number"),
-    ({"score": "0.5"}, "row 1: column 'score' must be a number"),
-    ({"lang": 3}, "row 1: column 'lang' must be a string or null, got 3"),
-])
-def test_wrong_values_are_refused_naming_the_column_and_the_row(changes: dict,
-                                                                message: str) -> None:
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"has_media": "false"}, "row 1: column 'has_media' must be true or false, got \"false\""),
+        ({"has_media": None}, "row 1: column 'has_media' is null; the model needs a value"),
+        ({"has_media": 1}, "row 1: column 'has_media' must be true or false, got 1"),
+        ({"hour_of_day": 19.7}, "row 1: column 'hour_of_day' must be a whole number"),
+        ({"hour_of_day": "19"}, "row 1: column 'hour_of_day' must be an integer, got \"19\""),
+        ({"hour_of_day": True}, "row 1: column 'hour_of_day' must be an integer, got true"),
+        ({"hour_of_day": None}, "row 1: column 'hour_of_day' is null"),
+        ({"score": float("inf")}, "row 1: column 'score' must be a finite number"),
+        ({"score": "0.5"}, "row 1: column 'score' must be a number"),
+        ({"lang": 3}, "row 1: column 'lang' must be a string or null, got 3"),
+    ],
+)
+def test_wrong_values_are_refused_naming_the_column_and_the_row(
+    changes: dict, message: str
+) -> None:
     with pytest.raises(InputError) as refused:
         validate_inputs(frame(**changes), KINDS)
     assert str(refused.value).startswith(message)
@@ -86,6 +99,11 @@ def test_a_missing_column_is_refused_by_name() -> None:
 
 def test_column_kinds_come_from_spark_type_names() -> None:
     assert [column_kind(name) for name in ("string", "bigint", "int", "boolean", "double")] == [
-        "string", "integer", "integer", "boolean", "double"]
+        "string",
+        "integer",
+        "integer",
+        "boolean",
+        "double",
+    ]
     with pytest.raises(ValueError, match="cannot be served"):
         column_kind("array<string>")

@@ -16,8 +16,9 @@ def test_params_yaml_is_the_source_of_defaults() -> None:
 
 
 def test_overrides_are_typed_by_yaml_and_validated() -> None:
-    settings = load_settings(PARAMS_FILE, ["train.num_trees=7", "spark.ui_enabled=false",
-                                           "ingest.stream_rules=[a, b]"])
+    settings = load_settings(
+        PARAMS_FILE, ["train.num_trees=7", "spark.ui_enabled=false", "ingest.stream_rules=[a, b]"]
+    )
     assert settings.train.num_trees == 7
     assert settings.spark.ui_enabled is False
     assert settings.ingest.stream_rules == ["a", "b"]
@@ -34,14 +35,17 @@ def test_empty_override_keeps_params_yaml() -> None:
     assert settings.train.num_trees == load_settings(PARAMS_FILE).train.num_trees
 
 
-@pytest.mark.parametrize(("override", "expected"), [
-    ("train.num_trees=abc", "Setting train.num_trees='abc' is invalid"),
-    ("train.num_trees=0", "Setting train.num_trees=0 is invalid"),
-    ("train.test_fraction=1.5", "Setting train.test_fraction=1.5 is invalid"),
-    ("ingest.source=carrier-pigeon", "Setting ingest.source='carrier-pigeon' is invalid"),
-    ("train.numtrees=5", "Setting train.numtrees is unknown"),
-    ("ingest.synthetic_start_time=2026-01-01T00:00:00", "must carry a timezone"),
-])
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("train.num_trees=abc", "Setting train.num_trees='abc' is invalid"),
+        ("train.num_trees=0", "Setting train.num_trees=0 is invalid"),
+        ("train.test_fraction=1.5", "Setting train.test_fraction=1.5 is invalid"),
+        ("ingest.source=carrier-pigeon", "Setting ingest.source='carrier-pigeon' is invalid"),
+        ("train.numtrees=5", "Setting train.numtrees is unknown"),
+        ("ingest.synthetic_start_time=2026-01-01T00:00:00", "must carry a timezone"),
+    ],
+)
 def test_bad_values_give_one_sentence(override: str, expected: str) -> None:
     with pytest.raises(TweetopsError) as caught:
         load_settings(PARAMS_FILE, [override])
@@ -63,15 +67,15 @@ def test_missing_params_file_says_where_to_run(tmp_path: Path) -> None:
 def test_flat_names_match_params_yaml_keys() -> None:
     flat = load_settings(PARAMS_FILE).flat("train")
     assert flat["train.seed"] == 42
-    assert flat["train.training_dir"] == "data/features/training"
+    assert flat["train.training_rows_dir"] == "data/features/training"
     assert all(key.startswith("train.") for key in flat)
 
 
 def test_step_paths_refer_to_the_data_section() -> None:
     settings = load_settings(PARAMS_FILE)
     assert settings.data.training_rows == Path("data/features/training")
-    assert settings.train.training_dir == settings.data.training_rows
-    assert settings.features.training_dir == settings.data.training_rows
+    assert settings.train.training_rows_dir == settings.data.training_rows
+    assert settings.features.training_rows_dir == settings.data.training_rows
     assert settings.predict.input_path == settings.data.training_rows
     assert settings.promote.run_file == settings.train.run_file == settings.data.train_report
 
@@ -85,39 +89,61 @@ def test_moving_a_data_folder_moves_it_for_every_step() -> None:
 
 
 def test_braced_references_read_like_bare_ones() -> None:
-    settings = load_settings(PARAMS_FILE, ["features.raw_dir=${data.users}",
-                                           "ingest.raw_dir=$data.late"])
+    settings = load_settings(
+        PARAMS_FILE, ["features.raw_dir=${data.users}", "ingest.raw_dir=$data.late"]
+    )
     assert settings.features.raw_dir == settings.data.users
     assert settings.ingest.raw_dir == settings.data.late
     # a value that merely starts with $ is not a reference
     assert load_settings(PARAMS_FILE, ["ingest.query=$TSLA"]).ingest.query == "$TSLA"
 
 
-@pytest.mark.parametrize(("override", "expected"), [
-    ("features.raw_dir=${data.nowhere}", r"\$data.nowhere names no setting"),
-    ("features.raw_dir=$data.nowhere", r"\$data.nowhere names no setting"),
-    ("data.users=$features.users_dir", "refers to itself"),
-])
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("features.raw_dir=${data.nowhere}", r"\$data.nowhere names no setting"),
+        ("features.raw_dir=$data.nowhere", r"\$data.nowhere names no setting"),
+        ("data.users=$features.users_dir", "refers to itself"),
+    ],
+)
 def test_bad_references_are_one_sentence(override: str, expected: str) -> None:
     with pytest.raises(TweetopsError, match=expected):
         load_settings(PARAMS_FILE, [override])
 
 
-@pytest.mark.parametrize("master", ["local", "local[*]", "local[4]", "local[2,3]",
-                                    "local-cluster[2, 1, 1024]", "spark://host:7077", "yarn",
-                                    "k8s://https://10.0.0.1:6443"])
+@pytest.mark.parametrize(
+    "master",
+    [
+        "local",
+        "local[*]",
+        "local[4]",
+        "local[2,3]",
+        "local-cluster[2, 1, 1024]",
+        "spark://host:7077",
+        "yarn",
+        "k8s://https://10.0.0.1:6443",
+    ],
+)
 def test_spark_masters_spark_knows_are_accepted(master: str) -> None:
     assert load_settings(PARAMS_FILE, [f"spark.master={master}"]).spark.master == master
 
 
 @pytest.mark.parametrize("memory", ["512m", "2g", "4GB", "1024k"])
 def test_driver_memory_sizes_are_accepted(memory: str) -> None:
-    assert load_settings(PARAMS_FILE, [f"spark.driver_memory={memory}"]).spark.driver_memory \
-        == memory
+    assert (
+        load_settings(PARAMS_FILE, [f"spark.driver_memory={memory}"]).spark.driver_memory == memory
+    )
 
 
-@pytest.mark.parametrize("setting", ["spark.master=bogus://x", "spark.master=local[two]",
-                                     "spark.driver_memory=lots", "spark.driver_memory=2 g"])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "spark.master=bogus://x",
+        "spark.master=local[two]",
+        "spark.driver_memory=lots",
+        "spark.driver_memory=2 g",
+    ],
+)
 def test_spark_settings_spark_cannot_start_with_are_refused(setting: str) -> None:
     with pytest.raises(TweetopsError, match=setting.split("=")[0]):
         load_settings(PARAMS_FILE, [setting])

@@ -22,20 +22,32 @@ from tweetops.ingest.snapshot import (
 )
 from tweetops.ingest.synthetic import SyntheticSpec, generate_tweets
 
-RECORDS = list(generate_tweets(SyntheticSpec(seed=5, n_tweets=60, n_users=12,
-                                             start_time=datetime(2026, 10, 1, tzinfo=UTC),
-                                             days=2)))
+RECORDS = list(
+    generate_tweets(
+        SyntheticSpec(
+            seed=5, n_tweets=60, n_users=12, start_time=datetime(2026, 10, 1, tzinfo=UTC), days=2
+        )
+    )
+)
 
 
 @pytest.fixture
 def folders(tmp_path: Path) -> dict[str, Path]:
-    return {"raw_dir": tmp_path / "raw" / "tweets", "quarantine_dir": tmp_path / "raw" / "quar",
-            "manifest_dir": tmp_path / "raw" / "manifests"}
+    return {
+        "raw_dir": tmp_path / "raw" / "tweets",
+        "quarantine_dir": tmp_path / "raw" / "quar",
+        "manifest_dir": tmp_path / "raw" / "manifests",
+    }
 
 
 def _writer(folders: dict[str, Path], tweets_per_file: int = 5, **kwargs: Any) -> SnapshotWriter:
-    return SnapshotWriter(raw_dir=folders["raw_dir"], quarantine_dir=folders["quarantine_dir"],
-                          batch_id="batch-1", tweets_per_file=tweets_per_file, **kwargs)
+    return SnapshotWriter(
+        raw_dir=folders["raw_dir"],
+        quarantine_dir=folders["quarantine_dir"],
+        batch_id="batch-1",
+        tweets_per_file=tweets_per_file,
+        **kwargs,
+    )
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -53,8 +65,9 @@ def test_part_files_are_bounded_and_roll_at_tweets_per_file(folders: dict[str, P
     assert [p.name for p in files] == [f"batch-1-part-{n:05d}.jsonl" for n in range(5)]
     assert [len(_lines(p)) for p in files] == [5, 5, 5, 5, 3]  # never one file per tweet
     assert writer.written_files == files == sealed
-    assert [r["id"] for r in iter_part_records(folders["raw_dir"])] == \
-        [r["id"] for r in RECORDS[:23]]
+    assert [r["id"] for r in iter_part_records(folders["raw_dir"])] == [
+        r["id"] for r in RECORDS[:23]
+    ]
     assert not list(folders["raw_dir"].glob(".*"))
 
 
@@ -74,15 +87,21 @@ def test_open_part_is_a_dot_tmp_file_no_reader_sees(folders: dict[str, Path]) ->
     assert (raw / ".batch-1-part-00001.jsonl.tmp").exists()
 
     writer.close()
-    assert [p.name for p in part_files(raw)] == ["batch-1-part-00000.jsonl",
-                                                  "batch-1-part-00001.jsonl"]
+    assert [p.name for p in part_files(raw)] == [
+        "batch-1-part-00000.jsonl",
+        "batch-1-part-00001.jsonl",
+    ]
     assert not list(raw.glob(".*.tmp"))
 
 
 def test_records_are_written_in_canonical_form(folders: dict[str, Path]) -> None:
     record = RECORDS[0]
-    variant = {**record, "created_at": record["created_at"].replace("Z", "+00:00"),
-               "__twarc": {"version": "2.14.0"}, "edit_history_tweet_ids": [record["id"]]}
+    variant = {
+        **record,
+        "created_at": record["created_at"].replace("Z", "+00:00"),
+        "__twarc": {"version": "2.14.0"},
+        "edit_history_tweet_ids": [record["id"]],
+    }
     del variant["entities"]
     writer = _writer(folders)
     assert writer.offer(variant, "test")
@@ -97,19 +116,25 @@ def test_records_are_written_in_canonical_form(folders: dict[str, Path]) -> None
 def test_duplicates_within_the_run_and_against_known_ids(folders: dict[str, Path]) -> None:
     known = {RECORDS[0]["id"], RECORDS[1]["id"]}
     writer = _writer(folders, known_ids=set(known))
-    outcomes = [writer.offer(record, "test") for record in
-                [RECORDS[0], RECORDS[2], RECORDS[3], RECORDS[2], RECORDS[1], RECORDS[3]]]
+    outcomes = [
+        writer.offer(record, "test")
+        for record in [RECORDS[0], RECORDS[2], RECORDS[3], RECORDS[2], RECORDS[1], RECORDS[3]]
+    ]
     writer.close()
     assert outcomes == [False, True, True, False, False, False]
     assert (writer.counts.accepted, writer.counts.duplicate, writer.counts.quarantined) == (2, 4, 0)
-    assert [r["id"] for r in iter_part_records(folders["raw_dir"])] == \
-        [RECORDS[2]["id"], RECORDS[3]["id"]]
+    assert [r["id"] for r in iter_part_records(folders["raw_dir"])] == [
+        RECORDS[2]["id"],
+        RECORDS[3]["id"],
+    ]
     assert not folders["quarantine_dir"].exists()  # no quarantine file without a rejection
 
 
 def test_quarantine_keeps_location_reason_and_record(folders: dict[str, Path]) -> None:
-    wrong_type = {**RECORDS[1], "public_metrics": {**RECORDS[1]["public_metrics"],
-                                                   "like_count": "12"}}
+    wrong_type = {
+        **RECORDS[1],
+        "public_metrics": {**RECORDS[1]["public_metrics"], "like_count": "12"},
+    }
     no_author = {key: value for key, value in RECORDS[2].items() if key != "author"}
     writer = _writer(folders)
     assert writer.offer(RECORDS[0], "a.jsonl:1")
@@ -197,7 +222,9 @@ def test_remove_unsealed_parts_keeps_sealed_ones(folders: dict[str, Path]) -> No
     assert part_files(raw) == writer.written_files  # a reader never sees the leftover
     remove_unsealed_parts(raw)
     assert not leftover.exists()
-    assert sorted(p.name for p in raw.iterdir()) == ["batch-1-part-00000.jsonl",
-                                                     "batch-1-part-00001.jsonl"]
+    assert sorted(p.name for p in raw.iterdir()) == [
+        "batch-1-part-00000.jsonl",
+        "batch-1-part-00001.jsonl",
+    ]
     assert len(list(iter_part_records(raw))) == 6
     remove_unsealed_parts(raw.parent / "missing")

@@ -24,24 +24,30 @@ def test_the_test_fraction_is_respected_and_the_seed_matters() -> None:
 def test_a_known_id_always_lands_on_the_same_side() -> None:
     # pinned: changing the hash would silently change every run's test rows
     assert [is_test_id(tweet_id, seed=42, test_fraction=0.2) for tweet_id in IDS[:8]] == [
-        is_test_id(tweet_id, seed=42, test_fraction=0.2) for tweet_id in reversed(IDS[:8])][::-1]
+        is_test_id(tweet_id, seed=42, test_fraction=0.2) for tweet_id in reversed(IDS[:8])
+    ][::-1]
     assert is_test_id("1", seed=42, test_fraction=0.999999) is True
     assert is_test_id("1", seed=42, test_fraction=0.000001) is False
 
 
 @pytest.mark.parametrize(("seed", "fraction"), [(42, 0.2), (1, 0.5), (123456, 0.05)])
-def test_spark_computes_the_same_rule_as_python(spark: SparkSession, seed: int,
-                                                fraction: float) -> None:
+def test_spark_computes_the_same_rule_as_python(
+    spark: SparkSession, seed: int, fraction: float
+) -> None:
     frame = spark.createDataFrame([(tweet_id,) for tweet_id in IDS], "tweet_id string")
-    flagged = frame.select("tweet_id", is_test_row(seed=seed, test_fraction=fraction)
-                           .alias("is_test")).collect()
+    flagged = frame.select(
+        "tweet_id", is_test_row(seed=seed, test_fraction=fraction).alias("is_test")
+    ).collect()
     assert {row["tweet_id"]: row["is_test"] for row in flagged} == {
-        tweet_id: is_test_id(tweet_id, seed=seed, test_fraction=fraction) for tweet_id in IDS}
+        tweet_id: is_test_id(tweet_id, seed=seed, test_fraction=fraction) for tweet_id in IDS
+    }
 
 
 def test_adding_rows_or_repartitioning_never_moves_a_row(spark: SparkSession) -> None:
-    frame = spark.createDataFrame([(tweet_id, float(n)) for n, tweet_id in enumerate(IDS)],
-                                  "tweet_id string, engagement double")
+    frame = spark.createDataFrame(
+        [(tweet_id, float(n)) for n, tweet_id in enumerate(IDS)],
+        "tweet_id string, engagement double",
+    )
 
     def test_ids(rows) -> set[str]:
         _, test = split_train_test(rows, seed=42, test_fraction=0.2, partitions=4)
@@ -50,8 +56,9 @@ def test_adding_rows_or_repartitioning_never_moves_a_row(spark: SparkSession) ->
     before = test_ids(frame.limit(1000))
     grown = test_ids(frame.repartition(5).orderBy(F.desc("engagement")))
     assert before <= grown
-    assert grown == {tweet_id for tweet_id in IDS
-                     if is_test_id(tweet_id, seed=42, test_fraction=0.2)}
+    assert grown == {
+        tweet_id for tweet_id in IDS if is_test_id(tweet_id, seed=42, test_fraction=0.2)
+    }
     train, test = split_train_test(frame, seed=42, test_fraction=0.2, partitions=3)
     assert train.count() + test.count() == len(IDS)
     assert not {row["tweet_id"] for row in train.collect()} & grown

@@ -10,8 +10,9 @@ from tweetops.ingest.record import validate_record
 from tweetops.ingest.step import ingest
 from tweetops.ingest.synthetic import SyntheticSpec, generate_tweets
 
-SPEC = SyntheticSpec(seed=7, n_tweets=3000, n_users=300,
-                     start_time=datetime(2026, 10, 1, tzinfo=UTC), days=7)
+SPEC = SyntheticSpec(
+    seed=7, n_tweets=3000, n_users=300, start_time=datetime(2026, 10, 1, tzinfo=UTC), days=7
+)
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -24,13 +25,18 @@ def test_same_seed_gives_byte_identical_part_files(project: Project) -> None:
     ingest(project.settings(*overrides, "ingest.raw_dir=b/tweets"))
     ingest(project.settings(*overrides, "ingest.raw_dir=c/tweets", "ingest.seed=8"))
     first, second = _digest(Path("a/tweets")), _digest(Path("b/tweets"))
-    assert list(first) == ["_COMPLETE.json",  # the completion marker: counts, no timestamp
-                           "synthetic-seed42-part-00000.jsonl",
-                           "synthetic-seed42-part-00001.jsonl",
-                           "synthetic-seed42-part-00002.jsonl"]
+    assert list(first) == [
+        "_COMPLETE.json",  # the completion marker: counts, no timestamp
+        "synthetic-seed42-part-00000.jsonl",
+        "synthetic-seed42-part-00001.jsonl",
+        "synthetic-seed42-part-00002.jsonl",
+    ]
     assert first == second
-    other_parts = {name: digest for name, digest in _digest(Path("c/tweets")).items()
-                   if name.endswith(".jsonl")}
+    other_parts = {
+        name: digest
+        for name, digest in _digest(Path("c/tweets")).items()
+        if name.endswith(".jsonl")
+    }
     assert set(other_parts.values()).isdisjoint(first.values())
 
 
@@ -43,11 +49,11 @@ def test_entity_indices_point_at_their_text() -> None:
     for record in generate_tweets(SPEC):
         text = record["text"]
         for tag in record["entities"]["hashtags"]:
-            assert text[tag["start"]:tag["end"]] == f"#{tag['tag']}"
+            assert text[tag["start"] : tag["end"]] == f"#{tag['tag']}"
         for mention in record["entities"]["mentions"]:
-            assert text[mention["start"]:mention["end"]] == f"@{mention['username']}"
+            assert text[mention["start"] : mention["end"]] == f"@{mention['username']}"
         for url in record["entities"]["urls"]:
-            assert text[url["start"]:url["end"]] == url["url"]
+            assert text[url["start"] : url["end"]] == url["url"]
 
 
 def test_distributions_are_heavy_tailed_and_engagement_follows_reach() -> None:
@@ -57,8 +63,9 @@ def test_distributions_are_heavy_tailed_and_engagement_follows_reach() -> None:
     per_author = np.unique([r["author_id"] for r in records], return_counts=True)[1]
     assert per_author.max() > 10 * np.median(per_author)  # a few users write most tweets
 
-    originals = [r for r in records
-                 if not any(ref["type"] == "retweeted" for ref in r["referenced_tweets"])]
+    originals = [
+        r for r in records if not any(ref["type"] == "retweeted" for ref in r["referenced_tweets"])
+    ]
     retweet_share = 1 - len(originals) / len(records)
     assert 0.18 < retweet_share < 0.32
     reach = np.log1p([r["author"]["public_metrics"]["followers_count"] for r in originals])

@@ -5,12 +5,13 @@ from __future__ import annotations
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import Project
-from tweetops.tune_runs import TRIAL_STEP_TAG, settle_uncounted_trials
+from tweetops.tune.trial_runs import TRIAL_STEP_TAG, settle_uncounted_trials
 
 
 def _trial(client: MlflowClient, experiment_id: str, parent_id: str, finished: bool) -> str:
-    run = client.create_run(experiment_id, tags={"mlflow.parentRunId": parent_id,
-                                                 "tweetops.step": TRIAL_STEP_TAG})
+    run = client.create_run(
+        experiment_id, tags={"mlflow.parentRunId": parent_id, "tweetops.step": TRIAL_STEP_TAG}
+    )
     if finished:
         client.set_terminated(run.info.run_id, "FINISHED")
     return run.info.run_id
@@ -28,8 +29,10 @@ def test_uncounted_trial_runs_are_marked_and_ended(project: Project) -> None:
 
     assert settle_uncounted_trials(parent, {counted}) == 2
 
-    state = {run_id: client.get_run(run_id) for run_id in
-             (counted, cancelled_after_recording, killed_while_recording, elsewhere)}
+    state = {
+        run_id: client.get_run(run_id)
+        for run_id in (counted, cancelled_after_recording, killed_while_recording, elsewhere)
+    }
     assert "tweetops.tune.trial_state" not in state[counted].data.tags
     assert state[counted].info.status == "FINISHED"
     assert state[cancelled_after_recording].data.tags["tweetops.tune.trial_state"] == "uncounted"

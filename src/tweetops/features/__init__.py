@@ -9,7 +9,7 @@ functions, so stream and batch agree by construction.
 Outputs (Parquet):
 - `users_dir`: one row per user, the profile of the user's latest tweet (by `created_at`, ties
   broken by tweet id), activity and engagement aggregates; rebuilt after every micro-batch.
-- `training_dir`: one row per original tweet once the watermark has passed it: label
+- `training_rows_dir`: one row per original tweet once the watermark has passed it: label
   `engagement = log1p(retweets + replies + likes + quotes)`, tweet features, the author's
   profile at tweet time and the author's point-in-time history; in `batch_id=<n>` folders.
 - `user_activity_dir`: per user and closed event-time window; in `batch_id=<n>` folders.
@@ -27,7 +27,19 @@ from tweetops.features.step import (
 )
 from tweetops.features.tables import author_history, training_rows, user_activity, user_features
 
-__all__ = ["BatchProgress", "FeatureTables", "FeaturesResult", "author_history",
-           "build_features", "build_features_batch", "parse_tweets", "read_raw_batch",
-           "rejected_rows", "stream_feature_tables", "training_rows", "user_activity",
-           "user_features", "valid_tweets"]
+__all__ = [
+    "BatchProgress",
+    "FeatureTables",
+    "FeaturesResult",
+    "author_history",
+    "build_features",
+    "build_features_batch",
+    "parse_tweets",
+    "read_raw_batch",
+    "rejected_rows",
+    "stream_feature_tables",
+    "training_rows",
+    "user_activity",
+    "user_features",
+    "valid_tweets",
+]

@@ -35,25 +35,34 @@ class FeatureTables(NamedTuple):
 
 def read_raw_batch(spark: SparkSession, raw_dir: Path) -> DataFrame:
     """The raw snapshot as a batch DataFrame with the explicit schema."""
-    return (spark.read.schema(RAW_TWEET_SCHEMA)
-            .option("pathGlobFilter", f"*{PART_SUFFIX}")
-            .option("columnNameOfCorruptRecord", CORRUPT_RECORD_COLUMN)
-            .json(spark_path(raw_dir)))
+    return (
+        spark.read.schema(RAW_TWEET_SCHEMA)
+        .option("pathGlobFilter", f"*{PART_SUFFIX}")
+        .option("columnNameOfCorruptRecord", CORRUPT_RECORD_COLUMN)
+        .json(spark_path(raw_dir))
+    )
 
 
-def build_features_batch(spark: SparkSession, raw_dir: Path, *, watermark: str = "1 hour",
-                         activity_window: str = "1 hour",
-                         activity_slide: str | None = None) -> FeatureTables:
+def build_features_batch(
+    spark: SparkSession,
+    raw_dir: Path,
+    *,
+    watermark: str = "1 hour",
+    activity_window: str = "1 hour",
+    activity_slide: str | None = None,
+) -> FeatureTables:
     """Batch twin of the streaming job: the three tables of the snapshot in `raw_dir`.
 
     Tweets are deduplicated by id; training rows and activity windows are those closed under
     the final watermark (latest `created_at` minus `watermark`), as the stream emits them.
     """
-    tweets = with_event_ms(valid_tweets(parse_tweets(read_raw_batch(spark, raw_dir)))
-                           ).dropDuplicates(["tweet_id"])
+    tweets = with_event_ms(
+        valid_tweets(parse_tweets(read_raw_batch(spark, raw_dir)))
+    ).dropDuplicates(["tweet_id"])
     latest = tweets.agg(F.max(EVENT_MS)).first()[0]
     closed_ms = (latest - duration_ms(watermark)) if latest is not None else 0
     training = training_rows(closed_rows(author_history(tweets), None, closed_ms))
-    activity = closed_windows(user_activity(tweets, activity_window, activity_slide),
-                              None, closed_ms)
+    activity = closed_windows(
+        user_activity(tweets, activity_window, activity_slide), None, closed_ms
+    )
     return FeatureTables(user_features(tweets), training, activity)

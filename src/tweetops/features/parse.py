@@ -23,8 +23,9 @@ def _count(array: Column) -> Column:
 
 
 def _references(kind: str) -> Column:
-    return F.coalesce(F.exists(F.col("referenced_tweets"), lambda ref: ref["type"] == kind),
-                      F.lit(False))
+    return F.coalesce(
+        F.exists(F.col("referenced_tweets"), lambda ref: ref["type"] == kind), F.lit(False)
+    )
 
 
 def parse_tweets(raw: DataFrame) -> DataFrame:
@@ -35,8 +36,9 @@ def parse_tweets(raw: DataFrame) -> DataFrame:
     """
     author_metrics = F.col("author.public_metrics")
     metrics = F.col("public_metrics")
-    engagement_total = sum((F.coalesce(metrics[name], F.lit(0)) for name in TWEET_METRICS),
-                           F.lit(0).cast("long"))
+    engagement_total = sum(
+        (F.coalesce(metrics[name], F.lit(0)) for name in TWEET_METRICS), F.lit(0).cast("long")
+    )
     parsed = raw.select(
         F.col("id").alias("tweet_id"),
         F.col("id").try_cast("long").alias("tweet_id_num"),
@@ -78,4 +80,5 @@ def valid_tweets(parsed: DataFrame) -> DataFrame:
 def rejected_rows(parsed: DataFrame) -> DataFrame:
     """Rows of :func:`parse_tweets` that are not, with why and what was read."""
     return parsed.where(F.col("reject_reason").isNotNull()).select(
-        "reject_reason", "tweet_id", "user_id", "raw_line")
+        "reject_reason", "tweet_id", "user_id", "raw_line"
+    )

@@ -28,7 +28,7 @@ from tweetops.features.stream import (
     progress_fields,
 )
 from tweetops.ingest.snapshot import PART_SUFFIX, part_files
-from tweetops.outputs import clear_marker, mark_complete, require_complete
+from tweetops.markers import clear_marker, mark_complete, require_complete
 from tweetops.runner import StepRun, run_step
 from tweetops.schema import CORRUPT_RECORD_COLUMN, RAW_TWEET_SCHEMA
 from tweetops.settings import FeaturesSettings, Settings
@@ -49,18 +49,25 @@ class BatchProgress:
     def line(self) -> str:
         """The one line logged per micro-batch."""
         c = self.counts
-        return (f"features: batch {c.batch_id}: {c.input_rows} rows in "
-                f"{self.duration_ms / 1000:.1f} s -> {c.accepted} accepted, {c.late} late, "
-                f"{c.duplicates} duplicate, {c.rejected} rejected; state {c.history_rows} "
-                f"history rows; watermark {c.watermark}")
+        return (
+            f"features: batch {c.batch_id}: {c.input_rows} rows in "
+            f"{self.duration_ms / 1000:.1f} s -> {c.accepted} accepted, {c.late} late, "
+            f"{c.duplicates} duplicate, {c.rejected} rejected; state {c.history_rows} "
+            f"history rows; watermark {c.watermark}"
+        )
 
     def metrics(self) -> dict[str, float]:
         """Logged as MLflow metrics of the run with `step = batch id`."""
         c = self.counts
-        return {"batch_input_rows": c.input_rows, "batch_duration_ms": self.duration_ms,
-                "batch_accepted": c.accepted, "batch_late": c.late,
-                "batch_duplicates": c.duplicates, "batch_rejected": c.rejected,
-                "batch_state_rows": c.history_rows}
+        return {
+            "batch_input_rows": c.input_rows,
+            "batch_duration_ms": self.duration_ms,
+            "batch_accepted": c.accepted,
+            "batch_late": c.late,
+            "batch_duplicates": c.duplicates,
+            "batch_rejected": c.rejected,
+            "batch_state_rows": c.history_rows,
+        }
 
 
 @dataclass(frozen=True)
@@ -85,22 +92,26 @@ class FeaturesResult:
 
     def logged_metrics(self) -> dict[str, float]:
         """Counts, micro-batches and throughput."""
-        return {"features_input_rows": self.input_rows,
-                "features_micro_batches": self.micro_batches,
-                "features_users": self.users,
-                "features_training_rows": self.training_rows,
-                "features_activity_rows": self.activity_rows,
-                "features_late": self.late,
-                "features_duplicates": self.duplicates,
-                "features_rejected": self.rejected,
-                "features_rows_per_second": self.rows_per_second}
+        return {
+            "features_input_rows": self.input_rows,
+            "features_micro_batches": self.micro_batches,
+            "features_users": self.users,
+            "features_training_rows": self.training_rows,
+            "features_activity_rows": self.activity_rows,
+            "features_late": self.late,
+            "features_duplicates": self.duplicates,
+            "features_rejected": self.rejected,
+            "features_rows_per_second": self.rows_per_second,
+        }
 
     def summary(self) -> str:
         """One line: rows in, micro-batches, tables out, throughput."""
-        return (f"features: {self.input_rows} raw rows in {self.micro_batches} micro-batches -> "
-                f"{self.users} users, {self.training_rows} training rows, "
-                f"{self.activity_rows} activity windows, {self.late} late, {self.duplicates} "
-                f"duplicate, {self.rejected} rejected ({self.rows_per_second:,.0f} rows/s)")
+        return (
+            f"features: {self.input_rows} raw rows in {self.micro_batches} micro-batches -> "
+            f"{self.users} users, {self.training_rows} training rows, "
+            f"{self.activity_rows} activity windows, {self.late} late, {self.duplicates} "
+            f"duplicate, {self.rejected} rejected ({self.rows_per_second:,.0f} rows/s)"
+        )
 
 
 class StopRequest:
@@ -149,9 +160,14 @@ def build_features(settings: Settings) -> FeaturesResult:
     # and leaves its tables unmarked, so no later step reads half of them
     live = config.trigger == "continuous"
     with stop_on_signals() if live else nullcontext(None) as stop:
-        return run_step(settings, "features", ("features", "spark"),
-                        lambda run: stream_feature_tables(_session(run), config, on_batch, stop),
-                        needs_spark=True, inputs={"raw_tweets": config.raw_dir})
+        return run_step(
+            settings,
+            "features",
+            ("features", "spark"),
+            lambda run: stream_feature_tables(_session(run), config, on_batch, stop),
+            needs_spark=True,
+            inputs={"raw_tweets": config.raw_dir},
+        )
 
 
 def prepare_outputs(config: FeaturesSettings) -> bool:
@@ -162,15 +178,21 @@ def prepare_outputs(config: FeaturesSettings) -> bool:
         return False
     if checkpoint_is_complete(config) or not has_outputs(config):
         return False
-    log.warning("features: the checkpoint %s is missing or incomplete, so the feature tables "
-                "will be rebuilt from scratch.", config.checkpoint_dir)
+    log.warning(
+        "features: the checkpoint %s is missing or incomplete, so the feature tables "
+        "will be rebuilt from scratch.",
+        config.checkpoint_dir,
+    )
     clear_outputs(config)
     return True
 
 
-def stream_feature_tables(spark: SparkSession, config: FeaturesSettings,
-                          on_batch: Callable[[BatchProgress], None] = lambda _: None,
-                          stop: StopRequest | None = None) -> FeaturesResult:
+def stream_feature_tables(
+    spark: SparkSession,
+    config: FeaturesSettings,
+    on_batch: Callable[[BatchProgress], None] = lambda _: None,
+    stop: StopRequest | None = None,
+) -> FeaturesResult:
     """Run the streaming job: until every file is read (`available_now`) or until stopped.
 
     One query reads `raw_dir` as a file stream (`maxFilesPerTrigger`, part files only:
@@ -180,8 +202,10 @@ def stream_feature_tables(spark: SparkSession, config: FeaturesSettings,
     """
     live = config.trigger == "continuous"
     if not live and not part_files(config.raw_dir):
-        raise TweetopsError(f"No tweets found in {config.raw_dir}: run `tweetops ingest` first "
-                            f"or point features.raw_dir at a snapshot.")
+        raise TweetopsError(
+            f"No tweets found in {config.raw_dir}: run `tweetops ingest` first "
+            f"or point features.raw_dir at a snapshot."
+        )
     if not live:  # a live run follows sealed part files as an ingest appends them
         require_complete(config.raw_dir, produced_by="ingest")
     config.raw_dir.mkdir(parents=True, exist_ok=True)
@@ -211,13 +235,21 @@ def stream_feature_tables(spark: SparkSession, config: FeaturesSettings,
         input_rows=sum(c.input_rows for c in ran),
         micro_batches=len(ran),
         users=_count_parquet(spark, config.users_dir),
-        training_rows=_count_parquet(spark, config.training_dir),
+        training_rows=_count_parquet(spark, config.training_rows_dir),
         activity_rows=_count_parquet(spark, config.user_activity_dir),
-        late=state.late, duplicates=state.duplicates, rejected=state.rejected,
-        seconds=time.perf_counter() - started, rebuilt=rebuilt)
-    counts = {"training_rows": result.training_rows, "users": result.users,
-              "activity_rows": result.activity_rows, "late": result.late,
-              "rejected": result.rejected}
+        late=state.late,
+        duplicates=state.duplicates,
+        rejected=state.rejected,
+        seconds=time.perf_counter() - started,
+        rebuilt=rebuilt,
+    )
+    counts = {
+        "training_rows": result.training_rows,
+        "users": result.users,
+        "activity_rows": result.activity_rows,
+        "late": result.late,
+        "rejected": result.rejected,
+    }
     for folder in tables:
         mark_complete(folder, "features", counts)
     return result
@@ -229,14 +261,19 @@ def table_folders(config: FeaturesSettings) -> tuple[Path, ...]:
 
 
 def _start(spark: SparkSession, config: FeaturesSettings, job: FeatureStream) -> StreamingQuery:
-    stream = (spark.readStream.schema(RAW_TWEET_SCHEMA)
-              .option("maxFilesPerTrigger", config.max_files_per_trigger)
-              .option("pathGlobFilter", f"*{PART_SUFFIX}")
-              .option("columnNameOfCorruptRecord", CORRUPT_RECORD_COLUMN)
-              .json(spark_path(config.raw_dir)))
-    writer = (parse_tweets(stream).writeStream.queryName("features")
-              .foreachBatch(job.process)
-              .option("checkpointLocation", spark_path(config.checkpoint_dir / "query")))
+    stream = (
+        spark.readStream.schema(RAW_TWEET_SCHEMA)
+        .option("maxFilesPerTrigger", config.max_files_per_trigger)
+        .option("pathGlobFilter", f"*{PART_SUFFIX}")
+        .option("columnNameOfCorruptRecord", CORRUPT_RECORD_COLUMN)
+        .json(spark_path(config.raw_dir))
+    )
+    writer = (
+        parse_tweets(stream)
+        .writeStream.queryName("features")
+        .foreachBatch(job.process)
+        .option("checkpointLocation", spark_path(config.checkpoint_dir / "query"))
+    )
     if config.trigger == "continuous":
         writer = writer.trigger(processingTime=f"{config.trigger_interval_s} seconds")
     else:
@@ -253,12 +290,20 @@ def _stop_between_batches(query: StreamingQuery) -> None:
     query.stop()
 
 
-def _report(query: StreamingQuery, job: FeatureStream, reported: set[int],
-            on_batch: Callable[[BatchProgress], None]) -> None:
+def _report(
+    query: StreamingQuery,
+    job: FeatureStream,
+    reported: set[int],
+    on_batch: Callable[[BatchProgress], None],
+) -> None:
     for progress in query.recentProgress:
         batch_id, _rows, duration_ms = progress_fields(progress)
-        if batch_id in job.counts and batch_id not in reported and duration_ms > 0 \
-                and "addBatch" in (progress.get("durationMs") or {}):
+        if (
+            batch_id in job.counts
+            and batch_id not in reported
+            and duration_ms > 0
+            and "addBatch" in (progress.get("durationMs") or {})
+        ):
             reported.add(batch_id)
             on_batch(BatchProgress(job.counts[batch_id], duration_ms))
 

@@ -98,8 +98,9 @@ class FeatureStream:
     # -- state -------------------------------------------------------------------------
     def state_before(self, batch_id: int) -> BatchState:
         """The state committed by the latest batch before `batch_id`."""
-        ids = [int(p.stem) for p in self.state_dir.glob("*.json")] if self.state_dir.is_dir() \
-            else []
+        ids = (
+            [int(p.stem) for p in self.state_dir.glob("*.json")] if self.state_dir.is_dir() else []
+        )
         earlier = [i for i in ids if i < batch_id]
         if not earlier:
             return EMPTY_STATE
@@ -114,12 +115,18 @@ class FeatureStream:
         os.replace(scratch, final)
 
     def _history(self, spark: SparkSession, up_to: int) -> DataFrame | None:
-        folders = [p for p in self.history_dir.glob("batch_id=*")
-                   if int(p.name.split("=")[1]) <= up_to] if self.history_dir.is_dir() else []
+        folders = (
+            [p for p in self.history_dir.glob("batch_id=*") if int(p.name.split("=")[1]) <= up_to]
+            if self.history_dir.is_dir()
+            else []
+        )
         if not folders:
             return None
-        return (spark.read.parquet(spark_path(self.history_dir))
-                .where(F.col("batch_id") <= up_to).drop("batch_id"))
+        return (
+            spark.read.parquet(spark_path(self.history_dir))
+            .where(F.col("batch_id") <= up_to)
+            .drop("batch_id")
+        )
 
     # -- one micro-batch ---------------------------------------------------------------
     def process(self, batch: DataFrame, batch_id: int) -> None:
@@ -130,23 +137,33 @@ class FeatureStream:
         batch.persist()
         try:
             valid = with_event_ms(valid_tweets(batch))
-            is_late = (F.lit(False) if before.closed_ms is None
-                       else F.unix_millis("created_at") < before.closed_ms)
+            is_late = (
+                F.lit(False)
+                if before.closed_ms is None
+                else F.unix_millis("created_at") < before.closed_ms
+            )
             # one pass over the cached batch for every count
             input_rows, rejected_count, late_count = batch.select(
-                F.count(F.lit(1)), F.count("reject_reason"),
-                F.count(F.when(F.col("reject_reason").isNull() & is_late, 1))).first()
+                F.count(F.lit(1)),
+                F.count("reject_reason"),
+                F.count(F.when(F.col("reject_reason").isNull() & is_late, 1)),
+            ).first()
             if rejected_count:
                 _write(rejected_rows(batch), config.rejected_dir, batch_id)
             on_time = valid
             if late_count:
                 late = valid.where(F.col(EVENT_MS) < before.closed_ms)
-                _write(late.select(
-                    F.lit(_iso(before.closed_ms)).cast("timestamp").alias("watermark"),
-                    ((F.lit(before.closed_ms) - F.col(EVENT_MS)) / 1000.0)
-                    .alias("lateness_seconds"),
-                    *(c for c in valid.columns if c != EVENT_MS)),
-                    config.late_dir, batch_id)
+                _write(
+                    late.select(
+                        F.lit(_iso(before.closed_ms)).cast("timestamp").alias("watermark"),
+                        ((F.lit(before.closed_ms) - F.col(EVENT_MS)) / 1000.0).alias(
+                            "lateness_seconds"
+                        ),
+                        *(c for c in valid.columns if c != EVENT_MS),
+                    ),
+                    config.late_dir,
+                    batch_id,
+                )
             if before.closed_ms is not None:
                 on_time = valid.where(F.col(EVENT_MS) >= before.closed_ms)
             on_time = on_time.dropDuplicates(["tweet_id"])
@@ -167,25 +184,38 @@ class FeatureStream:
                 try:
                     self._emit(everything, batch_id, before.closed_ms, closed_ms)
                     user_features(everything).write.mode("overwrite").parquet(
-                        spark_path(config.users_dir))
+                        spark_path(config.users_dir)
+                    )
                 finally:
                     everything.unpersist()
             duplicates = input_rows - rejected_count - late_count - accepted
             state = BatchState(
-                batch_id=batch_id, max_event_ms=max_ms, closed_ms=closed_ms,
+                batch_id=batch_id,
+                max_event_ms=max_ms,
+                closed_ms=closed_ms,
                 history_rows=before.history_rows + accepted,
-                input_rows=before.input_rows + input_rows, late=before.late + late_count,
+                input_rows=before.input_rows + input_rows,
+                late=before.late + late_count,
                 duplicates=before.duplicates + duplicates,
-                rejected=before.rejected + rejected_count)
+                rejected=before.rejected + rejected_count,
+            )
             self._commit(state)
             self.counts[batch_id] = BatchCounts(
-                batch_id, input_rows, accepted, late_count, duplicates, rejected_count,
-                state.history_rows, _iso(closed_ms))
+                batch_id,
+                input_rows,
+                accepted,
+                late_count,
+                duplicates,
+                rejected_count,
+                state.history_rows,
+                _iso(closed_ms),
+            )
         finally:
             batch.unpersist()
 
-    def _emit(self, history: DataFrame, batch_id: int, after_ms: int | None,
-              until_ms: int | None) -> None:
+    def _emit(
+        self, history: DataFrame, batch_id: int, after_ms: int | None, until_ms: int | None
+    ) -> None:
         """Training rows and activity windows closed by this batch's watermark."""
         if until_ms is None or (after_ms is not None and until_ms <= after_ms):
             return
@@ -195,10 +225,16 @@ class FeatureStream:
         else:  # only authors with a tweet closing now; their whole history
             authors = closed_rows(history, after_ms, until_ms).select("user_id").distinct()
             with_history = author_history(history.join(authors, "user_id", "left_semi"))
-        _write(training_rows(closed_rows(with_history, after_ms, until_ms)),
-               config.training_dir, batch_id)
-        recent = history if after_ms is None else history.where(
-            F.col(EVENT_MS) >= after_ms - self.window_ms)
+        _write(
+            training_rows(closed_rows(with_history, after_ms, until_ms)),
+            config.training_rows_dir,
+            batch_id,
+        )
+        recent = (
+            history
+            if after_ms is None
+            else history.where(F.col(EVENT_MS) >= after_ms - self.window_ms)
+        )
         activity = user_activity(recent, config.activity_window, config.activity_slide)
         _write(closed_windows(activity, after_ms, until_ms), config.user_activity_dir, batch_id)
 
@@ -209,14 +245,21 @@ def _write(frame: DataFrame, folder: Path, batch_id: int) -> None:
 
 def output_folders(config: FeaturesSettings) -> tuple[Path, ...]:
     """Every folder the job writes, its checkpoint included."""
-    return (config.users_dir, config.training_dir, config.user_activity_dir, config.late_dir,
-            config.rejected_dir, config.checkpoint_dir)
+    return (
+        config.users_dir,
+        config.training_rows_dir,
+        config.user_activity_dir,
+        config.late_dir,
+        config.rejected_dir,
+        config.checkpoint_dir,
+    )
 
 
 def checkpoint_is_complete(config: FeaturesSettings) -> bool:
     """Whether the query's checkpoint and the job's state are both there."""
-    return ((config.checkpoint_dir / "query" / "offsets").is_dir()
-            and (config.checkpoint_dir / "state").is_dir())
+    return (config.checkpoint_dir / "query" / "offsets").is_dir() and (
+        config.checkpoint_dir / "state"
+    ).is_dir()
 
 
 def clear_outputs(config: FeaturesSettings) -> None:
@@ -232,5 +275,8 @@ def has_outputs(config: FeaturesSettings) -> bool:
 
 def progress_fields(progress: dict[str, Any]) -> tuple[int, int, int]:
     """`(batch id, input rows, batch duration in ms)` of a StreamingQueryProgress."""
-    return (int(progress.get("batchId", -1)), int(progress.get("numInputRows", 0) or 0),
-            int(progress.get("batchDuration", 0) or 0))
+    return (
+        int(progress.get("batchId", -1)),
+        int(progress.get("numInputRows", 0) or 0),
+        int(progress.get("batchDuration", 0) or 0),
+    )

@@ -26,6 +26,8 @@ from tweetops.settings import DAY_MS, duration_ms
 __all__ = ["duration_ms"]
 
 EVENT_MS = "event_ms"
+
+
 def with_event_ms(tweets: DataFrame) -> DataFrame:
     """`tweets` with `event_ms`, the event time (`created_at`) in epoch milliseconds."""
     return tweets.withColumn(EVENT_MS, F.unix_millis("created_at"))
@@ -37,11 +39,16 @@ def _original() -> Column:
 
 def user_features(tweets: DataFrame) -> DataFrame:
     """One row per user: latest profile (by created_at, then tweet id), activity, engagement."""
-    latest = F.max(F.struct(
-        F.col("created_at"), F.col("tweet_id_num"), F.col("username"),
-        *(F.col(name) for name in PROFILE_COLUMNS), F.col("verified"),
-        F.col("account_created_at"),
-    )).alias("latest")
+    latest = F.max(
+        F.struct(
+            F.col("created_at"),
+            F.col("tweet_id_num"),
+            F.col("username"),
+            *(F.col(name) for name in PROFILE_COLUMNS),
+            F.col("verified"),
+            F.col("account_created_at"),
+        )
+    ).alias("latest")
     original = _original()
     aggregated = tweets.groupBy("user_id").agg(
         F.count(F.lit(1)).alias("tweets_seen"),
@@ -85,19 +92,29 @@ def author_history(tweets: DataFrame) -> DataFrame:
     previous_originals = F.count(log_engagement).over(everything_before)
     previous_tweet_ms = F.max(EVENT_MS).over(everything_before)
     with_history = (
-        timed
-        .withColumn("author_tweets_24h",
-                    F.count(F.lit(1)).over(by_author.rangeBetween(-DAY_MS, -1)).cast("long"))
-        .withColumn("author_tweets_7d",
-                    F.count(F.lit(1)).over(by_author.rangeBetween(-7 * DAY_MS, -1))
-                    .cast("long"))
+        timed.withColumn(
+            "author_tweets_24h",
+            F.count(F.lit(1)).over(by_author.rangeBetween(-DAY_MS, -1)).cast("long"),
+        )
+        .withColumn(
+            "author_tweets_7d",
+            F.count(F.lit(1)).over(by_author.rangeBetween(-7 * DAY_MS, -1)).cast("long"),
+        )
         .withColumn("author_has_history", previous_originals > 0)
-        .withColumn("author_mean_engagement",
-                    F.coalesce(F.sum(log_engagement).over(everything_before) / previous_originals,
-                               F.lit(NO_HISTORY_MEAN_ENGAGEMENT)))
-        .withColumn("days_since_author_previous_tweet",
-                    F.coalesce((F.col(EVENT_MS) - previous_tweet_ms) / F.lit(float(DAY_MS)),
-                               F.lit(NO_PREVIOUS_TWEET_DAYS)))
+        .withColumn(
+            "author_mean_engagement",
+            F.coalesce(
+                F.sum(log_engagement).over(everything_before) / previous_originals,
+                F.lit(NO_HISTORY_MEAN_ENGAGEMENT),
+            ),
+        )
+        .withColumn(
+            "days_since_author_previous_tweet",
+            F.coalesce(
+                (F.col(EVENT_MS) - previous_tweet_ms) / F.lit(float(DAY_MS)),
+                F.lit(NO_PREVIOUS_TWEET_DAYS),
+            ),
+        )
     )
     return with_history if EVENT_MS in tweets.columns else with_history.drop(EVENT_MS)
 
@@ -114,9 +131,10 @@ def training_rows(tweets: DataFrame) -> DataFrame:
         tweets.where(_original())
         .withColumn(LABEL_COLUMN, F.log1p(F.col("engagement_total").cast("double")))
         .withColumn("hour_of_day", F.hour("created_at").cast("long"))
-        .withColumn("account_age_days",
-                    F.coalesce(F.datediff("created_at", "account_created_at"), F.lit(0))
-                    .cast("long"))
+        .withColumn(
+            "account_age_days",
+            F.coalesce(F.datediff("created_at", "account_created_at"), F.lit(0)).cast("long"),
+        )
     )
     return derived.select(*TRAINING_KEY_COLUMNS, LABEL_COLUMN, *MODEL_INPUT_COLUMNS)
 
@@ -143,13 +161,14 @@ def user_activity(tweets: DataFrame, window: str, slide: str | None = None) -> D
         "user_id",
         F.col("window.start").alias("window_start"),
         F.col("window.end").alias("window_end"),
-        "tweets", "original_tweets", "retweets",
+        "tweets",
+        "original_tweets",
+        "retweets",
         F.coalesce(F.col("total_engagement"), F.lit(0)).cast("long").alias("total_engagement"),
         "mean_engagement",
         F.col("first.followers_count").alias("followers_start"),
         F.col("last.followers_count").alias("followers_end"),
-        (F.col("last.followers_count") - F.col("first.followers_count"))
-        .alias("follower_growth"),
+        (F.col("last.followers_count") - F.col("first.followers_count")).alias("follower_growth"),
     )
 
 

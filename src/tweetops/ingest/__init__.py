@@ -1,8 +1,9 @@
 """Ingest: tweets from a source land as a validated, deduplicated JSONL snapshot under `data/raw`.
 
-Every source yields `(candidate, location)` pairs in a :class:`~tweetops.ingest.batch.SourceBatch`
-(synthetic in :mod:`~tweetops.ingest.synthetic`, search and stream in
-:mod:`~tweetops.ingest.xapi`, archives in :mod:`~tweetops.ingest.replay`); one
+Every source yields `(candidate, location)` pairs in a
+:class:`~tweetops.ingest.source_batch.SourceBatch` (synthetic in
+:mod:`~tweetops.ingest.synthetic`, search and stream in :mod:`~tweetops.ingest.xapi`,
+archives in :mod:`~tweetops.ingest.replay`); one
 :class:`~tweetops.ingest.snapshot.SnapshotWriter` validates (:mod:`~tweetops.ingest.record`),
 deduplicates, quarantines and writes them. :mod:`~tweetops.ingest.step` is the step.
 

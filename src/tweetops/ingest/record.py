@@ -35,8 +35,10 @@ from pydantic import (
 def format_api_time(value: datetime) -> str:
     """Render a timestamp the way X API v2 does: `2026-10-01T18:03:12.000Z` (UTC)."""
     value = value.astimezone(UTC)
-    return (f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
-            f"{value.minute:02d}:{value.second:02d}.{value.microsecond // 1000:03d}Z")
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
+        f"{value.minute:02d}:{value.second:02d}.{value.microsecond // 1000:03d}Z"
+    )
 
 
 def _require_utc(value: datetime) -> datetime:
@@ -143,8 +145,9 @@ class TweetRecord(_Strict):
     public_metrics: TweetMetrics
     entities: Entities = Field(default_factory=Entities)
     attachments: Attachments = Field(default_factory=Attachments)
-    referenced_tweets: list[ReferencedTweet] = Field(default_factory=list,
-                                                     max_length=MAX_REFERENCES)
+    referenced_tweets: list[ReferencedTweet] = Field(
+        default_factory=list, max_length=MAX_REFERENCES
+    )
     author: Author
 
     @field_validator("created_at", mode="before")
@@ -176,8 +179,9 @@ def users_by_id(includes: Any) -> dict[str, dict[str, Any]]:
     users = includes.get("users") if type(includes) is dict else None
     if type(users) is not list:
         return {}
-    return {user["id"]: user for user in users
-            if type(user) is dict and type(user.get("id")) is str}
+    return {
+        user["id"]: user for user in users if type(user) is dict and type(user.get("id")) is str
+    }
 
 
 def with_author(tweet: dict[str, Any], users: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -218,8 +222,15 @@ def validate_record(candidate: Any) -> dict[str, Any]:
     return record.model_dump(mode="json")
 
 
-_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number",
-               bool: "boolean", type(None): "null"}
+_JSON_TYPES = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
 
 
 def json_type(value: Any) -> str:

@@ -38,9 +38,9 @@ from typing import IO, Any
 import orjson
 
 from tweetops.errors import TweetopsError
-from tweetops.ingest.batch import SourceBatch
 from tweetops.ingest.record import InvalidRecord, json_type, one_line, users_by_id, with_author
 from tweetops.ingest.snapshot import Rejected
+from tweetops.ingest.source_batch import SourceBatch
 from tweetops.ingest.v1 import status_to_record
 from tweetops.settings import IngestSettings
 
@@ -80,14 +80,20 @@ def replay_source(settings: IngestSettings) -> SourceBatch:
     root = resolve_archive_path(settings.path, outputs)
     files = archive_files(root, excluded=[settings.checkpoint_dir, *outputs.values()])
     stats = ReplayStats()
-    details: dict[str, Any] = {"path": str(root), "files": len(files), "files_read": 0,
-                               "pages": 0, "formats": stats.formats}
+    details: dict[str, Any] = {
+        "path": str(root),
+        "files": len(files),
+        "files_read": 0,
+        "pages": 0,
+        "formats": stats.formats,
+    }
     batch_id = f"replay-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
     return SourceBatch(batch_id, _replay(root, files, stats, details), details)
 
 
-def _replay(root: Path, files: list[Path], stats: ReplayStats,
-            details: dict[str, Any]) -> Iterator[Candidate]:
+def _replay(
+    root: Path, files: list[Path], stats: ReplayStats, details: dict[str, Any]
+) -> Iterator[Candidate]:
     yield from read_archives(root, files, stats)
     details.update(files_read=stats.files_read, pages=stats.pages)
 
@@ -99,17 +105,22 @@ def resolve_archive_path(path: Path | None, outputs: dict[str, Path] | None = No
     archive inside one of them would read files the run is deleting or writing.
     """
     if path is None or not str(path).strip():
-        raise TweetopsError("Set ingest.path to the archive file or folder to replay, "
-                            "e.g. -S ingest.path=twitter-logs.")
+        raise TweetopsError(
+            "Set ingest.path to the archive file or folder to replay, "
+            "e.g. -S ingest.path=twitter-logs."
+        )
     root = path.expanduser().resolve()
     if not root.exists():
-        raise TweetopsError(f"ingest.path {path} does not exist; point it at an archive file or "
-                            f"folder of tweets.")
+        raise TweetopsError(
+            f"ingest.path {path} does not exist; point it at an archive file or folder of tweets."
+        )
     for name, output in (outputs or {}).items():
         folder = output.resolve()
         if root == folder or folder in root.parents:
-            raise TweetopsError(f"ingest.path {path} is inside {name}, which this run writes; "
-                                f"copy the archive elsewhere and replay the copy.")
+            raise TweetopsError(
+                f"ingest.path {path} is inside {name}, which this run writes; "
+                f"copy the archive elsewhere and replay the copy."
+            )
     return root
 
 
@@ -121,20 +132,29 @@ def archive_files(root: Path, excluded: Iterable[Path] = ()) -> list[Path]:
     """
     if root.is_file():
         if not root.name.lower().endswith(ARCHIVE_SUFFIXES):
-            raise TweetopsError(f"ingest.path {root} is not an archive file; replay reads "
-                                f"{_suffix_list()} files.")
+            raise TweetopsError(
+                f"ingest.path {root} is not an archive file; replay reads {_suffix_list()} files."
+            )
         return [root]
     skipped = {path.resolve() for path in excluded}
     files: list[Path] = []
     for folder, dirnames, filenames in os.walk(root):
         here = Path(folder)
-        dirnames[:] = [name for name in dirnames
-                       if not name.startswith(".") and (here / name).resolve() not in skipped]
-        files.extend(here / name for name in filenames
-                     if not name.startswith(".") and name.lower().endswith(ARCHIVE_SUFFIXES))
+        dirnames[:] = [
+            name
+            for name in dirnames
+            if not name.startswith(".") and (here / name).resolve() not in skipped
+        ]
+        files.extend(
+            here / name
+            for name in filenames
+            if not name.startswith(".") and name.lower().endswith(ARCHIVE_SUFFIXES)
+        )
     if not files:
-        raise TweetopsError(f"ingest.path {root} holds no {_suffix_list()} files; point it at a "
-                            f"folder of tweet archives.")
+        raise TweetopsError(
+            f"ingest.path {root} holds no {_suffix_list()} files; point it at a "
+            f"folder of tweet archives."
+        )
     return sorted(files, key=lambda path: path.relative_to(root).parts)
 
 
@@ -200,17 +220,20 @@ def parse_lines(lines: Iterable[bytes], label: str, stats: ReplayStats) -> Itera
                 yield from candidates_from_value(value, location, stats)
     except _READ_ERRORS as exc:
         seen = True
-        yield Rejected(None, f"file could not be read from here on: {one_line(exc)}"), \
-            f"{label}:{lineno + 1}"
+        yield (
+            Rejected(None, f"file could not be read from here on: {one_line(exc)}"),
+            f"{label}:{lineno + 1}",
+        )
     if not seen:
         yield Rejected(None, "file is empty"), label
 
 
-def _broken_line(line: bytes, error: Exception, location: str,
-                 stats: ReplayStats) -> Iterator[Candidate]:
+def _broken_line(
+    line: bytes, error: Exception, location: str, stats: ReplayStats
+) -> Iterator[Candidate]:
     """A line orjson rejected: retried without a byte-order mark, else rejected with the reason."""
     if line.startswith(_BOM):
-        value = _loads_or(line[len(_BOM):], _BROKEN)
+        value = _loads_or(line[len(_BOM) :], _BROKEN)
         if value is not _BROKEN:
             yield from candidates_from_value(value, location, stats)
             return
@@ -220,7 +243,7 @@ def _broken_line(line: bytes, error: Exception, location: str,
 def parse_document(data: bytes, label: str, stats: ReplayStats) -> Iterator[Candidate]:
     """Candidates from a file holding one JSON document: an object or an array of them."""
     if data.startswith(_BOM):
-        data = data[len(_BOM):]
+        data = data[len(_BOM) :]
     if not data.strip(_WHITESPACE):
         yield Rejected(None, "file is empty"), label
         return
@@ -280,8 +303,7 @@ def _shape(value: dict[str, Any]) -> str:
     return "unknown"
 
 
-def page_candidates(page: dict[str, Any], location: str,
-                    stats: ReplayStats) -> Iterator[Candidate]:
+def page_candidates(page: dict[str, Any], location: str, stats: ReplayStats) -> Iterator[Candidate]:
     """The tweets of one X API v2 response page, each joined with its author from includes.
 
     A tweet whose author is not in `includes.users` is passed on without `author`, so the writer
@@ -290,8 +312,10 @@ def page_candidates(page: dict[str, Any], location: str,
     data = page["data"]
     tweets = [data] if type(data) is dict else data
     if type(tweets) is not list:
-        yield Rejected(page, f"page data is a JSON {json_type(data)}, not a list of tweets"), \
-            location
+        yield (
+            Rejected(page, f"page data is a JSON {json_type(data)}, not a list of tweets"),
+            location,
+        )
         return
     stats.pages += 1
     fmt = "twarc2_page" if "__twarc" in page else "v2_page"
@@ -350,13 +374,18 @@ def _loads_or(data: bytes, default: Any) -> Any:
 
 
 def _output_dirs(settings: IngestSettings) -> dict[str, Path]:
-    return {"ingest.raw_dir": settings.raw_dir, "ingest.manifest_dir": settings.manifest_dir,
-            "ingest.quarantine_dir": settings.quarantine_dir}
+    return {
+        "ingest.raw_dir": settings.raw_dir,
+        "ingest.manifest_dir": settings.manifest_dir,
+        "ingest.quarantine_dir": settings.quarantine_dir,
+    }
 
 
 def _too_long(size: int) -> str:
-    return (f"line is {size:,} bytes, over the {MAX_LINE_BYTES:,} no tweet or API page reaches "
-            f"(its first {MAX_RAW_BYTES:,} bytes are kept)")
+    return (
+        f"line is {size:,} bytes, over the {MAX_LINE_BYTES:,} no tweet or API page reaches "
+        f"(its first {MAX_RAW_BYTES:,} bytes are kept)"
+    )
 
 
 def _suffix_list() -> str:

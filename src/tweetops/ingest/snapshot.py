@@ -36,8 +36,10 @@ class IngestCounts:
     def summary_line(self, source: str, seconds: float) -> str:
         """The one line printed at the end of an ingest run."""
         rate = self.accepted / seconds if seconds > 0 else 0.0
-        return (f"ingest[{source}]: {self.accepted} accepted, {self.quarantined} quarantined, "
-                f"{self.duplicate} duplicate ({rate:,.0f} tweets/s)")
+        return (
+            f"ingest[{source}]: {self.accepted} accepted, {self.quarantined} quarantined, "
+            f"{self.duplicate} duplicate ({rate:,.0f} tweets/s)"
+        )
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,11 @@ def part_files(raw_dir: Path) -> list[Path]:
     """The complete part files of a snapshot folder, in name order."""
     if not raw_dir.exists():
         return []
-    return sorted(p for p in raw_dir.iterdir()
-                  if p.is_file() and p.suffix == PART_SUFFIX and not p.name.startswith((".", "_")))
+    return sorted(
+        p
+        for p in raw_dir.iterdir()
+        if p.is_file() and p.suffix == PART_SUFFIX and not p.name.startswith((".", "_"))
+    )
 
 
 def iter_part_records(raw_dir: Path) -> Iterator[dict[str, Any]]:
@@ -140,8 +145,12 @@ class SnapshotWriter:
         if self._quarantine is None:
             self.quarantine_dir.mkdir(parents=True, exist_ok=True)
             self._quarantine = (self.quarantine_dir / f"{self.batch_id}{PART_SUFFIX}").open("wb")
-        entry: dict[str, Any] = {"batch_id": self.batch_id, "location": location,
-                                 "reason": reason, "record": candidate}
+        entry: dict[str, Any] = {
+            "batch_id": self.batch_id,
+            "location": location,
+            "reason": reason,
+            "record": candidate,
+        }
         if isinstance(candidate, bytes | bytearray):
             raw = bytes(candidate)
             try:
@@ -150,8 +159,7 @@ class SnapshotWriter:
                 # a readable preview, and the bytes as they were (the preview replaces some)
                 entry["record"] = raw.decode("utf-8", errors="replace")
                 entry["record_base64"] = base64.b64encode(raw).decode("ascii")
-        self._quarantine.write(orjson.dumps(entry, default=repr,
-                                            option=orjson.OPT_APPEND_NEWLINE))
+        self._quarantine.write(orjson.dumps(entry, default=repr, option=orjson.OPT_APPEND_NEWLINE))
         self.counts.quarantined += 1
 
     def _write(self, record: dict[str, Any]) -> None:
@@ -202,9 +210,11 @@ class SnapshotWriter:
             "batch_id": self.batch_id,
             "source": source,
             "details": details,
-            "counts": {"accepted": self.counts.accepted,
-                       "quarantined": self.counts.quarantined,
-                       "duplicate": self.counts.duplicate},
+            "counts": {
+                "accepted": self.counts.accepted,
+                "quarantined": self.counts.quarantined,
+                "duplicate": self.counts.duplicate,
+            },
             "id_range": [_str_or_none(self._range.min_id), _str_or_none(self._range.max_id)],
             "created_at_range": [self._range.min_created_at, self._range.max_created_at],
             "files": [p.name for p in self.written_files],
@@ -216,8 +226,9 @@ def write_manifest(manifest_dir: Path, manifest: dict[str, Any]) -> Path:
     """Write `manifest` as `<batch_id>.json` under `manifest_dir` and return its path."""
     manifest_dir.mkdir(parents=True, exist_ok=True)
     path = manifest_dir / f"{manifest['batch_id']}.json"
-    path.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
-                     + b"\n")
+    path.write_bytes(
+        orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    )
     return path
 
 

@@ -17,7 +17,6 @@ from tqdm import tqdm
 
 from tweetops.errors import TweetopsError
 from tweetops.ingest import staging
-from tweetops.ingest.batch import SourceBatch
 from tweetops.ingest.snapshot import (
     IngestCounts,
     SnapshotWriter,
@@ -25,8 +24,9 @@ from tweetops.ingest.snapshot import (
     remove_unsealed_parts,
     write_manifest,
 )
+from tweetops.ingest.source_batch import SourceBatch
 from tweetops.ingest.synthetic import SyntheticSpec, generate_tweets
-from tweetops.outputs import clear_marker, mark_complete
+from tweetops.markers import clear_marker, mark_complete
 from tweetops.runner import StepRun, run_step
 from tweetops.settings import IngestSettings, Settings
 
@@ -44,9 +44,12 @@ class IngestResult:
     def logged_metrics(self) -> dict[str, float]:
         """Accepted, quarantined and duplicate counts, and throughput."""
         counts = self.counts
-        return {"ingest_accepted": counts.accepted, "ingest_quarantined": counts.quarantined,
-                "ingest_duplicate": counts.duplicate,
-                "ingest_tweets_per_second": counts.accepted / max(self.seconds, 1e-9)}
+        return {
+            "ingest_accepted": counts.accepted,
+            "ingest_quarantined": counts.quarantined,
+            "ingest_duplicate": counts.duplicate,
+            "ingest_tweets_per_second": counts.accepted / max(self.seconds, 1e-9),
+        }
 
     def summary(self) -> str:
         """The one line printed at the end of an ingest run."""
@@ -55,12 +58,23 @@ class IngestResult:
 
 def synthetic_source(settings: IngestSettings) -> SourceBatch:
     """The seeded generator: same seed and sizes, byte-identical part files."""
-    spec = SyntheticSpec(seed=settings.seed, n_tweets=settings.n_tweets, n_users=settings.n_users,
-                         start_time=settings.synthetic_start_time, days=settings.synthetic_days)
-    candidates = ((record, f"synthetic:{index}")
-                  for index, record in enumerate(generate_tweets(spec)))
-    details = {"seed": spec.seed, "n_tweets": spec.n_tweets, "n_users": spec.n_users,
-               "start_time": spec.start_time.isoformat(), "days": spec.days}
+    spec = SyntheticSpec(
+        seed=settings.seed,
+        n_tweets=settings.n_tweets,
+        n_users=settings.n_users,
+        start_time=settings.synthetic_start_time,
+        days=settings.synthetic_days,
+    )
+    candidates = (
+        (record, f"synthetic:{index}") for index, record in enumerate(generate_tweets(spec))
+    )
+    details = {
+        "seed": spec.seed,
+        "n_tweets": spec.n_tweets,
+        "n_users": spec.n_users,
+        "start_time": spec.start_time.isoformat(),
+        "days": spec.days,
+    }
     return SourceBatch(f"synthetic-seed{spec.seed}", candidates, details)
 
 
@@ -121,12 +135,22 @@ def collect(config: IngestSettings, batch: SourceBatch) -> IngestResult:
     remove_unsealed_parts(raw_dir)
     keep_existing = not replace or batch.resuming
     known_ids = existing_tweet_ids(raw_dir) if keep_existing else set()
-    writer = SnapshotWriter(raw_dir=raw_dir, quarantine_dir=quarantine_dir,
-                            batch_id=batch.batch_id, tweets_per_file=config.tweets_per_file,
-                            known_ids=known_ids, on_part_sealed=batch.on_part_sealed)
+    writer = SnapshotWriter(
+        raw_dir=raw_dir,
+        quarantine_dir=quarantine_dir,
+        batch_id=batch.batch_id,
+        tweets_per_file=config.tweets_per_file,
+        known_ids=known_ids,
+        on_part_sealed=batch.on_part_sealed,
+    )
     try:
-        with tqdm(batch.candidates, desc=f"ingest[{config.source}]", unit=" tweets",
-                  mininterval=1.0, disable=None) as progress:
+        with tqdm(
+            batch.candidates,
+            desc=f"ingest[{config.source}]",
+            unit=" tweets",
+            mininterval=1.0,
+            disable=None,
+        ) as progress:
             writer.offer_all(progress)
     finally:
         writer.close()
@@ -141,20 +165,27 @@ def collect(config: IngestSettings, batch: SourceBatch) -> IngestResult:
             f"ingest[{config.source}] accepted no tweets ({writer.counts.quarantined} "
             f"quarantined, {writer.counts.duplicate} duplicate), so the snapshot in "
             f"{config.raw_dir} was kept as it was: see {quarantine_dir} for the rejected records, "
-            f"or pass -S ingest.allow_empty=true to replace it with an empty snapshot.")
+            f"or pass -S ingest.allow_empty=true to replace it with an empty snapshot."
+        )
     manifest_path = write_manifest(manifest_dir, writer.manifest(config.source, batch.details))
     counts = writer.counts
-    mark_complete(raw_dir, "ingest", {"tweets": tweets, "accepted": counts.accepted,
-                                      "quarantined": counts.quarantined,
-                                      "duplicate": counts.duplicate})
+    mark_complete(
+        raw_dir,
+        "ingest",
+        {
+            "tweets": tweets,
+            "accepted": counts.accepted,
+            "quarantined": counts.quarantined,
+            "duplicate": counts.duplicate,
+        },
+    )
     if replace:
         staging.swap_in(live)
         manifest_path = config.manifest_dir / manifest_path.name
         files = [config.raw_dir / path.name for path in writer.written_files]
     else:
         files = writer.written_files
-    return IngestResult(config.source, counts, files, manifest_path,
-                        time.perf_counter() - started)
+    return IngestResult(config.source, counts, files, manifest_path, time.perf_counter() - started)
 
 
 def ingest(settings: Settings) -> IngestResult:
@@ -173,5 +204,11 @@ def ingest(settings: Settings) -> IngestResult:
         mlflow.log_artifact(str(result.manifest_path), artifact_path="ingest")
         return result
 
-    return run_step(settings, "ingest", ("ingest",), core, publish=publish,
-                    inputs={"raw_tweets": config.raw_dir})
+    return run_step(
+        settings,
+        "ingest",
+        ("ingest",),
+        core,
+        publish=publish,
+        inputs={"raw_tweets": config.raw_dir},
+    )

@@ -47,8 +47,17 @@ from tweetops.ingest.record import format_api_time
 TWITTER_EPOCH_MS = 1288834974657
 LANGS = ("en", "es", "pt", "ja", "fr", "de", "hi", "ar", "und")
 LANG_SHARE = (0.55, 0.12, 0.08, 0.07, 0.05, 0.04, 0.04, 0.03, 0.02)
-LANG_EFFECT = {"en": 0.20, "es": 0.05, "pt": 0.10, "ja": 0.30, "fr": -0.05, "de": -0.10,
-               "hi": 0.15, "ar": 0.00, "und": -0.50}
+LANG_EFFECT = {
+    "en": 0.20,
+    "es": 0.05,
+    "pt": 0.10,
+    "ja": 0.30,
+    "fr": -0.05,
+    "de": -0.10,
+    "hi": 0.15,
+    "ar": 0.00,
+    "und": -0.50,
+}
 HOUR_WEIGHTS = tuple(1.0 + 0.8 * math.cos(2 * math.pi * (h - 19) / 24) for h in range(24))
 WORDS = tuple(
     "data model stream spark tweet people today great new time update learn python news "
@@ -119,43 +128,66 @@ def generate_tweets(spec: SyntheticSpec) -> Iterator[dict[str, Any]]:
         created_ms = start_ms + int(draws.offset_ms[i])
         tweet_id = ((created_ms - TWITTER_EPOCH_MS) << 22) | (i % (1 << 22))
         seen_by_author[u] += 1
-        followers = int(users["followers"][u]
-                        * (1.0 + users["growth"][u] * (draws.offset_ms[i] / window_ms)))
+        followers = int(
+            users["followers"][u] * (1.0 + users["growth"][u] * (draws.offset_ms[i] / window_ms))
+        )
         lang = users["lang"][u] if draws.own_lang[i] else LANGS[draws.random_lang[i]]
         tweet_kind = int(draws.kind[i]) if emitted_ids else 0  # the first tweet is original
 
         # one generator per tweet for its text, references and engagement total
         word_rng = np.random.default_rng([spec.seed, i])
         text, entities = _compose_text(
-            word_rng, int(draws.n_words[i]), int(draws.n_hashtags[i]),
-            int(draws.n_mentions[i]), bool(draws.has_url[i]), hashtag_weights,
-            users["username"], tweet_kind == 2,
+            word_rng,
+            int(draws.n_words[i]),
+            int(draws.n_hashtags[i]),
+            int(draws.n_mentions[i]),
+            bool(draws.has_url[i]),
+            hashtag_weights,
+            users["username"],
+            tweet_kind == 2,
         )
         record = _compose_record(
-            tweet_id, created_ms, text, lang, entities, bool(draws.has_media[i]),
-            _author_profile(users, u, followers, seen_by_author[u]))
+            tweet_id,
+            created_ms,
+            text,
+            lang,
+            entities,
+            bool(draws.has_media[i]),
+            _author_profile(users, u, followers, seen_by_author[u]),
+        )
         if tweet_kind == 1:
             _make_retweet(record, word_rng, emitted_ids, users["username"])
         else:
             if tweet_kind in (2, 3):
                 ref_type = "replied_to" if tweet_kind == 2 else "quoted"
                 record["referenced_tweets"] = [_reference(word_rng, emitted_ids, ref_type)]
-            log_mu = engagement_log_mean(
-                followers=followers, verified=bool(users["verified"][u]),
-                has_media=bool(draws.has_media[i]), hashtags=len(entities["hashtags"]),
-                is_reply=tweet_kind == 2, is_quote=tweet_kind == 3,
-                has_url=bool(entities["urls"]), hour=int((created_ms // 3_600_000) % 24),
-                text_length=len(record["text"]), lang=lang,
-            ) + users["effect"][u] + draws.noise[i]
+            log_mu = (
+                engagement_log_mean(
+                    followers=followers,
+                    verified=bool(users["verified"][u]),
+                    has_media=bool(draws.has_media[i]),
+                    hashtags=len(entities["hashtags"]),
+                    is_reply=tweet_kind == 2,
+                    is_quote=tweet_kind == 3,
+                    has_url=bool(entities["urls"]),
+                    hour=int((created_ms // 3_600_000) % 24),
+                    text_length=len(record["text"]),
+                    lang=lang,
+                )
+                + users["effect"][u]
+                + draws.noise[i]
+            )
             total = int(word_rng.poisson(math.exp(min(log_mu, 14.0))))
             record["public_metrics"] = split_engagement(
-                total, draws.likes_share[i], draws.retweets_share[i], draws.replies_share[i])
+                total, draws.likes_share[i], draws.retweets_share[i], draws.replies_share[i]
+            )
         emitted_ids.append(tweet_id)
         yield record
 
 
-def _draw_tweets(rng: np.random.Generator, spec: SyntheticSpec,
-                 activity: np.ndarray) -> _TweetDraws:
+def _draw_tweets(
+    rng: np.random.Generator, spec: SyntheticSpec, activity: np.ndarray
+) -> _TweetDraws:
     """Draw every per-tweet array from `rng`, in the one order the output depends on."""
     n = spec.n_tweets
     author, offset_ms = _draw_schedule(rng, spec, activity)
@@ -169,13 +201,27 @@ def _draw_tweets(rng: np.random.Generator, spec: SyntheticSpec,
     n_words = np.clip(np.round(rng.lognormal(2.4, 0.55, size=n)), 2, 40).astype(int)
     noise = rng.normal(0.0, 0.5, size=n)
     likes_share, retweets_share, replies_share = rng.random((3, n))
-    return _TweetDraws(author, offset_ms, kind, own_lang, random_lang, n_hashtags, n_mentions,
-                       has_url, has_media, n_words, noise, likes_share, retweets_share,
-                       replies_share)
+    return _TweetDraws(
+        author,
+        offset_ms,
+        kind,
+        own_lang,
+        random_lang,
+        n_hashtags,
+        n_mentions,
+        has_url,
+        has_media,
+        n_words,
+        noise,
+        likes_share,
+        retweets_share,
+        replies_share,
+    )
 
 
-def _draw_schedule(rng: np.random.Generator, spec: SyntheticSpec,
-                   activity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _draw_schedule(
+    rng: np.random.Generator, spec: SyntheticSpec, activity: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Who posts when: author indices and millisecond offsets, sorted by time (stably)."""
     n = spec.n_tweets
     author = rng.choice(spec.n_users, size=n, p=activity / activity.sum())
@@ -188,8 +234,9 @@ def _draw_schedule(rng: np.random.Generator, spec: SyntheticSpec,
     return author[order], offset_ms[order]
 
 
-def _author_profile(users: dict[str, Any], u: int, followers: int,
-                    seen: np.integer) -> dict[str, Any]:
+def _author_profile(
+    users: dict[str, Any], u: int, followers: int, seen: np.integer
+) -> dict[str, Any]:
     """User `u`'s profile as of its `seen`-th tweet: the tweet and like counts have grown."""
     return {
         "id": users["id"][u],
@@ -206,9 +253,15 @@ def _author_profile(users: dict[str, Any], u: int, followers: int,
     }
 
 
-def _compose_record(tweet_id: int, created_ms: int, text: str, lang: str,
-                    entities: dict[str, list[dict[str, Any]]], has_media: bool,
-                    author: dict[str, Any]) -> dict[str, Any]:
+def _compose_record(
+    tweet_id: int,
+    created_ms: int,
+    text: str,
+    lang: str,
+    entities: dict[str, list[dict[str, Any]]],
+    has_media: bool,
+    author: dict[str, Any],
+) -> dict[str, Any]:
     """One normalized record with zero metrics and no references (an original, so far)."""
     return {
         "id": str(tweet_id),
@@ -216,8 +269,7 @@ def _compose_record(tweet_id: int, created_ms: int, text: str, lang: str,
         "text": text,
         "lang": lang,
         "author_id": author["id"],
-        "public_metrics": {"retweet_count": 0, "reply_count": 0, "like_count": 0,
-                           "quote_count": 0},
+        "public_metrics": {"retweet_count": 0, "reply_count": 0, "like_count": 0, "quote_count": 0},
         "entities": entities,
         "attachments": {"media_keys": [f"3_{tweet_id}"] if has_media else []},
         "referenced_tweets": [],
@@ -231,8 +283,9 @@ def _reference(rng: np.random.Generator, emitted_ids: list[int], ref_type: str) 
     return {"type": ref_type, "id": str(target)}
 
 
-def _make_retweet(record: dict[str, Any], rng: np.random.Generator, emitted_ids: list[int],
-                  usernames: list[str]) -> None:
+def _make_retweet(
+    record: dict[str, Any], rng: np.random.Generator, emitted_ids: list[int], usernames: list[str]
+) -> None:
     """Turn `record` into a retweet of an earlier tweet: `RT @user: ` text, shifted entities."""
     record["referenced_tweets"] = [_reference(rng, emitted_ids, "retweeted")]
     text = record["text"]
@@ -240,8 +293,9 @@ def _make_retweet(record: dict[str, Any], rng: np.random.Generator, emitted_ids:
     record["entities"] = _shift_entities(record["entities"], len(record["text"]) - len(text))
 
 
-def split_engagement(total: int, likes_share: float, retweets_share: float,
-                     replies_share: float) -> dict[str, int]:
+def split_engagement(
+    total: int, likes_share: float, retweets_share: float, replies_share: float
+) -> dict[str, int]:
     """Split `total` engagements into public metrics (see the module docstring).
 
     The shares are the tweet's uniform draws u1, u2, u3.
@@ -252,21 +306,38 @@ def split_engagement(total: int, likes_share: float, retweets_share: float,
     retweets = min(round(rest * (0.35 + 0.4 * retweets_share)), rest)
     rest -= retweets
     replies = min(round(rest * (0.5 + 0.4 * replies_share)), rest)
-    return {"retweet_count": retweets, "reply_count": replies, "like_count": likes,
-            "quote_count": rest - replies}
+    return {
+        "retweet_count": retweets,
+        "reply_count": replies,
+        "like_count": likes,
+        "quote_count": rest - replies,
+    }
 
 
-def engagement_log_mean(*, followers: int, verified: bool, has_media: bool, hashtags: int,
-                        is_reply: bool, is_quote: bool, has_url: bool, hour: int,
-                        text_length: int, lang: str) -> float:
+def engagement_log_mean(
+    *,
+    followers: int,
+    verified: bool,
+    has_media: bool,
+    hashtags: int,
+    is_reply: bool,
+    is_quote: bool,
+    has_url: bool,
+    hour: int,
+    text_length: int,
+    lang: str,
+) -> float:
     """The observable part of log expected engagement (see the module docstring)."""
     return (
         -1.2
         + 0.55 * math.log1p(followers)
         + 0.60 * verified
         + 0.45 * has_media
-        + 0.15 * min(hashtags, 3) - 0.10 * max(hashtags - 3, 0)
-        - 0.80 * is_reply + 0.25 * is_quote - 0.10 * has_url
+        + 0.15 * min(hashtags, 3)
+        - 0.10 * max(hashtags - 3, 0)
+        - 0.80 * is_reply
+        + 0.25 * is_quote
+        - 0.10 * has_url
         + 0.35 * math.cos(2 * math.pi * (hour - 19) / 24)
         + 0.30 * math.exp(-(((text_length - 140) / 80) ** 2))
         + LANG_EFFECT.get(lang, 0.0)
@@ -282,11 +353,14 @@ def _generate_users(rng: np.random.Generator, spec: SyntheticSpec) -> dict[str, 
     first, second = rng.integers(0, len(NAME_PARTS), size=(2, m))
     return {
         "id": [str(v) for v in ids],
-        "username": [f"{NAME_PARTS[a]}_{NAME_PARTS[b]}{i}" for i, (a, b)
-                     in enumerate(zip(first, second, strict=True))],
-        "created_at": [format_api_time(spec.start_time - timedelta(days=int(d), seconds=int(s)))
-                       for d, s in zip(account_age_days, rng.integers(0, 86400, size=m),
-                                       strict=True)],
+        "username": [
+            f"{NAME_PARTS[a]}_{NAME_PARTS[b]}{i}"
+            for i, (a, b) in enumerate(zip(first, second, strict=True))
+        ],
+        "created_at": [
+            format_api_time(spec.start_time - timedelta(days=int(d), seconds=int(s)))
+            for d, s in zip(account_age_days, rng.integers(0, 86400, size=m), strict=True)
+        ],
         "followers": followers,
         "following": np.floor(rng.lognormal(5.6, 1.1, size=m)).astype(np.int64),
         "tweet_count": np.floor(rng.lognormal(7.5, 1.6, size=m)).astype(np.int64),
@@ -305,17 +379,26 @@ def _zipf_weights(size: int) -> np.ndarray:
     return weights / weights.sum()
 
 
-def _compose_text(rng: np.random.Generator, n_words: int, n_hashtags: int, n_mentions: int,
-                  has_url: bool, hashtag_weights: np.ndarray, usernames: list[str],
-                  is_reply: bool) -> tuple[str, dict[str, list[dict[str, Any]]]]:
+def _compose_text(
+    rng: np.random.Generator,
+    n_words: int,
+    n_hashtags: int,
+    n_mentions: int,
+    has_url: bool,
+    hashtag_weights: np.ndarray,
+    usernames: list[str],
+    is_reply: bool,
+) -> tuple[str, dict[str, list[dict[str, Any]]]]:
     """Build tweet text and X API v2 entities whose start/end indices match the text."""
     pieces: list[tuple[str, str]] = []
     if is_reply:
         pieces.append(("mention", usernames[int(rng.integers(0, len(usernames)))]))
     pieces.extend(("word", WORDS[int(k)]) for k in rng.integers(0, len(WORDS), size=n_words))
     for _ in range(n_mentions):
-        pieces.insert(int(rng.integers(0, len(pieces) + 1)),
-                      ("mention", usernames[int(rng.integers(0, len(usernames)))]))
+        pieces.insert(
+            int(rng.integers(0, len(pieces) + 1)),
+            ("mention", usernames[int(rng.integers(0, len(usernames)))]),
+        )
     tags = rng.choice(len(HASHTAGS), size=n_hashtags, p=hashtag_weights)
     pieces.extend(("hashtag", HASHTAGS[int(t)]) for t in tags)
     if has_url:
@@ -336,12 +419,21 @@ def _compose_text(rng: np.random.Generator, n_words: int, n_hashtags: int, n_men
         elif kind == "hashtag":
             entities["hashtags"].append({"start": start, "end": end, "tag": value})
         elif kind == "url":
-            entities["urls"].append({"start": start, "end": end, "url": value,
-                                     "expanded_url": f"https://example.com/{value[-10:]}"})
+            entities["urls"].append(
+                {
+                    "start": start,
+                    "end": end,
+                    "url": value,
+                    "expanded_url": f"https://example.com/{value[-10:]}",
+                }
+            )
     return text, entities
 
 
-def _shift_entities(entities: dict[str, list[dict[str, Any]]],
-                    by: int) -> dict[str, list[dict[str, Any]]]:
-    return {kind: [{**item, "start": item["start"] + by, "end": item["end"] + by}
-                   for item in items] for kind, items in entities.items()}
+def _shift_entities(
+    entities: dict[str, list[dict[str, Any]]], by: int
+) -> dict[str, list[dict[str, Any]]]:
+    return {
+        kind: [{**item, "start": item["start"] + by, "end": item["end"] + by} for item in items]
+        for kind, items in entities.items()
+    }

@@ -17,8 +17,12 @@ from tweetops.ingest.record import InvalidRecord, format_api_time, json_type, on
 
 V1_TIME_EXAMPLE = "Wed Oct 10 20:19:24 +0000 2018"
 
-_MONTHS = {name: number for number, name in enumerate(
-    "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1
+    )
+}
 _MEDIA_KEY_PREFIX = {"photo": "3", "video": "7", "animated_gif": "16"}
 
 
@@ -31,71 +35,96 @@ def status_to_record(status: dict[str, Any]) -> dict[str, Any]:
     """
     user = status.get("user")
     if type(user) is not dict:
-        raise InvalidRecord(f"user: a v1.1 status needs a user object, got JSON "
-                            f"{json_type(user)}")
+        raise InvalidRecord(f"user: a v1.1 status needs a user object, got JSON {json_type(user)}")
     try:
         return _map_status(status, user)
     except InvalidRecord:
         raise
     except (TypeError, KeyError, IndexError, AttributeError, ValueError) as exc:
-        raise InvalidRecord(f"v1.1 status could not be mapped: {type(exc).__name__}: "
-                            f"{one_line(exc)}") from exc
+        raise InvalidRecord(
+            f"v1.1 status could not be mapped: {type(exc).__name__}: {one_line(exc)}"
+        ) from exc
 
 
 def _map_status(status: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
     extended = status.get("extended_tweet")
     full = extended if type(extended) is dict else status
     text = full.get("full_text", status.get("full_text", status.get("text")))
-    return _compact({
-        "id": status.get("id_str"),
-        "created_at": parse_v1_time(status.get("created_at"), "created_at"),
-        "text": text,
-        "lang": status.get("lang") or "und",
-        "author_id": user.get("id_str"),
-        "public_metrics": _compact({
-            "retweet_count": status.get("retweet_count"),
-            "reply_count": status.get("reply_count") or 0,
-            "like_count": status.get("favorite_count"),
-            "quote_count": status.get("quote_count") or 0,
-        }),
-        "entities": _map_entities(full.get("entities") or {}),
-        "attachments": {"media_keys": _media_keys(full)},
-        "referenced_tweets": _referenced_tweets(status),
-        "author": _map_user(user),
-    })
+    return _compact(
+        {
+            "id": status.get("id_str"),
+            "created_at": parse_v1_time(status.get("created_at"), "created_at"),
+            "text": text,
+            "lang": status.get("lang") or "und",
+            "author_id": user.get("id_str"),
+            "public_metrics": _compact(
+                {
+                    "retweet_count": status.get("retweet_count"),
+                    "reply_count": status.get("reply_count") or 0,
+                    "like_count": status.get("favorite_count"),
+                    "quote_count": status.get("quote_count") or 0,
+                }
+            ),
+            "entities": _map_entities(full.get("entities") or {}),
+            "attachments": {"media_keys": _media_keys(full)},
+            "referenced_tweets": _referenced_tweets(status),
+            "author": _map_user(user),
+        }
+    )
 
 
 def _map_user(user: dict[str, Any]) -> dict[str, Any]:
-    return _compact({
-        "id": user.get("id_str"),
-        "username": user.get("screen_name"),
-        "created_at": parse_v1_time(user.get("created_at"), "author.created_at"),
-        "verified": user.get("verified"),
-        "public_metrics": _compact({
-            "followers_count": user.get("followers_count"),
-            "following_count": user.get("friends_count"),
-            "tweet_count": user.get("statuses_count"),
-            "listed_count": user.get("listed_count"),
-            "like_count": user.get("favourites_count"),
-        }),
-    })
+    return _compact(
+        {
+            "id": user.get("id_str"),
+            "username": user.get("screen_name"),
+            "created_at": parse_v1_time(user.get("created_at"), "author.created_at"),
+            "verified": user.get("verified"),
+            "public_metrics": _compact(
+                {
+                    "followers_count": user.get("followers_count"),
+                    "following_count": user.get("friends_count"),
+                    "tweet_count": user.get("statuses_count"),
+                    "listed_count": user.get("listed_count"),
+                    "like_count": user.get("favourites_count"),
+                }
+            ),
+        }
+    )
 
 
 def _map_entities(entities: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return {
-        "hashtags": [{"tag": item["text"], "start": item["indices"][0],
-                      "end": item["indices"][1]} for item in entities.get("hashtags") or ()],
-        "mentions": [{"username": item["screen_name"], "start": item["indices"][0],
-                      "end": item["indices"][1]} for item in entities.get("user_mentions") or ()],
-        "urls": [{"url": item["url"], "expanded_url": item.get("expanded_url"),
-                  "start": item["indices"][0], "end": item["indices"][1]}
-                 for item in entities.get("urls") or ()],
+        "hashtags": [
+            {"tag": item["text"], "start": item["indices"][0], "end": item["indices"][1]}
+            for item in entities.get("hashtags") or ()
+        ],
+        "mentions": [
+            {
+                "username": item["screen_name"],
+                "start": item["indices"][0],
+                "end": item["indices"][1],
+            }
+            for item in entities.get("user_mentions") or ()
+        ],
+        "urls": [
+            {
+                "url": item["url"],
+                "expanded_url": item.get("expanded_url"),
+                "start": item["indices"][0],
+                "end": item["indices"][1],
+            }
+            for item in entities.get("urls") or ()
+        ],
     }
 
 
 def _media_keys(full: dict[str, Any]) -> list[str]:
-    media = ((full.get("extended_entities") or {}).get("media")
-             or (full.get("entities") or {}).get("media") or ())
+    media = (
+        (full.get("extended_entities") or {}).get("media")
+        or (full.get("entities") or {}).get("media")
+        or ()
+    )
     return [f"{_MEDIA_KEY_PREFIX.get(item.get('type'), '3')}_{item['id_str']}" for item in media]
 
 
@@ -125,12 +154,12 @@ def parse_v1_time(value: Any, name: str) -> Any:
         if month is None:
             raise ValueError(value)
         _, _, day, clock, offset, year = parts
-        parsed = datetime.strptime(f"{year} {month} {day} {clock} {offset}",
-                                   "%Y %m %d %H:%M:%S %z")
+        parsed = datetime.strptime(f"{year} {month} {day} {clock} {offset}", "%Y %m %d %H:%M:%S %z")
         return format_api_time(parsed)
     except (ValueError, OverflowError) as exc:
-        raise InvalidRecord(f"{name}: {_clip(value)!r} is not a v1.1 timestamp like "
-                            f"{V1_TIME_EXAMPLE!r}") from exc
+        raise InvalidRecord(
+            f"{name}: {_clip(value)!r} is not a v1.1 timestamp like {V1_TIME_EXAMPLE!r}"
+        ) from exc
 
 
 def _compact(mapping: dict[str, Any]) -> dict[str, Any]:

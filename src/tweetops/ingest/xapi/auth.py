@@ -18,8 +18,15 @@ TOKEN_ENV_VARS = ("X_BEARER_TOKEN", "TWITTER_BEARER_TOKEN")
 _SECRETS: set[str] = set()
 _BEARER = re.compile(r"(Bearer\s+)[^\s'\",}]+")
 _REDACTED = "<redacted>"
-_LOGGERS_TO_REDACT = ("tweepy", "tweepy.client", "tweepy.streaming", "urllib3",
-                      "urllib3.connectionpool", "urllib3.connection", "requests")
+_LOGGERS_TO_REDACT = (
+    "tweepy",
+    "tweepy.client",
+    "tweepy.streaming",
+    "urllib3",
+    "urllib3.connectionpool",
+    "urllib3.connection",
+    "requests",
+)
 
 
 class RedactSecrets(logging.Filter):
@@ -60,13 +67,17 @@ def bearer_token() -> str:
             _SECRETS.add(value)
             _install_redaction()
             return value
-    raise TweetopsError("No X API bearer token is set; export X_BEARER_TOKEN (or "
-                        "TWITTER_BEARER_TOKEN) with your app's bearer token to ingest from the "
-                        "X API.")
+    raise TweetopsError(
+        "No X API bearer token is set; export X_BEARER_TOKEN (or "
+        "TWITTER_BEARER_TOKEN) with your app's bearer token to ingest from the "
+        "X API."
+    )
 
 
 def auth_error(endpoint: str, status: str) -> TweetopsError:
     """The one sentence for a refused bearer token."""
-    return TweetopsError(f"The X API refused the bearer token for {endpoint} ({status}); set "
-                         f"X_BEARER_TOKEN (or TWITTER_BEARER_TOKEN) to a valid app bearer token "
-                         f"with access to this endpoint.")
+    return TweetopsError(
+        f"The X API refused the bearer token for {endpoint} ({status}); set "
+        f"X_BEARER_TOKEN (or TWITTER_BEARER_TOKEN) to a valid app bearer token "
+        f"with access to this endpoint."
+    )

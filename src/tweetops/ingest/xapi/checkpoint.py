@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import orjson
 
 from tweetops.errors import TweetopsError
-from tweetops.ingest.batch import SourceBatch
+from tweetops.ingest.source_batch import SourceBatch
 
 
 @dataclass
@@ -45,8 +45,11 @@ class SearchCheckpoint:
 
     def same_window(self, other: SearchCheckpoint) -> bool:
         """True when both describe the same query and time window."""
-        return (self.query, self.start_time, self.end_time) == \
-            (other.query, other.start_time, other.end_time)
+        return (self.query, self.start_time, self.end_time) == (
+            other.query,
+            other.start_time,
+            other.end_time,
+        )
 
 
 @dataclass
@@ -77,8 +80,10 @@ def load_checkpoint(path: Path, kind: type[C]) -> C | None:
         known = {f.name for f in fields(kind)}
         return kind(**{k: v for k, v in data.items() if k in known})
     except (orjson.JSONDecodeError, TypeError, AttributeError) as exc:
-        raise TweetopsError(f"The ingest checkpoint {path} is unreadable ({exc}); delete it to "
-                            f"start a fresh collection.") from exc
+        raise TweetopsError(
+            f"The ingest checkpoint {path} is unreadable ({exc}); delete it to "
+            f"start a fresh collection."
+        ) from exc
 
 
 def save_checkpoint(path: Path, checkpoint: SearchCheckpoint | StreamCheckpoint) -> None:
@@ -101,13 +106,21 @@ class Collection:
 
     source = ""
 
-    def __init__(self, checkpoint_path: Path, state: SearchCheckpoint | StreamCheckpoint,
-                 details: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        checkpoint_path: Path,
+        state: SearchCheckpoint | StreamCheckpoint,
+        details: dict[str, Any],
+    ) -> None:
         self.path = checkpoint_path
         self.state = state
         self.collected_before = state.collected
-        self.details = {**details, "collected_before": state.collected, "resumed": False,
-                        "resumed_from": None}
+        self.details = {
+            **details,
+            "collected_before": state.collected,
+            "resumed": False,
+            "resumed_from": None,
+        }
         self._seen: set[str] = set()
         self._newest: str | None = None
 
@@ -119,10 +132,14 @@ class Collection:
         """The SourceBatch of this run; `resumed_from` says where a stopped run continues."""
         if resumed_from is not None:
             self.details["resumed"], self.details["resumed_from"] = True, resumed_from
-        return SourceBatch(batch_id=_batch_id(self.source, self.state.batch_seq),
-                           candidates=self.candidates(), details=self.details,
-                           on_part_sealed=self.on_part_sealed, on_complete=self.on_complete,
-                           resuming=resumed_from is not None)
+        return SourceBatch(
+            batch_id=_batch_id(self.source, self.state.batch_seq),
+            candidates=self.candidates(),
+            details=self.details,
+            on_part_sealed=self.on_part_sealed,
+            on_complete=self.on_complete,
+            resuming=resumed_from is not None,
+        )
 
     def _remember(self, tweet_id: str) -> None:
         self._seen.add(tweet_id)

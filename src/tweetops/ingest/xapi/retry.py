@@ -99,11 +99,13 @@ def with_retries(endpoint: str, policy: RetryPolicy | None = None) -> Callable[[
                 raise TweetopsError(
                     f"The X API kept failing for {endpoint} ({_status_text(exc)}) after "
                     f"{chosen.attempts} attempts; try again later, and the next run resumes "
-                    f"from the checkpoint.") from exc
+                    f"from the checkpoint."
+                ) from exc
             except tweepy.HTTPException as exc:
                 raise TweetopsError(
                     f"The X API rejected {endpoint} ({_status_text(exc)}); check ingest.query, "
-                    f"ingest.start_time, ingest.end_time and ingest.stream_rules.") from exc
+                    f"ingest.start_time, ingest.end_time and ingest.stream_rules."
+                ) from exc
 
         return wrapper  # type: ignore[return-value]
 
@@ -123,6 +125,11 @@ def _status_text(exc: BaseException) -> str:
 
 def _log_retry(endpoint: str, policy: RetryPolicy, retry_state: tenacity.RetryCallState) -> None:
     assert retry_state.outcome is not None and retry_state.next_action is not None
-    log.warning("X API %s failed (%s); retrying in %.2f s (attempt %d of %d)", endpoint,
-                _status_text(retry_state.outcome.exception()), retry_state.next_action.sleep,
-                retry_state.attempt_number + 1, policy.attempts)
+    log.warning(
+        "X API %s failed (%s); retrying in %.2f s (attempt %d of %d)",
+        endpoint,
+        _status_text(retry_state.outcome.exception()),
+        retry_state.next_action.sleep,
+        retry_state.attempt_number + 1,
+        policy.attempts,
+    )

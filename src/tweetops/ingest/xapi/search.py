@@ -16,8 +16,8 @@ from typing import Any
 
 import tweepy
 
-from tweetops.ingest.batch import SourceBatch
 from tweetops.ingest.record import users_by_id, with_author
+from tweetops.ingest.source_batch import SourceBatch
 from tweetops.ingest.xapi.auth import bearer_token
 from tweetops.ingest.xapi.checkpoint import (
     Collection,
@@ -53,12 +53,26 @@ class SearchCollection(Collection):
     source = "search"
     state: SearchCheckpoint
 
-    def __init__(self, settings: IngestSettings, client: tweepy.Client,
-                 checkpoint_path: Path, state: SearchCheckpoint,
-                 policy: RetryPolicy | None) -> None:
-        super().__init__(checkpoint_path, state, {
-            "query": state.query, "start_time": state.start_time, "end_time": state.end_time,
-            "since_id": state.since_id, "max_tweets": settings.max_tweets, "pages": 0})
+    def __init__(
+        self,
+        settings: IngestSettings,
+        client: tweepy.Client,
+        checkpoint_path: Path,
+        state: SearchCheckpoint,
+        policy: RetryPolicy | None,
+    ) -> None:
+        super().__init__(
+            checkpoint_path,
+            state,
+            {
+                "query": state.query,
+                "start_time": state.start_time,
+                "end_time": state.end_time,
+                "since_id": state.since_id,
+                "max_tweets": settings.max_tweets,
+                "pages": 0,
+            },
+        )
         self.settings = settings
         self.client = client
         self.policy = policy
@@ -72,10 +86,17 @@ class SearchCollection(Collection):
             return
         search = with_retries(SEARCH_ENDPOINT, self.policy)(self.client.search_recent_tweets)
         pages = tweepy.Paginator(
-            search, state.query, pagination_token=state.next_token,
-            max_results=min(max(budget, PAGE_MIN), PAGE_MAX), expansions=EXPANSIONS,
-            tweet_fields=TWEET_FIELDS, user_fields=USER_FIELDS, since_id=state.since_id,
-            start_time=self.settings.start_time, end_time=self.settings.end_time)
+            search,
+            state.query,
+            pagination_token=state.next_token,
+            max_results=min(max(budget, PAGE_MIN), PAGE_MAX),
+            expansions=EXPANSIONS,
+            tweet_fields=TWEET_FIELDS,
+            user_fields=USER_FIELDS,
+            since_id=state.since_id,
+            start_time=self.settings.start_time,
+            end_time=self.settings.end_time,
+        )
         request_token, page_number = state.next_token, state.pages_done
         skip = set(state.page_done_ids)
         for page in pages:
@@ -92,9 +113,10 @@ class SearchCollection(Collection):
                 if len(self._seen) >= budget:
                     return
                 done.append(tweet_id)
-                rest_done = all(str(t.get("id")) in skip for t in tweets[index + 1:])
-                self._cursor = _Cursor(page_number, request_token, next_token, list(done),
-                                       rest_done)
+                rest_done = all(str(t.get("id")) in skip for t in tweets[index + 1 :])
+                self._cursor = _Cursor(
+                    page_number, request_token, next_token, list(done), rest_done
+                )
                 self._remember(tweet_id)
                 yield with_author(tweet, users), f"search:page={page_number}:index={index}"
             skip = set()
@@ -124,19 +146,21 @@ def search_source(settings: IngestSettings, policy: RetryPolicy | None = None) -
     tweets newer than its newest (`since_id`); mode `replace` starts over, as the snapshot is
     replaced anyway.
     """
-    client = tweepy.Client(bearer_token=bearer_token(), return_type=dict,
-                           wait_on_rate_limit=False)
+    client = tweepy.Client(bearer_token=bearer_token(), return_type=dict, wait_on_rate_limit=False)
     mount_api_adapter(client.session, settings.api_base_url)
     path = settings.checkpoint_dir / "search.json"
-    fresh = SearchCheckpoint(query=settings.query, start_time=_iso(settings.start_time),
-                             end_time=_iso(settings.end_time))
+    fresh = SearchCheckpoint(
+        query=settings.query, start_time=_iso(settings.start_time), end_time=_iso(settings.end_time)
+    )
     previous = load_checkpoint(path, SearchCheckpoint)
     state, resuming = fresh, False
     if previous is not None and previous.same_window(fresh):
         if not previous.complete:
             state, resuming = previous, True
-            log.info("Resuming the search collection from its checkpoint (%d tweets "
-                     "collected).", state.collected)
+            log.info(
+                "Resuming the search collection from its checkpoint (%d tweets collected).",
+                state.collected,
+            )
         elif settings.mode == "append":
             state.since_id = state.newest_id = previous.newest_id
     state.batch_seq = (previous.batch_seq if previous else 0) + 1

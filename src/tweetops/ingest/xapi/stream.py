@@ -23,9 +23,9 @@ import requests
 import tweepy
 
 from tweetops.errors import TweetopsError
-from tweetops.ingest.batch import SourceBatch
 from tweetops.ingest.record import users_by_id, with_author
 from tweetops.ingest.snapshot import Rejected
+from tweetops.ingest.source_batch import SourceBatch
 from tweetops.ingest.xapi.auth import auth_error, bearer_token
 from tweetops.ingest.xapi.checkpoint import (
     Collection,
@@ -76,8 +76,7 @@ class QueueStream(tweepy.StreamingClient):
         self._network_wait = 0.0
         self._response: requests.Response | None = None
 
-    def _remember_response(self, response: requests.Response, *args: Any,
-                           **kwargs: Any) -> None:
+    def _remember_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self._response = response
 
     def on_connect(self) -> None:
@@ -94,8 +93,7 @@ class QueueStream(tweepy.StreamingClient):
         try:
             payload = orjson.loads(raw_data)
         except orjson.JSONDecodeError as exc:
-            self.sink.put((Rejected(raw_data, f"stream line is not valid JSON ({exc})"),
-                           location))
+            self.sink.put((Rejected(raw_data, f"stream line is not valid JSON ({exc})"), location))
             return
         if isinstance(payload, dict) and "data" not in payload and "errors" in payload:
             log.warning("X API stream message without a tweet: %s", payload["errors"])
@@ -116,9 +114,12 @@ class QueueStream(tweepy.StreamingClient):
             self._fail(auth_error(STREAM_ENDPOINT, f"{status_code} {phrase}"))
             return
         if 400 <= status_code < 500 and status_code not in (420, 429):
-            self._fail(TweetopsError(
-                f"The X API rejected {STREAM_ENDPOINT} ({status_code} {phrase}); check "
-                f"ingest.stream_rules and the app's access to the filtered stream."))
+            self._fail(
+                TweetopsError(
+                    f"The X API rejected {STREAM_ENDPOINT} ({status_code} {phrase}); check "
+                    f"ingest.stream_rules and the app's access to the filtered stream."
+                )
+            )
             return
         wait = self._http_wait
         if status_code in (420, 429):
@@ -141,9 +142,12 @@ class QueueStream(tweepy.StreamingClient):
 
     def on_exception(self, exception: Exception) -> None:
         """An unexpected error ended the stream thread: hand it to the collecting side."""
-        self.sink.put(TweetopsError(
-            f"The X API filtered stream stopped on an unexpected {type(exception).__name__} "
-            f"({exception}); run the ingest again to resume from the checkpoint."))
+        self.sink.put(
+            TweetopsError(
+                f"The X API filtered stream stopped on an unexpected {type(exception).__name__} "
+                f"({exception}); run the ingest again to resume from the checkpoint."
+            )
+        )
 
     def on_disconnect(self) -> None:
         """The stream thread is done."""
@@ -171,8 +175,12 @@ class QueueStream(tweepy.StreamingClient):
 
     def _give_up_if_past_deadline(self, wait: float, why: str) -> None:
         if time.monotonic() + wait >= self.deadline:
-            log.warning("X API stream %s; the reconnect wait of %.2f s would pass "
-                        "ingest.max_seconds, so the collection stops here.", why, wait)
+            log.warning(
+                "X API stream %s; the reconnect wait of %.2f s would pass "
+                "ingest.max_seconds, so the collection stops here.",
+                why,
+                wait,
+            )
             self._stopping = True
             self.disconnect()
 
@@ -190,11 +198,19 @@ class StreamCollection(Collection):
     source = "stream"
     state: StreamCheckpoint
 
-    def __init__(self, settings: IngestSettings, bearer: str, checkpoint_path: Path,
-                 state: StreamCheckpoint) -> None:
-        super().__init__(checkpoint_path, state, {
-            "rules": list(state.rules), "max_tweets": settings.max_tweets,
-            "max_seconds": settings.max_seconds, "connections": 0})
+    def __init__(
+        self, settings: IngestSettings, bearer: str, checkpoint_path: Path, state: StreamCheckpoint
+    ) -> None:
+        super().__init__(
+            checkpoint_path,
+            state,
+            {
+                "rules": list(state.rules),
+                "max_tweets": settings.max_tweets,
+                "max_seconds": settings.max_seconds,
+                "connections": 0,
+            },
+        )
         self.settings = settings
         self.bearer = bearer
 
@@ -207,8 +223,9 @@ class StreamCollection(Collection):
         stream = QueueStream(self.bearer, sink, self.settings.api_base_url)
         deadline = time.monotonic() + self.settings.max_seconds
         stream.deadline = deadline
-        thread = stream.filter(threaded=True, expansions=EXPANSIONS, tweet_fields=TWEET_FIELDS,
-                               user_fields=USER_FIELDS)
+        thread = stream.filter(
+            threaded=True, expansions=EXPANSIONS, tweet_fields=TWEET_FIELDS, user_fields=USER_FIELDS
+        )
         try:
             while len(self._seen) < budget:
                 remaining = deadline - time.monotonic()
@@ -246,8 +263,9 @@ def _join(thread: threading.Thread | None, deadline: float) -> None:
         log.warning("The X API stream thread has not ended yet; it stops at its next read.")
 
 
-def sync_rules(client: tweepy.StreamingClient, wanted: list[str],
-               policy: RetryPolicy | None = None) -> dict[str, list[str]]:
+def sync_rules(
+    client: tweepy.StreamingClient, wanted: list[str], policy: RetryPolicy | None = None
+) -> dict[str, list[str]]:
     """Make the stream's rules exactly `wanted`: add the missing ones, delete the others.
 
     Returns the rule values added and deleted.
@@ -263,13 +281,18 @@ def sync_rules(client: tweepy.StreamingClient, wanted: list[str],
     if missing:
         add = with_retries(RULES_POST_ENDPOINT, policy)(client.add_rules)
         answer = add([tweepy.StreamRule(value=value, tag=RULE_TAG) for value in missing])
-        refused = [e for e in answer.get("errors") or []
-                   if isinstance(e, dict) and e.get("title") != "DuplicateRule"]
+        refused = [
+            e
+            for e in answer.get("errors") or []
+            if isinstance(e, dict) and e.get("title") != "DuplicateRule"
+        ]
         if refused:
             first = refused[0]
             why = first.get("details") or first.get("detail") or first.get("title")
-            raise TweetopsError(f"The X API refused stream rule {first.get('value')!r} ({why}); "
-                                f"fix it in ingest.stream_rules.")
+            raise TweetopsError(
+                f"The X API refused stream rule {first.get('value')!r} ({why}); "
+                f"fix it in ingest.stream_rules."
+            )
     return {"added": missing, "deleted": [str(r.get("value")) for r in stale]}
 
 
@@ -283,8 +306,10 @@ def stream_source(settings: IngestSettings, policy: RetryPolicy | None = None) -
     """
     wanted = list(dict.fromkeys(settings.stream_rules))
     if not wanted:
-        raise TweetopsError("ingest.stream_rules is empty; give the filtered stream at least one "
-                            "rule, e.g. ingest.stream_rules='[\"mlops\"]'.")
+        raise TweetopsError(
+            "ingest.stream_rules is empty; give the filtered stream at least one "
+            "rule, e.g. ingest.stream_rules='[\"mlops\"]'."
+        )
     bearer = bearer_token()
     rules_client = tweepy.StreamingClient(bearer, return_type=dict, wait_on_rate_limit=False)
     mount_api_adapter(rules_client.session, settings.api_base_url)
@@ -292,8 +317,9 @@ def stream_source(settings: IngestSettings, policy: RetryPolicy | None = None) -
     rules_client.session.close()
     path = settings.checkpoint_dir / "stream.json"
     previous = load_checkpoint(path, StreamCheckpoint)
-    resuming = (previous is not None and not previous.complete
-                and sorted(previous.rules) == sorted(wanted))
+    resuming = (
+        previous is not None and not previous.complete and sorted(previous.rules) == sorted(wanted)
+    )
     state = previous if resuming and previous is not None else StreamCheckpoint(rules=wanted)
     state.batch_seq = (previous.batch_seq if previous else 0) + 1
     save_checkpoint(path, state)

@@ -23,8 +23,9 @@ class ApiAdapter(HTTPAdapter):
     It also gives requests without a timeout (tweepy's Client sets none) `REQUEST_TIMEOUT`.
     """
 
-    def __init__(self, base_url: str | None = None,
-                 timeout: tuple[float, float] | None = REQUEST_TIMEOUT) -> None:
+    def __init__(
+        self, base_url: str | None = None, timeout: tuple[float, float] | None = REQUEST_TIMEOUT
+    ) -> None:
         super().__init__()
         self.base_url = base_url.rstrip("/") if base_url else None
         self.timeout = timeout
@@ -33,7 +34,7 @@ class ApiAdapter(HTTPAdapter):
         """Rewrite the URL prefix, then send as usual."""
         url = request.url or ""
         if self.base_url and url.startswith(DEFAULT_API_BASE_URL):
-            request.url = self.base_url + url[len(DEFAULT_API_BASE_URL):]
+            request.url = self.base_url + url[len(DEFAULT_API_BASE_URL) :]
             if requests.utils.should_bypass_proxies(request.url, no_proxy=None):
                 kwargs["proxies"] = {}
         if kwargs.get("timeout") is None and self.timeout is not None:
@@ -41,8 +42,11 @@ class ApiAdapter(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
-def mount_api_adapter(session: requests.Session, api_base_url: str,
-                      timeout: tuple[float, float] | None = REQUEST_TIMEOUT) -> None:
+def mount_api_adapter(
+    session: requests.Session,
+    api_base_url: str,
+    timeout: tuple[float, float] | None = REQUEST_TIMEOUT,
+) -> None:
     """Mount an :class:`ApiAdapter` for `api_base_url` on a tweepy client's `session`."""
     session.mount(DEFAULT_API_BASE_URL, ApiAdapter(_rewrites_base(api_base_url), timeout))
 

@@ -64,7 +64,9 @@ def require_complete(folder: Path, *, produced_by: str) -> dict[str, Any]:
         raise TweetopsError(f"{folder} does not exist: run `tweetops {produced_by}` first.")
     marker = read_marker(folder)
     if marker is None:
-        raise TweetopsError(f"{folder} is incomplete (the last `tweetops {produced_by}` run did "
-                            f"not finish, so it has no {MARKER_NAME}): rerun "
-                            f"`tweetops {produced_by}` before this step.")
+        raise TweetopsError(
+            f"{folder} is incomplete (the last `tweetops {produced_by}` run did "
+            f"not finish, so it has no {MARKER_NAME}): rerun "
+            f"`tweetops {produced_by}` before this step."
+        )
     return marker

@@ -68,8 +68,9 @@ class Forest:
             categorical = category_row >= 0
             category = np.clip(x, 0, width - 1).astype(np.int64)
             in_left = self.left_categories[np.where(categorical, category_row, 0), category]
-            go_left = np.where(categorical, in_left & (x >= 0) & (x < width),
-                               x <= self.threshold[nodes])
+            go_left = np.where(
+                categorical, in_left & (x >= 0) & (x < width), x <= self.threshold[nodes]
+            )
             child = np.where(go_left, self.left[nodes], self.right[nodes])
             nodes = np.where(inner, child, nodes)
         leaf_values = self.value[nodes]
@@ -79,29 +80,43 @@ class Forest:
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The arrays to store (see :meth:`from_arrays`)."""
-        return {"feature": self.feature, "threshold": self.threshold,
-                "category_row": self.category_row, "left_categories": self.left_categories,
-                "left": self.left, "right": self.right, "value": self.value,
-                "roots": self.roots, "weights": self.weights,
-                "depth": np.array([self.depth], dtype=np.int64)}
+        return {
+            "feature": self.feature,
+            "threshold": self.threshold,
+            "category_row": self.category_row,
+            "left_categories": self.left_categories,
+            "left": self.left,
+            "right": self.right,
+            "value": self.value,
+            "roots": self.roots,
+            "weights": self.weights,
+            "depth": np.array([self.depth], dtype=np.int64),
+        }
 
     @classmethod
     def from_arrays(cls, arrays: Any) -> Forest:
         """Rebuild a forest from what :meth:`to_arrays` returned (e.g. an opened npz file)."""
-        return cls(feature=arrays["feature"], threshold=arrays["threshold"],
-                   category_row=arrays["category_row"],
-                   left_categories=arrays["left_categories"], left=arrays["left"],
-                   right=arrays["right"], value=arrays["value"], roots=arrays["roots"],
-                   weights=arrays["weights"], depth=int(arrays["depth"][0]))
+        return cls(
+            feature=arrays["feature"],
+            threshold=arrays["threshold"],
+            category_row=arrays["category_row"],
+            left_categories=arrays["left_categories"],
+            left=arrays["left"],
+            right=arrays["right"],
+            value=arrays["value"],
+            roots=arrays["roots"],
+            weights=arrays["weights"],
+            depth=int(arrays["depth"][0]),
+        )
 
 
 @dataclass(frozen=True)
 class ExportedPipeline:
     """The fitted pipeline without Spark: indexer labels, assembler order and the forest."""
 
-    labels: dict[str, list[str]]   # categorical input column -> its labels, index order
-    indexed: dict[str, str]        # indexed column name -> the input column it indexes
-    assembled: list[str]           # the assembler's input columns, in vector order
+    labels: dict[str, list[str]]  # categorical input column -> its labels, index order
+    indexed: dict[str, str]  # indexed column name -> the input column it indexes
+    assembled: list[str]  # the assembler's input columns, in vector order
     forest: Forest
 
     @property
@@ -129,8 +144,11 @@ def index_labels(values: np.ndarray, labels: list[str]) -> np.ndarray:
     """StringIndexer with handleInvalid="keep": a label's position, else `len(labels)`."""
     lookup = {label: float(position) for position, label in enumerate(labels)}
     unknown = float(len(labels))
-    return np.fromiter((lookup.get(value, unknown) if isinstance(value, str) else unknown
-                        for value in values), dtype=np.float64, count=len(values))
+    return np.fromiter(
+        (lookup.get(value, unknown) if isinstance(value, str) else unknown for value in values),
+        dtype=np.float64,
+        count=len(values),
+    )
 
 
 def export_pipeline(saved_dir: Path) -> ExportedPipeline:
@@ -163,8 +181,9 @@ def export_pipeline(saved_dir: Path) -> ExportedPipeline:
 
 
 def _metadata(stage: Path) -> dict[str, Any]:
-    part = next(path for path in sorted((stage / "metadata").iterdir())
-                if path.name.startswith("part-"))
+    part = next(
+        path for path in sorted((stage / "metadata").iterdir()) if path.name.startswith("part-")
+    )
     return json.loads(part.read_text(encoding="utf-8").splitlines()[0])
 
 
@@ -183,8 +202,9 @@ def _read_parquet(folder: Path) -> Any:
 def _read_forest(stage: Path) -> Forest:
     nodes = _read_parquet(stage / "data").to_pylist()
     # treesMetadata rows are (treeID, metadata JSON, weight), written as a tuple: _1, _2, _3
-    weights_by_tree = {row["_1"]: float(row["_3"])
-                       for row in _read_parquet(stage / "treesMetadata").to_pylist()}
+    weights_by_tree = {
+        row["_1"]: float(row["_3"]) for row in _read_parquet(stage / "treesMetadata").to_pylist()
+    }
     by_tree: dict[int, list[dict[str, Any]]] = {}
     for row in nodes:
         by_tree.setdefault(row["treeID"], []).append(row["nodeData"])
@@ -220,14 +240,18 @@ def _read_forest(stage: Path) -> Forest:
     table = np.zeros((max(len(categories), 1), width), dtype=bool)
     for row, chosen in enumerate(categories):
         table[row, np.asarray(chosen, dtype=np.int64)] = True
-    return Forest(feature=np.asarray(feature, dtype=np.int64),
-                  threshold=np.asarray(threshold, dtype=np.float64),
-                  category_row=np.asarray(category_row, dtype=np.int64),
-                  left_categories=table, left=np.asarray(left, dtype=np.int64),
-                  right=np.asarray(right, dtype=np.int64),
-                  value=np.asarray(value, dtype=np.float64),
-                  roots=np.asarray(roots, dtype=np.int64),
-                  weights=np.asarray(weights, dtype=np.float64), depth=depth)
+    return Forest(
+        feature=np.asarray(feature, dtype=np.int64),
+        threshold=np.asarray(threshold, dtype=np.float64),
+        category_row=np.asarray(category_row, dtype=np.int64),
+        left_categories=table,
+        left=np.asarray(left, dtype=np.int64),
+        right=np.asarray(right, dtype=np.int64),
+        value=np.asarray(value, dtype=np.float64),
+        roots=np.asarray(roots, dtype=np.int64),
+        weights=np.asarray(weights, dtype=np.float64),
+        depth=depth,
+    )
 
 
 def _depth(tree: list[dict[str, Any]]) -> int:

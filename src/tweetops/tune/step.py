@@ -10,7 +10,7 @@ Two backends (`tune.backend`):
 
 - `spark_trials` (default): Hyperopt's `SparkTrials` runs each trial as one Spark task, many at
   once; a trial fits a scikit-learn forest on rows collected to pandas once and broadcast to the
-  executors (:mod:`tweetops.tune_sklearn`).
+  executors (:mod:`tweetops.tune.sklearn_trials`).
 - `mllib`: Hyperopt's serial `Trials` on the driver; each trial is a distributed Spark ML fit.
 
 After either search the best configuration is refit as the Spark ML pipeline on the fit rows and
@@ -43,22 +43,22 @@ from tweetops.dataset import (
     split_train_test,
 )
 from tweetops.errors import TweetopsError
-from tweetops.model import MIN_TRAINING_ROWS, build_pipeline, evaluate
+from tweetops.model.pipeline import MIN_TRAINING_ROWS, build_pipeline, evaluate
 from tweetops.runner import StepRun, run_step
 from tweetops.settings import Settings, TrainSettings, TuneSettings
 from tweetops.tracking import data_label
-from tweetops.tune_runs import (
-    log_trials,
-    recorder_for_active_run,
-    settle_uncounted_trials,
-)
-from tweetops.tune_sklearn import (
+from tweetops.tune.sklearn_trials import (
     TUNED_KEYS,
     RecordTrial,
     SklearnObjective,
     chosen_params,
     collect_rows,
     trial_name,
+)
+from tweetops.tune.trial_runs import (
+    log_trials,
+    recorder_for_active_run,
+    settle_uncounted_trials,
 )
 
 TUNE_SECTIONS = ("tune", "train", "spark", "mlflow")
@@ -89,40 +89,50 @@ class TuneResult:
 
     def logged_metrics(self) -> dict[str, float]:
         """Both validation rmses (search, Spark refit), row counts and the search's duration."""
-        return {"best_validation_rmse": self.best_validation_rmse,
-                "refit_validation_rmse": self.refit_validation_rmse,
-                "refit_validation_r2": self.refit_validation_r2,
-                "fit_rows": float(self.fit_rows), "validation_rows": float(self.validation_rows),
-                "search_rows": float(self.search_rows), "trials": float(len(self.trials)),
-                "search_seconds": self.search_seconds}
+        return {
+            "best_validation_rmse": self.best_validation_rmse,
+            "refit_validation_rmse": self.refit_validation_rmse,
+            "refit_validation_r2": self.refit_validation_r2,
+            "fit_rows": float(self.fit_rows),
+            "validation_rows": float(self.validation_rows),
+            "search_rows": float(self.search_rows),
+            "trials": float(len(self.trials)),
+            "search_seconds": self.search_seconds,
+        }
 
     def summary(self) -> str:
         """One line: both losses and the train command that uses the best params."""
-        return (f"tune ({self.backend}): best validation rmse {self.best_validation_rmse:.4f} "
-                f"(Spark ML refit {self.refit_validation_rmse:.4f}) after {len(self.trials)} "
-                f"trials in {self.search_seconds:.0f} s; train with it: "
-                f"tweetops train -S tuned_from={self.result_file or '<tune.result_file>'}")
+        return (
+            f"tune ({self.backend}): best validation rmse {self.best_validation_rmse:.4f} "
+            f"(Spark ML refit {self.refit_validation_rmse:.4f}) after {len(self.trials)} "
+            f"trials in {self.search_seconds:.0f} s; train with it: "
+            f"tweetops train -S tuned_from={self.result_file or '<tune.result_file>'}"
+        )
 
     def outcome(self) -> TuneOutcome:
         """What `tune.result_file` holds, for `train -S tuned_from=...`."""
-        return TuneOutcome(run_id=self.run_id, backend=self.backend,
-                           best_params=self.best_params,
-                           best_validation_rmse=self.best_validation_rmse,
-                           refit_validation_rmse=self.refit_validation_rmse,
-                           best_trial_run_id=self.best_trial_run_id,
-                           max_evals=self.max_evals, trials=len(self.trials))
+        return TuneOutcome(
+            run_id=self.run_id,
+            backend=self.backend,
+            best_params=self.best_params,
+            best_validation_rmse=self.best_validation_rmse,
+            refit_validation_rmse=self.refit_validation_rmse,
+            best_trial_run_id=self.best_trial_run_id,
+            max_evals=self.max_evals,
+            trials=len(self.trials),
+        )
 
 
 def search_space(config: TuneSettings) -> dict[str, Any]:
     """Hyperopt space: integer ranges step by one, the subsampling rate is uniform."""
+
     def integer(name: str, bounds: tuple[int, int]) -> Any:
         return hp.uniformint(name, bounds[0], bounds[1])
 
     return {
         "num_trees": integer("num_trees", config.num_trees),
         "max_depth": integer("max_depth", config.max_depth),
-        "min_instances_per_node": integer("min_instances_per_node",
-                                          config.min_instances_per_node),
+        "min_instances_per_node": integer("min_instances_per_node", config.min_instances_per_node),
         "subsampling_rate": hp.uniform("subsampling_rate", *config.subsampling_rate),
     }
 
@@ -132,13 +142,16 @@ def trial_settings(base: TrainSettings, params: dict[str, Any]) -> TrainSettings
     return TrainSettings.model_validate({**base.model_dump(), **chosen_params(params)})
 
 
-def fit_and_validation_rows(rows: DataFrame, config: TuneSettings, base: TrainSettings
-                            ) -> tuple[DataFrame, DataFrame]:
+def fit_and_validation_rows(
+    rows: DataFrame, config: TuneSettings, base: TrainSettings
+) -> tuple[DataFrame, DataFrame]:
     """Train's training split, split again into fit and validation rows (test rows left out)."""
     train_split, _test_split = split_train_test(
-        rows, seed=base.seed, test_fraction=base.test_fraction, partitions=base.split_partitions)
+        rows, seed=base.seed, test_fraction=base.test_fraction, partitions=base.split_partitions
+    )
     fit_rows, validation_rows = train_split.randomSplit(
-        [1.0 - config.validation_fraction, config.validation_fraction], seed=config.seed)
+        [1.0 - config.validation_fraction, config.validation_fraction], seed=config.seed
+    )
     return fit_rows, validation_rows
 
 
@@ -147,102 +160,153 @@ def check_max_rows(config: TuneSettings) -> None:
     expected_fit = config.max_rows * (1.0 - config.validation_fraction)
     if config.backend == "spark_trials" and expected_fit < MIN_TRAINING_ROWS:
         needed = int(MIN_TRAINING_ROWS / (1.0 - config.validation_fraction)) + 1
-        raise TweetopsError(f"tune.max_rows={config.max_rows} is too small to split into fit "
-                            f"and validation rows: set it to at least {needed}.")
+        raise TweetopsError(
+            f"tune.max_rows={config.max_rows} is too small to split into fit "
+            f"and validation rows: set it to at least {needed}."
+        )
 
 
-def _mllib_objective(fit_rows: DataFrame, validation_rows: DataFrame, base: TrainSettings,
-                     record_trial: RecordTrial) -> Any:
+def _mllib_objective(
+    fit_rows: DataFrame, validation_rows: DataFrame, base: TrainSettings, record_trial: RecordTrial
+) -> Any:
     def objective(params: dict[str, Any]) -> dict[str, Any]:
         chosen = chosen_params(params)
         model = build_pipeline(trial_settings(base, chosen)).fit(fit_rows)
         metrics = evaluate(model.transform(validation_rows))
-        trial_id = record_trial(trial_name(chosen), chosen,
-                                {f"validation_{name}": value for name, value in metrics.items()})
-        return {"loss": metrics["rmse"], "status": STATUS_OK, "params": chosen,
-                "run_id": trial_id}
+        trial_id = record_trial(
+            trial_name(chosen),
+            chosen,
+            {f"validation_{name}": value for name, value in metrics.items()},
+        )
+        return {"loss": metrics["rmse"], "status": STATUS_OK, "params": chosen, "run_id": trial_id}
 
     return objective
 
 
-def _run_search(fit_rows: DataFrame, validation_rows: DataFrame, counts: tuple[int, int],
-                config: TuneSettings, base: TrainSettings, record_trial: RecordTrial
-                ) -> tuple[Trials, int, int]:
+def _run_search(
+    fit_rows: DataFrame,
+    validation_rows: DataFrame,
+    counts: tuple[int, int],
+    config: TuneSettings,
+    base: TrainSettings,
+    record_trial: RecordTrial,
+) -> tuple[Trials, int, int]:
     """Run fmin with the configured backend; the trials, the parallelism and rows searched."""
     algorithm = tpe.suggest if config.algorithm == "tpe" else rand.suggest
-    options: dict[str, Any] = {"algo": algorithm, "max_evals": config.max_evals,
-                               "rstate": np.random.default_rng(config.seed),
-                               "show_progressbar": False}
+    options: dict[str, Any] = {
+        "algo": algorithm,
+        "max_evals": config.max_evals,
+        "rstate": np.random.default_rng(config.seed),
+        "show_progressbar": False,
+    }
     if config.backend == "mllib":
         trials = Trials()
         objective = _mllib_objective(fit_rows, validation_rows, base, record_trial)
-        fmin(objective, search_space(config), trials=trials, timeout=config.timeout_s,
-             **options)
+        fmin(objective, search_space(config), trials=trials, timeout=config.timeout_s, **options)
         return trials, 1, sum(counts)
 
     spark = fit_rows.sparkSession
     local = collect_rows(fit_rows, validation_rows, counts, config)
     if local.rows < local.sampled_from:
-        log.info("tune: %d of %d rows sampled for the search (tune.max_rows=%d)", local.rows,
-                 local.sampled_from, config.max_rows)
+        log.info(
+            "tune: %d of %d rows sampled for the search (tune.max_rows=%d)",
+            local.rows,
+            local.sampled_from,
+            config.max_rows,
+        )
     parallelism = config.parallelism or spark.sparkContext.defaultParallelism
-    log.info("tune: SparkTrials, parallelism %d, %d trials of scikit-learn forests on %d rows",
-             parallelism, config.max_evals, local.rows)
+    log.info(
+        "tune: SparkTrials, parallelism %d, %d trials of scikit-learn forests on %d rows",
+        parallelism,
+        config.max_evals,
+        local.rows,
+    )
     shipped = spark.sparkContext.broadcast(local)
     try:
-        trials = SparkTrials(parallelism=parallelism, timeout=config.timeout_s,
-                             spark_session=spark)
+        trials = SparkTrials(parallelism=parallelism, timeout=config.timeout_s, spark_session=spark)
         # no early_stop_fn: with SparkTrials it can hang the search in hyperopt 0.3.0.
         # max_queue_len: fmin proposes one trial per second by default; with `parallelism`
         # proposals queued, a freed slot takes the next trial at SparkTrials' next poll.
-        fmin(SklearnObjective(shipped, base, record_trial), search_space(config),
-             trials=trials, max_queue_len=parallelism, **options)
+        fmin(
+            SklearnObjective(shipped, base, record_trial),
+            search_space(config),
+            trials=trials,
+            max_queue_len=parallelism,
+            **options,
+        )
     finally:
         shipped.destroy()
     return trials, parallelism, local.rows
 
 
-def search(rows: DataFrame, config: TuneSettings, base: TrainSettings,
-           record_trial: RecordTrial) -> TuneResult:
+def search(
+    rows: DataFrame, config: TuneSettings, base: TrainSettings, record_trial: RecordTrial
+) -> TuneResult:
     """Run the Hyperopt search over `rows`, then refit the best configuration with Spark ML.
 
     `record_trial` records each trial and names it; with `spark_trials` it runs on the
     executors, so it must pickle.
     """
     # every trial reads both: persisted once at train.storage_level
-    fit_rows, validation_rows = (persist_rows(split, base.storage_level) for split in
-                                 fit_and_validation_rows(rows, config, base))
+    fit_rows, validation_rows = (
+        persist_rows(split, base.storage_level)
+        for split in fit_and_validation_rows(rows, config, base)
+    )
     try:
         counts = fit_rows.count(), validation_rows.count()
         if counts[0] < MIN_TRAINING_ROWS or counts[1] == 0:
             raise TweetopsError(
                 f"Only {counts[0]} fit and {counts[1]} validation rows in "
-                f"{base.training_dir}: ingest more tweets or change tune.validation_fraction.")
+                f"{base.training_rows_dir}: ingest more tweets or change tune.validation_fraction."
+            )
         started = time.monotonic()
-        trials, parallelism, searched = _run_search(fit_rows, validation_rows, counts, config,
-                                                    base, record_trial)
+        trials, parallelism, searched = _run_search(
+            fit_rows, validation_rows, counts, config, base, record_trial
+        )
         elapsed = time.monotonic() - started
-        done = [trial for trial in trials.trials
-                if trial.get("result", {}).get("status") == STATUS_OK]
+        done = [
+            trial for trial in trials.trials if trial.get("result", {}).get("status") == STATUS_OK
+        ]
         if not done:
-            raise TweetopsError(f"No trial finished within tune.timeout_s={config.timeout_s}: "
-                                f"raise it or lower tune.max_evals.")
+            raise TweetopsError(
+                f"No trial finished within tune.timeout_s={config.timeout_s}: "
+                f"raise it or lower tune.max_evals."
+            )
         best = min(done, key=lambda trial: trial["result"]["loss"])["result"]
-        refit = evaluate(build_pipeline(trial_settings(base, best["params"]))
-                         .fit(fit_rows).transform(validation_rows))
+        refit = evaluate(
+            build_pipeline(trial_settings(base, best["params"]))
+            .fit(fit_rows)
+            .transform(validation_rows)
+        )
     finally:
         fit_rows.unpersist()
         validation_rows.unpersist()
 
-    history = [{"trial": trial["tid"], **trial["result"]["params"],
-                "validation_rmse": trial["result"]["loss"], "run_id": trial["result"]["run_id"]}
-               for trial in sorted(done, key=lambda trial: trial["tid"])]
-    return TuneResult(run_id="", backend=config.backend, best_params=best["params"],
-                      best_validation_rmse=float(best["loss"]),
-                      refit_validation_rmse=refit["rmse"], refit_validation_r2=refit["r2"],
-                      best_trial_run_id=best["run_id"], trials=history, fit_rows=counts[0],
-                      validation_rows=counts[1], search_rows=searched, parallelism=parallelism,
-                      search_seconds=elapsed, max_evals=config.max_evals)
+    history = [
+        {
+            "trial": trial["tid"],
+            **trial["result"]["params"],
+            "validation_rmse": trial["result"]["loss"],
+            "run_id": trial["result"]["run_id"],
+        }
+        for trial in sorted(done, key=lambda trial: trial["tid"])
+    ]
+    return TuneResult(
+        run_id="",
+        backend=config.backend,
+        best_params=best["params"],
+        best_validation_rmse=float(best["loss"]),
+        refit_validation_rmse=refit["rmse"],
+        refit_validation_r2=refit["r2"],
+        best_trial_run_id=best["run_id"],
+        trials=history,
+        fit_rows=counts[0],
+        validation_rows=counts[1],
+        search_rows=searched,
+        parallelism=parallelism,
+        search_seconds=elapsed,
+        max_evals=config.max_evals,
+    )
 
 
 def tune(settings: Settings) -> TuneResult:
@@ -250,11 +314,11 @@ def tune(settings: Settings) -> TuneResult:
     config, base = settings.tune, settings.train
     # before the run opens and Spark starts: bad input leaves no run behind
     check_max_rows(config)
-    require_training_rows(base.training_dir)
+    require_training_rows(base.training_rows_dir)
 
     def core(run: StepRun) -> TuneResult:
         assert run.spark is not None
-        rows = load_training_rows(run.spark, base.training_dir)
+        rows = load_training_rows(run.spark, base.training_rows_dir)
         return search(rows, config, base, recorder_for_active_run(config.backend))
 
     def publish(found: TuneResult, run: StepRun) -> TuneResult:
@@ -266,15 +330,26 @@ def tune(settings: Settings) -> TuneResult:
         log_trials(result.trials)
         uncounted = settle_uncounted_trials(run.run_id, {t["run_id"] for t in result.trials})
         if uncounted:
-            log.warning("tune: %d trial run(s) were cancelled at tune.timeout_s=%s and are not "
-                        "in the trials table; they carry tweetops.tune.trial_state=uncounted.",
-                        uncounted, config.timeout_s)
+            log.warning(
+                "tune: %d trial run(s) were cancelled at tune.timeout_s=%s and are not "
+                "in the trials table; they carry tweetops.tune.trial_state=uncounted.",
+                uncounted,
+                config.timeout_s,
+            )
         return result
 
     def reports(result: TuneResult) -> dict[Path, dict[str, Any]]:
         return {config.result_file: asdict(result.outcome())}
 
-    name = f"tune {config.backend} x{config.max_evals} {data_label(base.training_dir)}"
-    return run_step(settings, "tune", TUNE_SECTIONS, core, needs_spark=True,
-                    inputs={"training": base.training_dir}, publish=publish, reports=reports,
-                    run_name=name)
+    name = f"tune {config.backend} x{config.max_evals} {data_label(base.training_rows_dir)}"
+    return run_step(
+        settings,
+        "tune",
+        TUNE_SECTIONS,
+        core,
+        needs_spark=True,
+        inputs={"training": base.training_rows_dir},
+        publish=publish,
+        reports=reports,
+        run_name=name,
+    )

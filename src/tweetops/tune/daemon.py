@@ -17,8 +17,7 @@ with contextlib.redirect_stdout(sys.stderr):
     import mlflow.tracking  # noqa: F401
     import sklearn.ensemble  # noqa: F401
 
-    import tweetops.tune_runs
-    import tweetops.tune_sklearn  # noqa: F401
+    from tweetops.tune import sklearn_trials, trial_runs  # noqa: F401
 
 from pyspark.daemon import manager
 

@@ -1,7 +1,7 @@
 """The served model: the exported pipeline as an MLflow `python_function`, with strict inputs.
 
 `mlflow models serve` loads :class:`EngagementModel`, which reads the arrays of
-:mod:`tweetops.forest` and scores with numpy: no JVM, a few milliseconds per request.
+:mod:`tweetops.model.arrays` and scores with numpy: no JVM, a few milliseconds per request.
 
 Inputs are checked before scoring, never coerced: a missing column, a value of the wrong type
 (`"false"` for a boolean), a null where the model needs a value, or a fractional value in an
@@ -33,13 +33,13 @@ from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
-from tweetops.forest import ExportedPipeline, Forest
+from tweetops.model import PREDICTION_COLUMN
+from tweetops.model.arrays import ExportedPipeline, Forest
 
 ARTIFACT_KEY = "pipeline"
 ARRAYS_FILE = "forest.npz"
 DESCRIPTION_FILE = "pipeline.json"
 KINDS = ("string", "boolean", "integer", "double")
-PREDICTION_COLUMN = "prediction"
 
 
 class InputError(ValueError):
@@ -68,8 +68,9 @@ def validate_inputs(frame: pd.DataFrame, kinds: Mapping[str, str]) -> dict[str, 
     """
     missing = [name for name in kinds if name not in frame.columns]
     if missing:
-        raise InputError(f"row 0: column {missing[0]!r} is missing "
-                         f"(the model needs {', '.join(kinds)})")
+        raise InputError(
+            f"row 0: column {missing[0]!r} is missing (the model needs {', '.join(kinds)})"
+        )
     columns = {}
     for name, kind in kinds.items():
         columns[name] = _checked_column(frame[name], name, kind)
@@ -85,8 +86,9 @@ def _checked_column(series: pd.Series, name: str, kind: str) -> np.ndarray:
         for row, value in enumerate(values):
             if not (value is None or isinstance(value, str) or _is_nan(value)):
                 _refuse(row, name, "must be a string or null", value)
-        return np.asarray([value if isinstance(value, str) else None for value in values],
-                          dtype=object)
+        return np.asarray(
+            [value if isinstance(value, str) else None for value in values], dtype=object
+        )
     out = np.empty(len(values), dtype=np.float64)
     for row, value in enumerate(values):
         if value is None or _is_nan(value):
@@ -95,8 +97,7 @@ def _checked_column(series: pd.Series, name: str, kind: str) -> np.ndarray:
             if not isinstance(value, bool | np.bool_):
                 _refuse(row, name, "must be true or false", value)
         elif isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-            _refuse(row, name, f"must be a{'n integer' if kind == 'integer' else ' number'}",
-                    value)
+            _refuse(row, name, f"must be a{'n integer' if kind == 'integer' else ' number'}", value)
         elif not math.isfinite(float(value)):
             _refuse(row, name, "must be a finite number", value)
         elif kind == "integer" and float(value) != math.floor(float(value)):
@@ -153,14 +154,16 @@ class EngagementModel(PythonModel):
         with np.load(folder / ARRAYS_FILE) as arrays:
             forest = Forest.from_arrays({key: arrays[key] for key in arrays.files})
         self.kinds: dict[str, str] = described["kinds"]
-        self.pipeline = ExportedPipeline(labels=described["labels"],
-                                         indexed=described["indexed"],
-                                         assembled=described["assembled"], forest=forest)
+        self.pipeline = ExportedPipeline(
+            labels=described["labels"],
+            indexed=described["indexed"],
+            assembled=described["assembled"],
+            forest=forest,
+        )
 
     def predict(self, context, model_input, params=None):
         """Predictions for the rows of `model_input`; a refused input raises a 400 error."""
-        frame = (model_input if isinstance(model_input, pd.DataFrame)
-                 else pd.DataFrame(model_input))
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         if len(frame) == 0:
             return np.zeros(0, dtype=np.float64)
         try:
@@ -174,11 +177,17 @@ def input_signature(kinds: Mapping[str, str]) -> ModelSignature:
     """The logged signature: every input column, type Any and optional (checked in predict)."""
     return ModelSignature(
         inputs=Schema([ColSpec(AnyType(), name, required=False) for name in kinds]),
-        outputs=Schema([ColSpec("double", PREDICTION_COLUMN)]))
+        outputs=Schema([ColSpec("double", PREDICTION_COLUMN)]),
+    )
 
 
-def log_serving_model(exported: ExportedPipeline, kinds: Mapping[str, str],
-                      example: pd.DataFrame, *, name: str = "model") -> Any:
+def log_serving_model(
+    exported: ExportedPipeline,
+    kinds: Mapping[str, str],
+    example: pd.DataFrame,
+    *,
+    name: str = "model",
+) -> Any:
     """Log the JVM-free pyfunc of `exported` in the active run; return MLflow's ModelInfo.
 
     `kinds` maps each raw input column to its kind (see :func:`column_kind`).
@@ -190,12 +199,28 @@ def log_serving_model(exported: ExportedPipeline, kinds: Mapping[str, str],
         folder = Path(scratch) / ARTIFACT_KEY
         folder.mkdir()
         np.savez(folder / ARRAYS_FILE, **exported.forest.to_arrays())
-        (folder / DESCRIPTION_FILE).write_text(json.dumps({
-            "kinds": dict(kinds), "labels": exported.labels, "indexed": exported.indexed,
-            "assembled": exported.assembled}, indent=2), encoding="utf-8")
+        (folder / DESCRIPTION_FILE).write_text(
+            json.dumps(
+                {
+                    "kinds": dict(kinds),
+                    "labels": exported.labels,
+                    "indexed": exported.indexed,
+                    "assembled": exported.assembled,
+                },
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
         return mlflow.pyfunc.log_model(
-            name=name, python_model=EngagementModel(), artifacts={ARTIFACT_KEY: str(folder)},
-            signature=input_signature(kinds), input_example=example,
-            pip_requirements=[f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}",
-                              f"pandas=={pd.__version__}"],
-            metadata={"input_kinds": dict(kinds), "flavor": "tweetops numpy forest, no JVM"})
+            name=name,
+            python_model=EngagementModel(),
+            artifacts={ARTIFACT_KEY: str(folder)},
+            signature=input_signature(kinds),
+            input_example=example,
+            pip_requirements=[
+                f"mlflow=={mlflow.__version__}",
+                f"numpy=={np.__version__}",
+                f"pandas=={pd.__version__}",
+            ],
+            metadata={"input_kinds": dict(kinds), "flavor": "tweetops numpy forest, no JVM"},
+        )

@@ -32,7 +32,7 @@ def absolute_tracking_uri() -> str:
     """The active tracking URI with any relative SQLite or file path made absolute."""
     uri = mlflow.get_tracking_uri()
     if uri.startswith("sqlite:///"):
-        path = uri[len("sqlite:///"):]
+        path = uri[len("sqlite:///") :]
         if not path.startswith("/"):
             return f"sqlite:///{Path(path).resolve()}"
         return uri
@@ -43,7 +43,7 @@ def absolute_tracking_uri() -> str:
 
 
 def _sqlite_path(uri: str) -> Path | None:
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
 
 @contextmanager
@@ -77,16 +77,22 @@ class TrialRecorder:
         with _store_lock(self.tracking_uri):
             client = MlflowClient(tracking_uri=self.tracking_uri)
             run = client.create_run(
-                self.experiment_id, run_name=name,
-                tags={"mlflow.parentRunId": self.parent_run_id, "tweetops.step": TRIAL_STEP_TAG,
-                      "tweetops.tune.backend": self.backend,
-                      "tweetops.tune.worker_pid": str(os.getpid())})
+                self.experiment_id,
+                run_name=name,
+                tags={
+                    "mlflow.parentRunId": self.parent_run_id,
+                    "tweetops.step": TRIAL_STEP_TAG,
+                    "tweetops.tune.backend": self.backend,
+                    "tweetops.tune.worker_pid": str(os.getpid()),
+                },
+            )
             run_id = run.info.run_id
             client.log_batch(
                 run_id,
                 metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
                 params=[Param(key, str(value)) for key, value in params.items()],
-                tags=[RunTag("tweetops.tune.parent_run_id", self.parent_run_id)])
+                tags=[RunTag("tweetops.tune.parent_run_id", self.parent_run_id)],
+            )
             client.set_terminated(run_id, "FINISHED")
         return run_id
 
@@ -95,9 +101,12 @@ def recorder_for_active_run(backend: str) -> TrialRecorder:
     """A recorder nesting trials under the active MLflow run (the tune step's run)."""
     active = mlflow.active_run()
     assert active is not None, "the tune step's run must be active"
-    return TrialRecorder(tracking_uri=absolute_tracking_uri(),
-                         experiment_id=active.info.experiment_id,
-                         parent_run_id=active.info.run_id, backend=backend)
+    return TrialRecorder(
+        tracking_uri=absolute_tracking_uri(),
+        experiment_id=active.info.experiment_id,
+        parent_run_id=active.info.run_id,
+        backend=backend,
+    )
 
 
 def settle_uncounted_trials(parent_run_id: str, counted_run_ids: set[str]) -> int:
@@ -115,9 +124,12 @@ def settle_uncounted_trials(parent_run_id: str, counted_run_ids: set[str]) -> in
     parent = client.get_run(parent_run_id)
     children = client.search_runs(
         [parent.info.experiment_id],
-        filter_string=(f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
-                       f"tags.`tweetops.step` = '{TRIAL_STEP_TAG}'"),
-        max_results=50_000)
+        filter_string=(
+            f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
+            f"tags.`tweetops.step` = '{TRIAL_STEP_TAG}'"
+        ),
+        max_results=50_000,
+    )
     uncounted = [run for run in children if run.info.run_id not in counted_run_ids]
     with _store_lock(uri):
         for run in uncounted:
@@ -140,10 +152,14 @@ def log_trials(trials: list[dict[str, Any]]) -> None:
         table.to_csv(csv_path, index=False)
         mlflow.log_artifact(str(csv_path), artifact_path="tune")
         figure, axis = plt.subplots(figsize=(7, 3.5))
-        axis.plot(table["trial"], table["validation_rmse"], "o-", color="#1d9bf0",
-                  label="trial")
-        axis.plot(table["trial"], table["validation_rmse"].cummin(), "-", color="#e0245e",
-                  label="best so far")
+        axis.plot(table["trial"], table["validation_rmse"], "o-", color="#1d9bf0", label="trial")
+        axis.plot(
+            table["trial"],
+            table["validation_rmse"].cummin(),
+            "-",
+            color="#e0245e",
+            label="best so far",
+        )
         axis.set_xlabel("trial (in the order Hyperopt proposed it)")
         axis.set_ylabel("validation rmse")
         axis.set_title("Loss by trial")

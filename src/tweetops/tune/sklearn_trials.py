@@ -22,7 +22,7 @@ from pyspark import Broadcast
 from pyspark.sql import DataFrame
 
 from tweetops.errors import TweetopsError
-from tweetops.model import MIN_TRAINING_ROWS
+from tweetops.model.pipeline import MIN_TRAINING_ROWS
 from tweetops.schema import CATEGORICAL_FEATURES, LABEL_COLUMN, NUMERIC_FEATURES
 from tweetops.settings import TrainSettings, TuneSettings
 
@@ -53,8 +53,13 @@ class CategoryIndex:
         """The index of each value; unseen values and nulls get one extra index."""
         positions = {label: index for index, label in enumerate(self.labels)}
         unseen = float(len(self.labels))
-        return np.array([positions.get(value, unseen) if isinstance(value, str) else unseen
-                         for value in values], dtype=np.float64)
+        return np.array(
+            [
+                positions.get(value, unseen) if isinstance(value, str) else unseen
+                for value in values
+            ],
+            dtype=np.float64,
+        )
 
 
 def max_features(strategy: str, num_trees: int) -> float | str:
@@ -81,23 +86,31 @@ def forest_params(params: Mapping[str, Any], base: TrainSettings) -> dict[str, A
 
 def chosen_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """One trial's hyperparameters as train settings (Hyperopt yields floats for integers)."""
-    return {"num_trees": int(params["num_trees"]), "max_depth": int(params["max_depth"]),
-            "min_instances_per_node": int(params["min_instances_per_node"]),
-            "subsampling_rate": round(float(params["subsampling_rate"]), 4)}
+    return {
+        "num_trees": int(params["num_trees"]),
+        "max_depth": int(params["max_depth"]),
+        "min_instances_per_node": int(params["min_instances_per_node"]),
+        "subsampling_rate": round(float(params["subsampling_rate"]), 4),
+    }
 
 
 def trial_name(params: Mapping[str, Any]) -> str:
     """A run name that tells trials apart in a list: `trial nt45-d7-m3-s0.82`."""
-    return (f"trial nt{params['num_trees']}-d{params['max_depth']}-"
-            f"m{params['min_instances_per_node']}-s{params['subsampling_rate']:.2f}")
+    return (
+        f"trial nt{params['num_trees']}-d{params['max_depth']}-"
+        f"m{params['min_instances_per_node']}-s{params['subsampling_rate']:.2f}"
+    )
 
 
 def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """rmse, mae and r2, as Spark's RegressionEvaluator computes them."""
     errors = predicted - actual
     total = float(np.sum((actual - actual.mean()) ** 2))
-    return {"rmse": float(np.sqrt(np.mean(errors ** 2))), "mae": float(np.mean(np.abs(errors))),
-            "r2": 1.0 - float(np.sum(errors ** 2)) / total if total > 0 else 0.0}
+    return {
+        "rmse": float(np.sqrt(np.mean(errors**2))),
+        "mae": float(np.mean(np.abs(errors))),
+        "r2": 1.0 - float(np.sum(errors**2)) / total if total > 0 else 0.0,
+    }
 
 
 @dataclass(frozen=True)
@@ -120,13 +133,16 @@ class LocalRows:
 def features_matrix(frame: pd.DataFrame, index: CategoryIndex) -> np.ndarray:
     """The forest's input columns in VectorAssembler order: indexed categoricals, numerics."""
     (categorical,) = CATEGORICAL_FEATURES
-    columns = [index.transform(frame[categorical]),
-               *(frame[name].to_numpy(dtype=np.float64) for name in NUMERIC_FEATURES)]
+    columns = [
+        index.transform(frame[categorical]),
+        *(frame[name].to_numpy(dtype=np.float64) for name in NUMERIC_FEATURES),
+    ]
     return np.column_stack(columns)
 
 
-def collect_rows(fit_rows: DataFrame, validation_rows: DataFrame, counts: tuple[int, int],
-                 config: TuneSettings) -> LocalRows:
+def collect_rows(
+    fit_rows: DataFrame, validation_rows: DataFrame, counts: tuple[int, int], config: TuneSettings
+) -> LocalRows:
     """Collect both splits to pandas once, a seeded sample of at most `tune.max_rows` rows."""
     total = counts[0] + counts[1]
     if total > config.max_rows:
@@ -139,17 +155,22 @@ def collect_rows(fit_rows: DataFrame, validation_rows: DataFrame, counts: tuple[
     if len(fit) < MIN_TRAINING_ROWS or len(validation) == 0:
         raise TweetopsError(
             f"tune.max_rows={config.max_rows} leaves {len(fit)} fit and {len(validation)} "
-            f"validation rows: raise tune.max_rows to at least {4 * MIN_TRAINING_ROWS}.")
+            f"validation rows: raise tune.max_rows to at least {4 * MIN_TRAINING_ROWS}."
+        )
     index = CategoryIndex.fit(fit[CATEGORICAL_FEATURES[0]])
-    return LocalRows(fit_x=features_matrix(fit, index),
-                     fit_y=fit[LABEL_COLUMN].to_numpy(dtype=np.float64),
-                     validation_x=features_matrix(validation, index),
-                     validation_y=validation[LABEL_COLUMN].to_numpy(dtype=np.float64),
-                     index=index, sampled_from=total)
+    return LocalRows(
+        fit_x=features_matrix(fit, index),
+        fit_y=fit[LABEL_COLUMN].to_numpy(dtype=np.float64),
+        validation_x=features_matrix(validation, index),
+        validation_y=validation[LABEL_COLUMN].to_numpy(dtype=np.float64),
+        index=index,
+        sampled_from=total,
+    )
 
 
-def fit_and_score(rows: LocalRows, params: Mapping[str, Any], base: TrainSettings
-                  ) -> dict[str, float]:
+def fit_and_score(
+    rows: LocalRows, params: Mapping[str, Any], base: TrainSettings
+) -> dict[str, float]:
     """Fit one scikit-learn forest on the fit rows; its metrics on the validation rows."""
     from sklearn.ensemble import RandomForestRegressor
 
@@ -174,7 +195,9 @@ class SklearnObjective:
         """Fit, score and record one trial; Hyperopt's result dict."""
         chosen = chosen_params(params)
         metrics = fit_and_score(self.rows.value, chosen, self.base)
-        run_id = self.record_trial(trial_name(chosen), chosen,
-                                   {f"validation_{name}": value for name, value in metrics.items()})
+        run_id = self.record_trial(
+            trial_name(chosen),
+            chosen,
+            {f"validation_{name}": value for name, value in metrics.items()},
+        )
         return {"loss": metrics["rmse"], "status": STATUS_OK, "params": chosen, "run_id": run_id}
-

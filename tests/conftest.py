@@ -1,4 +1,9 @@
-"""Fixtures shared by every test: the repo's params.yaml, one Spark session, isolated projects."""
+"""Fixtures shared by every test: the repo's params.yaml, one Spark session, isolated projects.
+
+Costly things are built once per test session and copied where a test needs its own: a migrated
+MLflow store (copied into every `project`), and a small project that ran ingest, features and
+train (copied into every `trained_project`; read in place by tests that only read it).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,13 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
+from tests.support.stores import STORE_NAME, copy_project, copy_store, migrated_store, sqlite_uri
+from tweetops.features import build_features
+from tweetops.ingest.step import ingest
 from tweetops.logs import configure_logging
 from tweetops.settings import Settings, load_settings
 from tweetops.spark import build_spark
+from tweetops.train import TrainResult, train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PARAMS_FILE = REPO_ROOT / "params.yaml"
@@ -22,6 +31,9 @@ TEST_SPARK_OVERRIDES = (
     "spark.shuffle_partitions=2",
     "spark.log_level=ERROR",
 )
+# the small project every `trained_project` starts from: enough rows for the promotion gate's
+# 100 comparison rows and for a model that clearly beats the mean
+SMALL_PROJECT = ("ingest.n_tweets=1000", "ingest.n_users=100", "train.num_trees=20")
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
@@ -56,14 +68,68 @@ class Project:
         return os.environ["MLFLOW_TRACKING_URI"]
 
 
+@dataclass
+class TrainedProject(Project):
+    """A project where ingest, features and train ran with :data:`SMALL_PROJECT`."""
+
+    trained: TrainResult
+
+    def settings(self, *overrides: str) -> Settings:
+        """The small project's settings, then `overrides`."""
+        return super().settings(*SMALL_PROJECT, *overrides)
+
+
+@pytest.fixture(scope="session")
+def migrated_store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite store created and migrated once per test session."""
+    return migrated_store(tmp_path_factory.mktemp("mlflow-store"))
+
+
+def _enter_project(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri(root / STORE_NAME))
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+
+
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+def project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_store_template: Path
+) -> Project:
     """cd into a fresh project dir; MLflow tracks into a SQLite store inside it."""
     root = tmp_path / "project"
     root.mkdir()
     shutil.copy(PARAMS_FILE, root / "params.yaml")
-    monkeypatch.chdir(root)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    copy_store(migrated_store_template, root)
+    _enter_project(root, monkeypatch)
     return Project(root)
+
+
+@pytest.fixture(scope="session")
+def trained_project_template(
+    tmp_path_factory: pytest.TempPathFactory, migrated_store_template: Path, spark: SparkSession
+) -> TrainedProject:
+    """The small project, built once per test session. Read it, never change it: tests that
+    change a project take `trained_project`, a copy of it."""
+    root = tmp_path_factory.mktemp("trained") / "project"
+    root.mkdir()
+    shutil.copy(PARAMS_FILE, root / "params.yaml")
+    copy_store(migrated_store_template, root)
+    with pytest.MonkeyPatch.context() as patch:
+        _enter_project(root, patch)
+        settings = Project(root).settings(*SMALL_PROJECT)
+        ingest(settings)
+        build_features(settings)
+        trained = train(settings)
+    return TrainedProject(root, trained)
+
+
+@pytest.fixture
+def trained_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained_project_template: TrainedProject
+) -> TrainedProject:
+    """`project`, holding a copy of the small trained project (data, reports, store, model)."""
+    root = tmp_path / "project"
+    copy_project(trained_project_template.root, root)
+    _enter_project(root, monkeypatch)
+    return TrainedProject(root, trained_project_template.trained)

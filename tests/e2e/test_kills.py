@@ -15,7 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import PARAMS_FILE, TEST_SPARK_OVERRIDES, Project
-from tests.unit.test_ingest_replace import snapshot_hashes
+from tests.support.snapshots import snapshot_hashes
 from tweetops.dataset import load_training_rows
 from tweetops.errors import TweetopsError
 from tweetops.features import stream_feature_tables

@@ -19,7 +19,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from tests.conftest import TEST_SPARK_OVERRIDES, Project
-from tests.unit.test_features import assert_same_rows, read_table
+from tests.support.frames import assert_same_rows, read_table
 from tweetops.features import build_features, build_features_batch
 from tweetops.ingest.step import ingest
 from tweetops.settings import Settings

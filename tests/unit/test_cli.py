@@ -1,103 +1,75 @@
-"""The CLI as users meet it: a bad value or a missing Java gives one sentence and exit code 2."""
+"""The CLI as users meet it: a bad value or a missing Java gives one sentence and exit code 2.
+
+Error paths run in this process (typer's runner); the tests that need a real process are the
+ones about the process: a read-only folder for a process without root's override, and a JVM
+that fails to start.
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
-from tests.conftest import PARAMS_FILE
-
-
-def _tweetops(
-    cwd: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tweetops", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+from tests.conftest import Project
+from tests.support.cli import one_sentence, run_cli, run_cli_process, run_statuses
 
 
-def _one_sentence(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    assert lines[0].startswith("error: ") and lines[0].endswith(".")
-    return lines[0]
-
-
-@pytest.fixture
-def project_dir(tmp_path: Path) -> Path:
-    shutil.copy(PARAMS_FILE, tmp_path / "params.yaml")
-    return tmp_path
-
-
-def test_bad_param_value_names_the_key_and_exits_2(project_dir: Path) -> None:
-    done = _tweetops(project_dir, "train", "-S", "num_trees=zero")
-    assert done.returncode == 2
-    line = _one_sentence(done.stderr)
+def test_bad_param_value_names_the_key_and_exits_2(project: Project) -> None:
+    done = run_cli("train", "-S", "num_trees=zero")
+    assert done.exit_code == 2
+    line = one_sentence(done.stderr)
     assert "train.num_trees='zero'" in line and "integer" in line
 
 
-def test_unknown_setting_is_named(project_dir: Path) -> None:
-    done = _tweetops(project_dir, "ingest", "-S", "ingest.n_tweet=10")
-    assert done.returncode == 2
-    assert "ingest.n_tweet is unknown" in _one_sentence(done.stderr)
+def test_unknown_setting_is_named(project: Project) -> None:
+    done = run_cli("ingest", "-S", "ingest.n_tweet=10")
+    assert done.exit_code == 2
+    assert "ingest.n_tweet is unknown" in one_sentence(done.stderr)
 
 
-def test_missing_params_file_says_where_to_run(tmp_path: Path) -> None:
-    done = _tweetops(tmp_path, "features")
-    assert done.returncode == 2
-    assert "run from the project root" in _one_sentence(done.stderr)
+def test_missing_params_file_says_where_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    done = run_cli("features")
+    assert done.exit_code == 2
+    assert "run from the project root" in one_sentence(done.stderr)
 
 
-def test_missing_java_is_one_sentence_not_a_py4j_traceback(project_dir: Path) -> None:
-    env = {**os.environ, "JAVA_HOME": str(project_dir / "no-jdk-here")}
-    done = _tweetops(project_dir, "train", env=env)
-    assert done.returncode == 2
-    line = _one_sentence(done.stderr)
+def test_missing_java_is_one_sentence_not_a_py4j_traceback(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JAVA_HOME", str(project.root / "no-jdk-here"))
+    done = run_cli("train")
+    assert done.exit_code == 2
+    line = one_sentence(done.stderr)
     assert "Java 17 or newer" in line and "JAVA_HOME" in line
+    assert run_statuses(project.root / "mlflow.db") == []  # refused before any run opened
 
 
-def test_too_old_java_is_named_with_its_version(project_dir: Path) -> None:
-    java = project_dir / "jdk8" / "bin" / "java"
+def test_too_old_java_is_named_with_its_version(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    java = project.root / "jdk8" / "bin" / "java"
     java.parent.mkdir(parents=True)
     java.write_text("#!/bin/sh\necho 'openjdk version \"1.8.0_392\"' >&2\n")
     java.chmod(java.stat().st_mode | stat.S_IEXEC)
-    env = {**os.environ, "JAVA_HOME": str(project_dir / "jdk8")}
-    done = _tweetops(project_dir, "train", env=env)
-    assert done.returncode == 2
-    assert "is Java 8" in _one_sentence(done.stderr)
+    monkeypatch.setenv("JAVA_HOME", str(project.root / "jdk8"))
+    done = run_cli("train")
+    assert done.exit_code == 2
+    assert "is Java 8" in one_sentence(done.stderr)
 
 
-def test_unavailable_source_is_refused_before_anything_is_written(project_dir: Path) -> None:
-    done = _tweetops(project_dir, "ingest", "-S", "source=carrier-pigeon")
-    assert done.returncode == 2
-    assert "ingest.source" in _one_sentence(done.stderr)
-    assert not (project_dir / "data").exists()
-
-
-def _store_env(project_dir: Path) -> dict[str, str]:
-    return {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project_dir / 'mlflow.db'}"}
-
-
-def _statuses(project_dir: Path) -> list[str]:
-    """The status of every MLflow run in the project's store (none when there is no store)."""
-    if not (project_dir / "mlflow.db").exists():
-        return []
-    client = MlflowClient(f"sqlite:///{project_dir / 'mlflow.db'}")
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    return [run.info.status for run in client.search_runs(experiments)]
+def test_unavailable_source_is_refused_before_anything_is_written(project: Project) -> None:
+    done = run_cli("ingest", "-S", "source=carrier-pigeon")
+    assert done.exit_code == 2
+    assert "ingest.source" in one_sentence(done.stderr)
+    assert not (project.root / "data").exists()
 
 
 @pytest.mark.parametrize(
@@ -108,33 +80,34 @@ def _statuses(project_dir: Path) -> list[str]:
     ],
 )
 def test_spark_settings_spark_cannot_start_with_are_one_sentence(
-    project_dir: Path, setting: str, named: str
+    project: Project, setting: str, named: str
 ) -> None:
-    done = _tweetops(project_dir, "train", "-S", setting, env=_store_env(project_dir))
-    assert done.returncode == 2
-    assert named in _one_sentence(done.stderr)
-    assert _statuses(project_dir) == []  # refused before any run opened
+    done = run_cli("train", "-S", setting)
+    assert done.exit_code == 2
+    assert named in one_sentence(done.stderr)
+    assert run_statuses(project.root / "mlflow.db") == []  # refused before any run opened
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "content", ['{"run_id": "0123", "model_uri": "runs:/0123/mo', '{"run_id": "0123"}']
 )
-def test_a_corrupt_or_partial_train_report_is_one_sentence(project_dir: Path, content: str) -> None:
-    report = project_dir / "reports" / "train_run.json"
+def test_a_corrupt_or_partial_train_report_is_one_sentence(project: Project, content: str) -> None:
+    report = project.root / "reports" / "train_run.json"
     report.parent.mkdir()
     report.write_text(content)
-    done = _tweetops(
-        project_dir, "promote", "-S", "spark.ui_enabled=false", env=_store_env(project_dir)
-    )
-    assert done.returncode == 2
-    line = _one_sentence(done.stderr)
+    done = run_cli("promote", "-S", "spark.ui_enabled=false")
+    assert done.exit_code == 2
+    line = one_sentence(done.stderr)
     assert "train_run.json" in line and "rerun `tweetops train`" in line
-    assert "RUNNING" not in _statuses(project_dir)
+    assert "RUNNING" not in run_statuses(project.root / "mlflow.db")
 
 
-def test_a_read_only_data_folder_is_one_sentence_naming_it(project_dir: Path) -> None:
-    data = project_dir / "data"
+def _store_env(project_dir: Path) -> dict[str, str]:
+    return {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project_dir / 'mlflow.db'}"}
+
+
+def test_a_read_only_data_folder_is_one_sentence_naming_it(project: Project) -> None:
+    data = project.root / "data"
     data.mkdir(mode=0o555)
     data.chmod(0o555)
     # root writes through permissions: drop that capability for the step's process
@@ -144,8 +117,8 @@ def test_a_read_only_data_folder_is_one_sentence_naming_it(project_dir: Path) ->
     try:
         done = subprocess.run(
             command,
-            cwd=project_dir,
-            env=_store_env(project_dir),
+            cwd=project.root,
+            env=_store_env(project.root),
             capture_output=True,
             text=True,
             timeout=300,
@@ -153,24 +126,24 @@ def test_a_read_only_data_folder_is_one_sentence_naming_it(project_dir: Path) ->
     finally:
         data.chmod(0o755)
     assert done.returncode == 2, done.stderr
-    line = _one_sentence(done.stderr)
+    line = one_sentence(done.stderr)
     assert "because data is not writable (Permission denied)" in line
-    assert _statuses(project_dir) == ["FAILED"]
+    assert run_statuses(project.root / "mlflow.db") == ["FAILED"]
 
 
 @pytest.mark.slow
 def test_a_spark_that_fails_to_start_ends_in_one_sentence_and_a_failed_run(
-    project_dir: Path,
+    project: Project,
 ) -> None:
-    done = _tweetops(
-        project_dir,
+    done = run_cli_process(
+        project.root,
         "train",
         "-S",
         'spark.conf={"spark.driver.memory": "lots"}',
-        env=_store_env(project_dir),
+        env=_store_env(project.root),
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]  # after what the JVM itself printed
     assert last.startswith("error: Spark did not start (") and "spark.conf" in last
-    assert _statuses(project_dir) == ["FAILED"]
+    assert run_statuses(project.root / "mlflow.db") == ["FAILED"]

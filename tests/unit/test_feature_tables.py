@@ -10,7 +10,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from tests.conftest import PARAMS_FILE
-from tests.unit.test_features import as_lines, assert_same_rows, raw_frame, tweet
+from tests.support.frames import assert_same_rows
+from tests.support.tweets import as_lines, raw_frame, tweet
 from tweetops.errors import TweetopsError
 from tweetops.features import author_history, parse_tweets, user_activity, valid_tweets
 from tweetops.schema import AUTHOR_HISTORY_COLUMNS

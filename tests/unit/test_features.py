@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
-import orjson
 import pytest
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from tests.conftest import Project
+from tests.support.frames import assert_same_rows, read_table
+from tests.support.tweets import as_lines, raw_frame, tweet
 from tweetops.features import (
     author_history,
     build_features,
@@ -22,75 +22,6 @@ from tweetops.features import (
     valid_tweets,
 )
 from tweetops.ingest.step import ingest
-from tweetops.schema import CORRUPT_RECORD_COLUMN, RAW_TWEET_SCHEMA
-
-
-def tweet(
-    tweet_id: str,
-    user: str,
-    created_at: str,
-    followers: int,
-    *,
-    retweet: bool = False,
-    reply: bool = False,
-    likes: int = 0,
-    retweets: int = 0,
-    replies: int = 0,
-    quotes: int = 0,
-    hashtags: int = 0,
-    media: bool = False,
-    text: str = "hello world",
-) -> dict[str, Any]:
-    refs = []
-    if retweet:
-        refs.append({"type": "retweeted", "id": "1"})
-    if reply:
-        refs.append({"type": "replied_to", "id": "2"})
-    return {
-        "id": tweet_id,
-        "created_at": created_at,
-        "text": text,
-        "lang": "en",
-        "author_id": user,
-        "public_metrics": {
-            "retweet_count": retweets,
-            "reply_count": replies,
-            "like_count": likes,
-            "quote_count": quotes,
-        },
-        "entities": {
-            "hashtags": [{"start": 0, "end": 2, "tag": "x"}] * hashtags,
-            "mentions": [],
-            "urls": [],
-        },
-        "attachments": {"media_keys": ["3_1"] if media else []},
-        "referenced_tweets": refs,
-        "author": {
-            "id": user,
-            "username": f"u{user}",
-            "created_at": "2026-09-21T00:00:00.000Z",
-            "verified": followers > 1000,
-            "public_metrics": {
-                "followers_count": followers,
-                "following_count": 10,
-                "tweet_count": 100 + followers,
-                "listed_count": 1,
-                "like_count": 5,
-            },
-        },
-    }
-
-
-def raw_frame(spark: SparkSession, lines: list[str]) -> DataFrame:
-    return (
-        spark.read.schema(RAW_TWEET_SCHEMA)
-        .option("columnNameOfCorruptRecord", CORRUPT_RECORD_COLUMN)
-        .json(spark.sparkContext.parallelize(lines))
-    )
-
-
-def as_lines(*records: dict[str, Any]) -> list[str]:
-    return [orjson.dumps(record).decode() for record in records]
 
 
 def test_user_features_take_the_latest_profile_ties_broken_by_tweet_id(spark: SparkSession) -> None:
@@ -185,26 +116,7 @@ def test_unreadable_lines_are_rejected_with_a_reason_not_dropped(spark: SparkSes
     assert [row["tweet_id"] for row in valid_tweets(parsed).collect()] == ["29"]
 
 
-def assert_same_rows(left: DataFrame, right: DataFrame) -> None:
-    """Equal as multisets; doubles compared to 1e-9 (sums merge in another order per batch)."""
-
-    def rounded(frame: DataFrame) -> DataFrame:
-        doubles = [f.name for f in frame.schema.fields if f.dataType.typeName() == "double"]
-        return frame.select(
-            *(F.round(c, 9).alias(c) if c in doubles else F.col(c) for c in sorted(frame.columns))
-        )
-
-    left, right = rounded(left), rounded(right)
-    assert left.count() == right.count()
-    assert left.exceptAll(right).isEmpty()
-    assert right.exceptAll(left).isEmpty()
-
-
-def read_table(spark: SparkSession, folder: Any) -> DataFrame:
-    frame = spark.read.parquet(str(folder.resolve()))
-    return frame.drop("batch_id") if "batch_id" in frame.columns else frame
-
-
+@pytest.mark.slow  # a streaming job over four micro-batches
 def test_streaming_job_equals_batch_job(project: Project, spark: SparkSession) -> None:
     settings = project.settings(
         "ingest.n_tweets=1500",
@@ -236,7 +148,8 @@ def test_streaming_job_equals_batch_job(project: Project, spark: SparkSession) -
     assert batch.training.where(F.col("author_has_history")).count() > 0
 
 
-def test_incremental_run_reads_only_new_part_files(project: Project) -> None:
+@pytest.mark.slow  # two streaming runs and a batch job
+def test_incremental_run_reads_only_new_part_files(project: Project, spark: SparkSession) -> None:
     base = ("ingest.n_users=100", "ingest.tweets_per_file=500", "features.incremental=true")
     ingest(project.settings(*base, "ingest.n_tweets=500"))
     first = build_features(project.settings(*base))
@@ -250,8 +163,21 @@ def test_incremental_run_reads_only_new_part_files(project: Project) -> None:
             "ingest.synthetic_start_time=2026-10-20T00:00:00Z",
         )
     )
-    second = build_features(project.settings(*base))
+    settings = project.settings(*base)
+    second = build_features(settings)
     assert first.input_rows == 500
     assert second.input_rows == 500  # only the new file was read
-    assert second.users >= first.users  # the aggregation state carried over
-    assert second.training_rows > first.training_rows
+    # the aggregation state carried over: the tables equal one batch job over both files
+    config = settings.features
+    batch = build_features_batch(
+        spark,
+        config.raw_dir,
+        watermark=config.watermark,
+        activity_window=config.activity_window,
+        activity_slide=config.activity_slide,
+    )
+    assert second.users == batch.users.count()
+    assert_same_rows(read_table(spark, config.users_dir), batch.users)
+    assert_same_rows(read_table(spark, config.training_rows_dir), batch.training)
+    # the twin counts both batches' tweets: a run that lost the state would count 500
+    assert batch.users.agg(F.sum("tweets_seen")).first()[0] == 1000

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import orjson
 import pytest
 
 from tests.conftest import Project
-from tests.unit.test_snapshot import RECORDS
+from tests.support.snapshots import RECORDS, snapshot_hashes
 from tweetops.errors import TweetopsError
 from tweetops.ingest import staging
 from tweetops.ingest.replay import MAX_LINE_BYTES
@@ -24,16 +23,6 @@ from tweetops.markers import read_marker, require_complete
 RAW = Path("data/raw")
 TWEETS = RAW / "tweets"
 SNAPSHOT = ("ingest.n_tweets=300", "ingest.n_users=40", "ingest.tweets_per_file=100")
-
-
-def snapshot_hashes(root: Path = RAW) -> dict[str, str]:
-    """sha256 of every file under the snapshot folders (checkpoints are not the snapshot)."""
-    return {
-        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-        and path.relative_to(root).parts[0] in ("tweets", "manifests", "quarantine")
-    }
 
 
 @pytest.fixture

@@ -259,21 +259,6 @@ LECTURE_STATUSES = (EXTENDED_STATUS, RETWEET_STATUS, REPLY_STATUS)
 # --- helpers --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def mlflow_store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An MLflow SQLite store with its tables created once (creating them takes seconds)."""
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
-
-
-@pytest.fixture
-def project(project: Project, mlflow_store_template: Path) -> Project:
-    """The shared `project` fixture, its MLflow store copied from the template."""
-    shutil.copy(mlflow_store_template, project.root / "mlflow.db")
-    return project
-
-
 def _replay(project: Project, path: Path, *overrides: str) -> IngestResult:
     return ingest(
         project.settings(

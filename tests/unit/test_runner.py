@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -62,7 +63,8 @@ def test_run_step_logs_settings_lineage_metrics_report_and_summary(
     assert run.data.metrics == {"rows": 3.0}
     assert run.data.params["train.seed"] == "7"
     assert run.data.tags["tweetops.step"] == "count"
-    assert run.data.tags["tweetops.data.input.dvc_md5"]  # md5 of the one-file input
+    # what `dvc add` records for one file: the md5 of its bytes
+    assert run.data.tags["tweetops.data.input.dvc_md5"] == hashlib.md5(b"hello\n").hexdigest()
     assert seen[0].spark is None
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from tests.support.snapshots import RECORDS
 from tweetops.ingest.record import validate_record
 from tweetops.ingest.snapshot import (
     Rejected,
@@ -19,15 +19,6 @@ from tweetops.ingest.snapshot import (
     part_files,
     remove_unsealed_parts,
     write_manifest,
-)
-from tweetops.ingest.synthetic import SyntheticSpec, generate_tweets
-
-RECORDS = list(
-    generate_tweets(
-        SyntheticSpec(
-            seed=5, n_tweets=60, n_users=12, start_time=datetime(2026, 10, 1, tzinfo=UTC), days=2
-        )
-    )
 )
 
 

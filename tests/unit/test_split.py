@@ -22,10 +22,21 @@ def test_the_test_fraction_is_respected_and_the_seed_matters() -> None:
 
 
 def test_a_known_id_always_lands_on_the_same_side() -> None:
-    # pinned: changing the hash would silently change every run's test rows
-    assert [is_test_id(tweet_id, seed=42, test_fraction=0.2) for tweet_id in IDS[:8]] == [
-        is_test_id(tweet_id, seed=42, test_fraction=0.2) for tweet_id in reversed(IDS[:8])
-    ][::-1]
+    # pinned: changing the hash would silently change every run's test rows. The sides were
+    # computed once by hand: sha256("42:<id>"), first 13 hex digits / 16**13, below 0.2.
+    pinned = {
+        "2105447615897272320": True,  # 16b277c9db0e1 -> 0.0887
+        "2105447615897280239": False,  # b295ba8c899af -> 0.6976
+        "2105447615897296077": False,  # 569bf402c5e05 -> 0.3383
+        "2105447615897343591": False,  # 69d0e5e74477f -> 0.4133
+        "2105447615897359429": True,  # 008abe4c6bc7f -> 0.0021
+    }
+    assert {
+        tweet_id: is_test_id(tweet_id, seed=42, test_fraction=0.2) for tweet_id in pinned
+    } == pinned
+    # 0.3383 is a test row once the fraction passes it, and not before
+    assert is_test_id("2105447615897296077", seed=42, test_fraction=0.34) is True
+    assert is_test_id("2105447615897296077", seed=42, test_fraction=0.33) is False
     assert is_test_id("1", seed=42, test_fraction=0.999999) is True
     assert is_test_id("1", seed=42, test_fraction=0.000001) is False
 

@@ -110,6 +110,7 @@ def _run(
 ) -> None:
     # after the step's module was imported: MLflow sets its own log levels when it is imported
     configure_logging(-1 if quiet else verbose)
+    settings: Settings | None = None
     try:
         extra = extra_overrides(extra_args or [], section)
         settings = load_settings(params, [*(overrides or []), *extra], default_section=section)
@@ -127,6 +128,14 @@ def _run(
             "error: stopped by %s; run the step again.", signal.Signals(exc.signum).name
         )
         raise typer.Exit(code=128 + exc.signum) from None
+    except Exception as exc:  # a Spark failure a cluster's storage explains
+        from tweetops.spark import cluster_storage_error
+
+        refusal = cluster_storage_error(exc, settings.spark.master) if settings else None
+        if refusal is None:
+            raise
+        logging.getLogger("tweetops").error("error: %s", refusal)
+        raise typer.Exit(code=2) from None
 
 
 @app.command("ingest", **STEP_COMMAND)

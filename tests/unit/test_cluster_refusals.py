@@ -136,7 +136,9 @@ def test_spark_connect_is_refused_before_anything_starts(
     with pytest.raises(TweetopsError) as tune_refusal:
         check_backend(settings)
     assert "SparkTrials needs the classic sparkContext (hyperopt#905)" in str(tune_refusal.value)
-    with pytest.raises(TweetopsError, match="Spark Connect .* is not supported"):
+    with pytest.raises(
+        TweetopsError, match=r"Spark Connect \(sc://127.0.0.1:15002\) is not supported"
+    ):
         build_spark(settings.spark)
 
 

@@ -282,6 +282,34 @@ def registry_rollback_command(
     )
 
 
+@app.command("reproduce", **STEP_COMMAND)
+def reproduce_command(
+    ctx: typer.Context,
+    run_id: Annotated[
+        str | None, typer.Argument(help="The id of the train run to reproduce.")
+    ] = None,
+    run_id_option: Annotated[
+        str | None, typer.Option("--run_id", "--run-id", help="The same, as an option.")
+    ] = None,
+    overrides: Overrides = None,
+    params: ParamsFile = DEFAULT_PARAMS_FILE,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Re-run a train run from its lineage (params, DVC data, commit); compare its metrics."""
+    from tweetops.reproduce import reproduce
+
+    chosen = run_id or run_id_option
+    extra = [*(overrides or []), *extra_overrides(ctx.args, None)]
+
+    def step(_settings: Settings) -> Any:
+        if not chosen:
+            raise TweetopsError("Name the train run to reproduce: tweetops reproduce RUN_ID.")
+        return reproduce(chosen, params, extra)
+
+    _run(None, params, extra, step, verbose=verbose, quiet=quiet)
+
+
 @app.command("main", **STEP_COMMAND)
 def main_command(
     ctx: typer.Context,

@@ -110,6 +110,7 @@ def _run(
 ) -> None:
     # after the step's module was imported: MLflow sets its own log levels when it is imported
     configure_logging(-1 if quiet else verbose)
+    settings: Settings | None = None
     try:
         extra = extra_overrides(extra_args or [], section)
         settings = load_settings(params, [*(overrides or []), *extra], default_section=section)
@@ -127,6 +128,14 @@ def _run(
             "error: stopped by %s; run the step again.", signal.Signals(exc.signum).name
         )
         raise typer.Exit(code=128 + exc.signum) from None
+    except Exception as exc:  # a Spark failure a cluster's storage explains
+        from tweetops.spark import cluster_storage_error
+
+        refusal = cluster_storage_error(exc, settings.spark.master) if settings else None
+        if refusal is None:
+            raise
+        logging.getLogger("tweetops").error("error: %s", refusal)
+        raise typer.Exit(code=2) from None
 
 
 @app.command("ingest", **STEP_COMMAND)
@@ -271,6 +280,34 @@ def registry_rollback_command(
         quiet=quiet,
         needs_spark=False,
     )
+
+
+@app.command("reproduce", **STEP_COMMAND)
+def reproduce_command(
+    ctx: typer.Context,
+    run_id: Annotated[
+        str | None, typer.Argument(help="The id of the train run to reproduce.")
+    ] = None,
+    run_id_option: Annotated[
+        str | None, typer.Option("--run_id", "--run-id", help="The same, as an option.")
+    ] = None,
+    overrides: Overrides = None,
+    params: ParamsFile = DEFAULT_PARAMS_FILE,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Re-run a train run from its lineage (params, DVC data, commit); compare its metrics."""
+    from tweetops.reproduce import reproduce
+
+    chosen = run_id or run_id_option
+    extra = [*(overrides or []), *extra_overrides(ctx.args, None)]
+
+    def step(_settings: Settings) -> Any:
+        if not chosen:
+            raise TweetopsError("Name the train run to reproduce: tweetops reproduce RUN_ID.")
+        return reproduce(chosen, params, extra)
+
+    _run(None, params, extra, step, verbose=verbose, quiet=quiet)
 
 
 @app.command("main", **STEP_COMMAND)

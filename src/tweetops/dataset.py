@@ -73,11 +73,13 @@ def split_train_test(
 
     The split is a pure function of each row's tweet id and (`seed`, `test_fraction`): the same
     tweet is on the same side whatever else is in the table and however it is partitioned.
-    Both halves are hash-partitioned by tweet id into `partitions` partitions (this spreads the
-    work; it does not change which rows are test rows).
+    Both halves are hash-partitioned by tweet id into `partitions` partitions and sorted by it
+    within each: the partition count and row order a fit sees are the same on `local[2]` and on
+    any cluster, so the same rows and settings give the same forest (RandomForest's bootstrap
+    and split sampling are seeded per partition).
     """
     flagged = rows.withColumn(_FLAG, is_test_row(seed=seed, test_fraction=test_fraction))
-    stable = flagged.repartition(partitions, KEY_COLUMN)
+    stable = flagged.repartition(partitions, KEY_COLUMN).sortWithinPartitions(KEY_COLUMN)
     train = stable.where(~F.col(_FLAG)).drop(_FLAG)
     test = stable.where(F.col(_FLAG)).drop(_FLAG)
     return train, test

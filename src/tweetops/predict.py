@@ -103,8 +103,16 @@ def resolve_model(model_uri: str) -> ResolvedModel:
     return ResolvedModel(name=name, version=version, alias=alias, input_columns=columns)
 
 
-def read_rows(spark: SparkSession, path: Path) -> DataFrame:
-    """Rows to score: a Parquet folder or file, or JSONL (`.jsonl`/`.json`, one row per line)."""
+def read_rows(spark: SparkSession, path: Path | str) -> DataFrame:
+    """Rows to score: a Parquet folder or file, or JSONL (`.jsonl`/`.json`, one row per line).
+
+    A URI (`s3a://`, `hdfs://`) is read by Spark as it is: JSONL when it ends in `.jsonl` or
+    `.json`, else Parquet.
+    """
+    if isinstance(path, str):
+        if path.rstrip("/").endswith((".jsonl", ".json")):
+            return spark.read.json(path)
+        return spark.read.parquet(path)
     if not path.exists():
         raise TweetopsError(
             f"{path} does not exist: run `tweetops features` or set predict.input_path."
@@ -115,7 +123,7 @@ def read_rows(spark: SparkSession, path: Path) -> DataFrame:
 
 
 def score(
-    spark: SparkSession, model: ResolvedModel, rows: DataFrame, output_path: Path
+    spark: SparkSession, model: ResolvedModel, rows: DataFrame, output_path: Path | str
 ) -> tuple[int, float | None]:
     """Score `rows` with `model` through `spark_udf` and write Parquet to `output_path`.
 
@@ -160,7 +168,10 @@ def predict(settings: Settings) -> PredictResult:
     def core(run: StepRun) -> PredictResult:
         assert run.spark is not None
         model = resolve_model(config.model_uri)
-        if config.input_path.resolve() == settings.data.training_rows.resolve():
+        if (
+            isinstance(config.input_path, Path)
+            and config.input_path.resolve() == settings.data.training_rows.resolve()
+        ):
             # the features table: what a killed or failed features run left is refused
             require_training_rows(config.input_path)
         rows = read_rows(run.spark, config.input_path)

@@ -18,9 +18,17 @@ import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlparse
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from tweetops.errors import TweetopsError
 
@@ -50,8 +58,48 @@ def duration_ms(text: str) -> int:
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+
+
+def is_uri(location: str) -> bool:
+    """True when `location` is a URI (`file:/...`, `s3a://...`, `hdfs://...`), not a path."""
+    return bool(_URI.match(location))
+
+
+_LOCATION_TYPES = (Path, Path | None, Path | str)
+
+
+def location_value(value: Any, annotation: Any) -> Any:
+    """A location setting as given: `file:` URIs become local paths (storage every node mounts
+    at the same path); other URIs stay URIs where the field takes them (`Path | str`) and are
+    refused where Python reads or writes the folder too."""
+    if annotation not in _LOCATION_TYPES or not isinstance(value, str):
+        return value
+    if not is_uri(value):  # a local path (pydantic would keep a `Path | str` one a str)
+        return Path(value) if annotation == Path | str else value
+    parsed = urlparse(value)
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise ValueError(f"file: URIs name no host: use file:///path, not {value}")
+        return Path(unquote(parsed.path))
+    if annotation in (Path, Path | None):
+        raise ValueError(
+            "remote URIs work only where Spark alone reads and writes (predict.input_path, "
+            "predict.output_path, data.predictions), as this folder is also handled with "
+            "Python's file functions (completion markers, state, reports): use a local path "
+            "or a file:/// URI on storage every node mounts"
+        )
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _location(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        return location_value(value, field.annotation if field is not None else None)
 
 
 class DataSettings(_Section):
@@ -68,7 +116,7 @@ class DataSettings(_Section):
     late: Path
     rejected: Path
     features_checkpoints: Path
-    predictions: Path
+    predictions: Path | str  # Spark alone writes it (predict): a remote URI is fine
     metrics_report: Path
     train_report: Path
     tune_report: Path
@@ -212,13 +260,13 @@ class PredictSettings(_Section):
     """Batch scoring with a registered model."""
 
     model_uri: str
-    input_path: Path
-    output_path: Path
+    input_path: Path | str  # Spark alone reads and writes these: remote URIs are fine
+    output_path: Path | str
 
 
 _SPARK_MASTER = re.compile(
     r"^(local(\[(\d+|\*)(,\s*\d+)?\])?|local-cluster\[\d+,\s*\d+,\s*\d+\]"
-    r"|spark://\S+|yarn|k8s://\S+)$"
+    r"|spark://\S+|yarn|k8s://\S+|sc://\S+)$"
 )
 _MEMORY_SIZE = re.compile(r"^\d+(b|k|kb|m|mb|g|gb|t|tb|p|pb)?$", re.IGNORECASE)
 
@@ -239,8 +287,8 @@ class SparkSettings(_Section):
     def _known_master(cls, value: str) -> str:
         if not _SPARK_MASTER.match(value):
             raise ValueError(
-                "must be local, local[N], local[*], spark://host:port, yarn or "
-                "k8s://https://host:port"
+                "must be local, local[N], local[*], spark://host:port, yarn, "
+                "k8s://https://host:port or sc://host:port (Spark Connect)"
             )
         return value
 

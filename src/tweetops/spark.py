@@ -7,12 +7,14 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from tweetops.errors import TweetopsError
-from tweetops.settings import SparkSettings
+from tweetops.settings import SparkSettings, is_uri
 
 MINIMUM_JAVA_MAJOR = 17
 _SECRET_WORDS = re.compile(r"secret|token|password|credential|key", re.IGNORECASE)
@@ -60,15 +62,41 @@ def check_java() -> None:
 PRELOADING_DAEMON = "tweetops.tune.daemon"
 
 
+def is_local_master(master: str) -> bool:
+    """True for `local`, `local[N]` and `local-cluster[...]`: executors share the driver's disk."""
+    return master.startswith("local")
+
+
+def connect_remote(settings: SparkSettings) -> str | None:
+    """The Spark Connect address the session would use (`sc://` master, `spark.remote` or
+    SPARK_REMOTE), or None for a classic session."""
+    if settings.master.startswith("sc://"):
+        return settings.master
+    return settings.conf.get("spark.remote") or os.environ.get("SPARK_REMOTE") or None
+
+
 def build_spark(settings: SparkSettings) -> SparkSession:
     """Build (or reuse) the SparkSession described by `settings`.
 
-    Python workers are pinned to the running interpreter: SparkTrials and UDF workers would
-    otherwise start whatever `python` is first on PATH, without our packages. On local masters
-    they are forked from `tweetops.tune.daemon`, which has imported the trial libraries once.
+    On local masters Python workers are pinned to the running interpreter (SparkTrials and UDF
+    workers would otherwise start whatever `python` is first on PATH, without our packages) and
+    forked from `tweetops.tune.daemon`, which has imported the trial libraries once. On other
+    masters a `PYSPARK_PYTHON` or `spark.pyspark.python` the user set is kept (the workers'
+    interpreter need not be at the driver's path), and the tweetops package is shipped to the
+    executors as a zip (`addPyFile`), so they need no copy of the project.
     """
     check_java()
-    os.environ["PYSPARK_PYTHON"] = sys.executable
+    remote = connect_remote(settings)
+    if remote is not None:
+        raise TweetopsError(
+            f"Spark Connect ({remote}) is not supported: the tweetops steps need the classic "
+            f"SparkSession's sparkContext, so unset spark.remote and SPARK_REMOTE and set "
+            f"spark.master to local[*], spark://host:port, yarn or k8s://..."
+        )
+    local = is_local_master(settings.master)
+    workers_python = python_for_workers(settings, os.environ.get("PYSPARK_PYTHON"))
+    if workers_python is not None:
+        os.environ["PYSPARK_PYTHON"] = workers_python
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     builder = (
         SparkSession.builder.master(settings.master)
@@ -81,7 +109,7 @@ def build_spark(settings: SparkSettings) -> SparkSession:
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.streaming.numRecentProgressUpdates", "100000")
     )
-    if settings.master.startswith("local"):
+    if local:
         # a local session talks to itself: stay on loopback whatever the hostname resolves to
         builder = (
             builder.config("spark.driver.host", "127.0.0.1")
@@ -93,21 +121,101 @@ def build_spark(settings: SparkSettings) -> SparkSession:
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # py4j and PySpark errors carry pages of Java stack trace
-        first = next(
-            (line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__
-        )
         raise TweetopsError(
-            f"Spark did not start ({first[:200]}); check the spark settings "
-            f"(spark.master={settings.master!r}, spark.driver_memory="
+            f"Spark did not start ({start_error_cause(str(exc), type(exc).__name__)}); check "
+            f"the spark settings (spark.master={settings.master!r}, spark.driver_memory="
             f"{settings.driver_memory!r}, spark.conf)."
         ) from exc
     spark.sparkContext.setLogLevel(settings.log_level)
+    if not local:
+        spark.sparkContext.addPyFile(str(package_zip()))
+        if settings.conf.get("spark.python.daemon.module") == PRELOADING_DAEMON:
+            check_daemon_imports(spark)
     return spark
 
 
-def spark_path(path: Path) -> str:
-    """An absolute path for Spark: its JVM resolves relative paths against its own start
-    directory, which need not be Python's current one."""
+def python_for_workers(settings: SparkSettings, user_python: str | None) -> str | None:
+    """The interpreter to set as PYSPARK_PYTHON, or None to keep the user's choice.
+
+    Local masters always use the driver's interpreter. On other masters the workers' Python
+    may live elsewhere: a `spark.pyspark.python` or PYSPARK_PYTHON the user set is kept, and
+    only without either the driver's path is used (right where every node has the same venv).
+    """
+    if is_local_master(settings.master):
+        return sys.executable
+    if "spark.pyspark.python" in settings.conf or user_python:
+        return None
+    return sys.executable
+
+
+def start_error_cause(message: str, fallback: str) -> str:
+    """What a Spark start error says: its last `Caused by:` (the root cause), else its first
+    line; at most 300 characters."""
+    causes = re.findall(r"Caused by: (.+)", message)
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    text = causes[-1].strip() if causes else (lines[0] if lines else fallback)
+    return text[:300]
+
+
+_PACKAGE_ZIP: list[Path] = []  # the zip of this process's run, built once
+
+
+def package_zip() -> Path:
+    """A zip of the installed tweetops package, built once per process, for `addPyFile`."""
+    if _PACKAGE_ZIP:
+        return _PACKAGE_ZIP[0]
+    import tweetops
+
+    package = Path(tweetops.__file__).resolve().parent
+    target = Path(tempfile.mkdtemp(prefix="tweetops-pyfiles-")) / "tweetops.zip"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for source in sorted(package.rglob("*.py")):
+            archive.write(source, Path("tweetops") / source.relative_to(package))
+    _PACKAGE_ZIP.append(target)
+    return target
+
+
+def check_daemon_imports(spark: SparkSession) -> None:
+    """Fail in one sentence when the executors cannot start the preloading daemon."""
+
+    try:  # a Python task starts the daemon on an executor
+        spark.sparkContext.parallelize([0], 1).map(lambda value: value).collect()
+    except Exception as exc:  # a worker that cannot import the daemon fails the probe job
+        raise TweetopsError(
+            f"spark.python.daemon.module={PRELOADING_DAEMON} needs tweetops installed on every "
+            f"worker node and it does not import there "
+            f"({start_error_cause(str(exc), type(exc).__name__)[:160]}): install tweetops on "
+            f"the workers or remove the setting from spark.conf."
+        ) from None
+
+
+_MISSING_FILE = re.compile(r"FILE_NOT_EXIST|PATH_NOT_FOUND|FileNotFoundException")
+_MISSING_LOCATION = re.compile(r"(file:/[^\s'\"`,;]+)")
+
+
+def cluster_storage_error(error: BaseException, master: str) -> TweetopsError | None:
+    """One sentence for an executor that could not find a file the driver sees, else None.
+
+    On a cluster every location Spark reads must be on storage each node sees; a driver-local
+    path fails on the executors with FILE_NOT_EXIST and pages of stack trace.
+    """
+    message = str(error)
+    if is_local_master(master) or not _MISSING_FILE.search(message):
+        return None
+    found = _MISSING_LOCATION.search(message)
+    where = found.group(1) if found else "a data location"
+    return TweetopsError(
+        f"Spark's executors on {master} could not find {where}, which is on the driver's own "
+        f"disk: put data.* on storage every node mounts at the same path (a file:/// URI) and "
+        f"run the step again."
+    )
+
+
+def spark_path(path: Path | str) -> str:
+    """The location for Spark: a URI as given; a local path made absolute, as Spark's JVM
+    resolves relative paths against its own start directory, which need not be Python's."""
+    if isinstance(path, str):
+        return path if is_uri(path) else str(Path(path).resolve())
     return str(path.resolve())
 
 

@@ -73,3 +73,26 @@ def test_adding_rows_or_repartitioning_never_moves_a_row(spark: SparkSession) ->
     train, test = split_train_test(frame, seed=42, test_fraction=0.2, partitions=3)
     assert train.count() + test.count() == len(IDS)
     assert not {row["tweet_id"] for row in train.collect()} & grown
+
+
+def test_each_partition_holds_the_same_rows_in_the_same_order_however_rows_arrive(
+    spark: SparkSession,
+) -> None:
+    frame = spark.createDataFrame(
+        [(tweet_id, float(n)) for n, tweet_id in enumerate(IDS)],
+        "tweet_id string, engagement double",
+    )
+
+    def layout(rows) -> list[list[list[str]]]:
+        halves = split_train_test(rows, seed=7, test_fraction=0.25, partitions=3)
+        return [
+            [[row["tweet_id"] for row in part] for part in half.rdd.glom().collect()]
+            for half in halves
+        ]
+
+    one_partition = layout(frame.coalesce(1))
+    shuffled = layout(frame.repartition(7).orderBy(F.desc("engagement")))
+    assert one_partition == shuffled
+    assert [len(parts) for parts in one_partition] == [3, 3]
+    for parts in one_partition:
+        assert all(part == sorted(part) for part in parts)

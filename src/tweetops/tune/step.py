@@ -25,10 +25,12 @@ nested MLflow run.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import mlflow
 import numpy as np
@@ -46,6 +48,7 @@ from tweetops.errors import TweetopsError
 from tweetops.model.pipeline import MIN_TRAINING_ROWS, build_pipeline, evaluate
 from tweetops.runner import StepRun, run_step
 from tweetops.settings import Settings, TrainSettings, TuneSettings
+from tweetops.spark import connect_remote, is_local_master
 from tweetops.tracking import data_label
 from tweetops.tune.sklearn_trials import (
     TUNED_KEYS,
@@ -166,6 +169,57 @@ def check_max_rows(config: TuneSettings) -> None:
         )
 
 
+def check_backend(settings: Settings) -> None:
+    """Refuse, before any trial starts, a `spark_trials` search that cannot work where it runs.
+
+    SparkTrials needs the classic `sparkContext`, which Spark Connect lacks (hyperopt#905), and
+    its trials record themselves from the executors, which on a cluster cannot share the
+    driver's SQLite database or `mlruns` folder.
+    """
+    if settings.tune.backend != "spark_trials":
+        return
+    remote = connect_remote(settings.spark)
+    if remote is not None:
+        raise TweetopsError(
+            f"tune.backend=spark_trials cannot run over Spark Connect ({remote}) because "
+            f"Hyperopt's SparkTrials needs the classic sparkContext (hyperopt#905): unset "
+            f"spark.remote and SPARK_REMOTE and set spark.master to local[*] or spark://host:port."
+        )
+    tracking_uri = mlflow.get_tracking_uri()
+    if not is_local_master(settings.spark.master) and urlparse(tracking_uri).scheme in (
+        "",
+        "file",
+        "sqlite",
+    ):
+        raise TweetopsError(
+            f"tune.backend=spark_trials on spark.master={settings.spark.master} records each "
+            f"trial from the executors, which cannot share the local tracking store "
+            f"{tracking_uri}: set MLFLOW_TRACKING_URI to a tracking server every node reaches "
+            f"(http://host:port) or use tune.backend=mllib."
+        )
+
+
+_PYTHON_ERROR = re.compile(r"^\s*(\w+(?:Error|Exception|Exit)): (.+)$")
+
+
+def first_trial_error(trials: Trials) -> str | None:
+    """The error of the first failed trial (lowest trial id), as its last Python error line.
+
+    SparkTrials keeps failed trials out of `trials.trials`; their errors are in the trial
+    documents' `misc.error` (type, traceback or message).
+    """
+    failed = sorted(
+        (doc for doc in trials._dynamic_trials if doc.get("misc", {}).get("error")),
+        key=lambda doc: doc["tid"],
+    )
+    if not failed:
+        return None
+    kind, text = failed[0]["misc"]["error"]
+    found = [m.group(0).strip() for m in map(_PYTHON_ERROR.match, str(text).splitlines()) if m]
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return (found[-1] if found else (lines[0] if lines else str(kind)))[:300]
+
+
 def _mllib_objective(
     fit_rows: DataFrame, validation_rows: DataFrame, base: TrainSettings, record_trial: RecordTrial
 ) -> Any:
@@ -227,13 +281,23 @@ def _run_search(
         # no early_stop_fn: with SparkTrials it can hang the search in hyperopt 0.3.0.
         # max_queue_len: fmin proposes one trial per second by default; with `parallelism`
         # proposals queued, a freed slot takes the next trial at SparkTrials' next poll.
-        fmin(
-            SklearnObjective(shipped, base, record_trial),
-            search_space(config),
-            trials=trials,
-            max_queue_len=parallelism,
-            **options,
-        )
+        try:
+            fmin(
+                SklearnObjective(shipped, base, record_trial),
+                search_space(config),
+                trials=trials,
+                max_queue_len=parallelism,
+                **options,
+            )
+        except Exception as exc:  # when every trial failed: Hyperopt's "no evaluation tasks"
+            error = first_trial_error(trials)
+            if error is None or trials.count_successful_trials() > 0:
+                raise
+            raise TweetopsError(
+                f"All {trials.count_failed_trials()} tune trials failed, the first with "
+                f"{error!r}: fix that (on a cluster: the workers' Python, the tweetops package, "
+                f"a tracking server every node reaches) and run tune again."
+            ) from exc
     finally:
         shipped.destroy()
     return trials, parallelism, local.rows
@@ -313,6 +377,7 @@ def tune(settings: Settings) -> TuneResult:
     """Run the search in the step's MLflow run; write the best params to `tune.result_file`."""
     config, base = settings.tune, settings.train
     # before the run opens and Spark starts: bad input leaves no run behind
+    check_backend(settings)
     check_max_rows(config)
     require_training_rows(base.training_rows_dir)
 

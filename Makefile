@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: main test check lint repro ui serve clean
+.PHONY: main test check lint repro ui serve clean cluster-up cluster-down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,3 +45,24 @@ serve: $(STAMP)
 
 clean:
 	rm -rf data/raw data/features data/checkpoints data/predictions reports/*.json mlflow.db mlruns
+
+# The loopback cluster of docs/scale-out.md: PostgreSQL, an authenticated `mlflow server` and a
+# Spark master with two workers, all state in $(CLUSTER_DIR). Override any port: make cluster-up
+# CLUSTER_MLFLOW_PORT=15001. Never 4040 (Spark's UI) or 5000 (`make ui`).
+CLUSTER_DIR ?= .cluster
+CLUSTER_PG_PORT ?= 15432
+CLUSTER_MLFLOW_PORT ?= 15000
+CLUSTER_SPARK_PORT ?= 17077
+CLUSTER_SPARK_UI_PORT ?= 18080
+CLUSTER_WORKER_UI_PORT ?= 18081
+
+## cluster-up: start the cluster and print the `export` lines that point the steps at it
+cluster-up: $(STAMP)
+	@$(BIN)/python -m tweetops.cluster up --dir $(CLUSTER_DIR) \
+		--postgres-port $(CLUSTER_PG_PORT) --mlflow-port $(CLUSTER_MLFLOW_PORT) \
+		--spark-port $(CLUSTER_SPARK_PORT) --spark-ui-port $(CLUSTER_SPARK_UI_PORT) \
+		--worker-ui-port $(CLUSTER_WORKER_UI_PORT)
+
+## cluster-down: stop exactly what cluster-up started (from its pid files)
+cluster-down: $(STAMP)
+	@$(BIN)/python -m tweetops.cluster down --dir $(CLUSTER_DIR)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tweetops.errors import Interrupted, TweetopsError
+from tweetops.errors import ACCESS_ERROR_CODES, Interrupted, TweetopsError, access_refused
 from tweetops.logs import configure_logging
 from tweetops.settings import DEFAULT_PARAMS_FILE, Settings, load_settings
 
@@ -122,6 +122,14 @@ def _run(
         step(settings)
     except TweetopsError as exc:
         logging.getLogger("tweetops").error("error: %s", exc)
+        raise typer.Exit(code=2) from None
+    except Exception as exc:
+        # a tracking server with authentication refusing the step's own run (401/403)
+        code = getattr(exc, "error_code", None)
+        if code not in ACCESS_ERROR_CODES:
+            raise
+        refused = access_refused("this command's MLflow calls", code)
+        logging.getLogger("tweetops").error("error: %s", refused)
         raise typer.Exit(code=2) from None
     except Interrupted as exc:  # a signal before the step's run opened: nothing to mark KILLED
         logging.getLogger("tweetops").error(

@@ -30,7 +30,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from tweetops.errors import TweetopsError
+from tweetops.errors import ACCESS_ERROR_CODES, TweetopsError, access_refused
 from tweetops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ class AliasMove:
 
 def registry_error(action: str, exc: MlflowException) -> TweetopsError:
     """One sentence for a registry call that failed for another reason than a missing alias."""
+    if exc.error_code in ACCESS_ERROR_CODES:
+        return access_refused(action, exc.error_code)
     first_line = str(exc.message).strip().splitlines()[0] if exc.message else exc.error_code
     return TweetopsError(
         f"The model registry failed while {action} ({exc.error_code}: "

@@ -5,18 +5,23 @@ driver's environment. Under `mlflow run` that environment holds `MLFLOW_RUN_ID`,
 calling `mlflow.start_run(nested=True)` would resume the parent run instead of nesting under it
 (MLflow issue 15713), and a relative tracking URI would resolve against the worker's own
 directory. :class:`TrialRecorder` therefore uses `MlflowClient` with an absolute tracking URI and
-the parent's run id, never the fluent API. With a SQLite store, concurrent trials write one at a
-time behind a file lock next to the database, so no trial fails on "database is locked".
+the parent's run id, never the fluent API. Executors of a cluster do not inherit the driver's
+environment either: the recorder carries the tracking server's credentials
+(MLFLOW_TRACKING_USERNAME/PASSWORD) inside the pickled task, never in a Spark setting (those
+appear on the driver JVM's command line) nor in its repr. With a SQLite store, concurrent
+trials write one at a time behind a file lock next to the database, so no trial fails on
+"database is locked".
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -26,6 +31,7 @@ import pandas as pd
 
 TRIAL_STEP_TAG = "tune-trial"
 _LOCK_TIMEOUT_S = 300
+_CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 
 
 def absolute_tracking_uri() -> str:
@@ -67,12 +73,15 @@ class TrialRecorder:
     experiment_id: str
     parent_run_id: str
     backend: str
+    credentials: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __call__(self, name: str, params: dict[str, Any], metrics: dict[str, float]) -> str:
         """Create the trial's run under the parent, log params and metrics, end it."""
         from mlflow.entities import Metric, Param, RunTag
         from mlflow.tracking import MlflowClient
 
+        for variable, value in self.credentials.items():
+            os.environ.setdefault(variable, value)
         now = int(time.time() * 1000)
         with _store_lock(self.tracking_uri):
             client = MlflowClient(tracking_uri=self.tracking_uri)
@@ -84,6 +93,10 @@ class TrialRecorder:
                     "tweetops.step": TRIAL_STEP_TAG,
                     "tweetops.tune.backend": self.backend,
                     "tweetops.tune.worker_pid": str(os.getpid()),
+                    "tweetops.tune.worker_host": socket.gethostname(),
+                    # a standalone executor runs in its own work folder, named by worker and
+                    # executor: which worker ran the trial, where all share one host
+                    "tweetops.tune.worker_dir": os.getcwd(),
                 },
             )
             run_id = run.info.run_id
@@ -106,6 +119,11 @@ def recorder_for_active_run(backend: str) -> TrialRecorder:
         experiment_id=active.info.experiment_id,
         parent_run_id=active.info.run_id,
         backend=backend,
+        credentials={
+            variable: os.environ[variable]
+            for variable in _CREDENTIAL_VARIABLES
+            if os.environ.get(variable)
+        },
     )
 
 

@@ -9,17 +9,22 @@ baseline r2, registered version, promoted or not).
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 import mlflow
 
 from tweetops.features import FeaturesResult, build_features
 from tweetops.ingest.step import IngestResult, ingest
+from tweetops.progress import format_duration
 from tweetops.promote import PromotionResult, promote
 from tweetops.settings import Settings
 from tweetops.tracking import step_run
 from tweetops.train import TrainResult, train
 from tweetops.tune.step import TUNED_KEYS, TuneResult, tune
+
+log = logging.getLogger(__name__)
 
 MAIN_SECTIONS = (
     "data",
@@ -64,7 +69,9 @@ def run_name(settings: Settings) -> str:
 
 def run_main(settings: Settings) -> MainResult:
     """Run the whole chain; each step is a nested MLflow run of the parent `main` run."""
+    started = time.monotonic()
     with step_run(settings, "main", MAIN_SECTIONS, run_name=run_name(settings)) as run_id:
+        log.info("main: started, MLflow run %s", run_id)
         ingested = ingest(settings)
         featured = build_features(settings)
         tuned = tune(settings) if settings.main.tune else None
@@ -81,6 +88,11 @@ def run_main(settings: Settings) -> MainResult:
         promotion = promote(settings)
         result = MainResult(run_id, ingested, featured, tuned, trained, promotion)
         log_outcome(settings, result)
+        log.info(
+            "main: done in %s, MLflow run %s",
+            format_duration(time.monotonic() - started),
+            run_id,
+        )
         return result
 
 

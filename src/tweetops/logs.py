@@ -2,13 +2,15 @@
 
 Steps and sources log through `logging.getLogger(__name__)`; the CLI calls
 :func:`configure_logging` with the verbosity of `-v`/`-q`. Messages of tweetops go to stdout
-(summary lines are the steps' output), warnings and errors to stderr. MLflow's, Spark's and the
-HTTP libraries' own messages stay at WARNING unless `-v` is given.
+(summary lines are the steps' output), warnings and errors to stderr. At the default verbosity
+the libraries say nothing below ERROR: MLflow's own messages and prints (its event stream, its
+artifact download bars), Hyperopt's, Spark's (see :mod:`tweetops.spark`); `-v` shows them all.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 NOISY_LIBRARIES = (
@@ -22,11 +24,14 @@ NOISY_LIBRARIES = (
     "sqlalchemy",
     "dvc",
     "hyperopt",
+    "hyperopt-spark",  # Hyperopt's SparkTrials logger, not a child of "hyperopt"
     "git",
     "filelock",
     "matplotlib",
 )
 _HANDLER_NAME = "tweetops-console"
+# MLflow reads it whenever it downloads artifacts: its tqdm bars are one long line in a pipe
+MLFLOW_PROGRESS_BARS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 class _StdStream(logging.StreamHandler):
@@ -69,5 +74,17 @@ def configure_logging(verbosity: int = 0) -> None:
     root.setLevel(logging.WARNING)
     ours = {1: logging.DEBUG, 0: logging.INFO}.get(max(min(verbosity, 1), -1), logging.WARNING)
     logging.getLogger("tweetops").setLevel(ours)
+    library_level = logging.INFO if verbosity > 0 else logging.ERROR
     for name in NOISY_LIBRARIES:
-        logging.getLogger(name).setLevel(logging.INFO if verbosity > 0 else logging.WARNING)
+        logging.getLogger(name).setLevel(library_level)
+    # MLflow prints some messages past logging ("Successfully registered model ...")
+    from mlflow.utils import logging_utils as mlflow_logging
+
+    mlflow_logging.MLFLOW_LOGGING_STREAM.enabled = verbosity > 0  # what disable_logging() sets
+    if verbosity <= 0:
+        os.environ[MLFLOW_PROGRESS_BARS_ENV] = "false"
+
+
+def is_verbose() -> bool:
+    """True under `-v`: libraries (Spark's JVM included) show everything they log."""
+    return logging.getLogger("tweetops").isEnabledFor(logging.DEBUG)

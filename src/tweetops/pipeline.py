@@ -9,17 +9,32 @@ baseline r2, registered version, promoted or not).
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import mlflow
+from mlflow.tracking import MlflowClient
 
 from tweetops.features import FeaturesResult, build_features
 from tweetops.ingest.step import IngestResult, ingest
+from tweetops.progress import format_duration
 from tweetops.promote import PromotionResult, promote
 from tweetops.settings import Settings
+from tweetops.skipping import (
+    SKIPPED_TAG_PREFIX,
+    earlier_run,
+    latest_child_run,
+    record_done,
+    stage_state,
+)
 from tweetops.tracking import step_run
 from tweetops.train import TrainResult, train
 from tweetops.tune.step import TUNED_KEYS, TuneResult, tune
+
+log = logging.getLogger(__name__)
 
 MAIN_SECTIONS = (
     "data",
@@ -37,14 +52,16 @@ OUTCOME_METRICS = ("rmse", "mae", "r2", "baseline_rmse", "baseline_r2", "train_r
 
 @dataclass(frozen=True)
 class MainResult:
-    """Results of every step of one end-to-end run (`tune` is None unless main.tune)."""
+    """Results of every step of one end-to-end run (`tune` is None unless main.tune; `ingest`
+    and `features` are None when they were done already: `skipped` maps them to that run)."""
 
     run_id: str
-    ingest: IngestResult
-    features: FeaturesResult
+    ingest: IngestResult | None
+    features: FeaturesResult | None
     tune: TuneResult | None
     train: TrainResult
     promotion: PromotionResult
+    skipped: dict[str, str]
 
 
 def run_name(settings: Settings) -> str:
@@ -64,9 +81,12 @@ def run_name(settings: Settings) -> str:
 
 def run_main(settings: Settings) -> MainResult:
     """Run the whole chain; each step is a nested MLflow run of the parent `main` run."""
+    started = time.monotonic()
     with step_run(settings, "main", MAIN_SECTIONS, run_name=run_name(settings)) as run_id:
-        ingested = ingest(settings)
-        featured = build_features(settings)
+        log.info("main: started, MLflow run %s", run_id)
+        skipped: dict[str, str] = {}
+        ingested = _run_or_skip(settings, "ingest", run_id, ingest, skipped)
+        featured = _run_or_skip(settings, "features", run_id, build_features, skipped)
         tuned = tune(settings) if settings.main.tune else None
         train_settings = settings
         if tuned is not None:
@@ -79,9 +99,47 @@ def run_main(settings: Settings) -> MainResult:
             )
         trained = train(train_settings)
         promotion = promote(settings)
-        result = MainResult(run_id, ingested, featured, tuned, trained, promotion)
+        result = MainResult(run_id, ingested, featured, tuned, trained, promotion, skipped)
         log_outcome(settings, result)
+        log.info(
+            "main: done in %s, MLflow run %s",
+            format_duration(time.monotonic() - started),
+            run_id,
+        )
         return result
+
+
+T = TypeVar("T")
+
+
+def _run_or_skip(
+    settings: Settings,
+    step: str,
+    main_run_id: str,
+    call: Callable[[Settings], T],
+    skipped: dict[str, str],
+) -> T | None:
+    """Run `step`, or skip it when a successful run of it had the same code, params and inputs
+    (and its outputs are unchanged since): one line, and the `main` run tagged with that run."""
+    state = stage_state(settings, step)
+    client = MlflowClient()
+    experiment_id = client.get_run(main_run_id).info.experiment_id
+    if state is not None and not settings.main.force:
+        earlier = earlier_run(client, experiment_id, state)
+        if earlier is not None:
+            log.info(
+                "%s: skipped, code, params and inputs unchanged since MLflow run %s "
+                "(-S main.force=true reruns it)",
+                step,
+                earlier,
+            )
+            mlflow.set_tag(f"{SKIPPED_TAG_PREFIX}{step}", earlier)
+            skipped[step] = earlier
+            return None
+    result = call(settings)
+    if state is not None:
+        record_done(client, latest_child_run(client, experiment_id, main_run_id, step), state)
+    return result
 
 
 def log_outcome(settings: Settings, result: MainResult) -> None:
@@ -102,7 +160,12 @@ def log_outcome(settings: Settings, result: MainResult) -> None:
         name: result.train.metrics[name] for name in OUTCOME_METRICS if name in result.train.metrics
     }
     metrics["training_rows"] = float(result.train.train_rows + result.train.test_rows)
-    metrics["ingest_accepted"] = float(result.ingest.counts.accepted)
+    if result.ingest is not None:
+        metrics["ingest_accepted"] = float(result.ingest.counts.accepted)
+    elif "ingest" in result.skipped:
+        earlier = MlflowClient().get_run(result.skipped["ingest"]).data.metrics
+        if "ingest_accepted" in earlier:
+            metrics["ingest_accepted"] = earlier["ingest_accepted"]
     metrics["registered_version"] = float(result.promotion.version)
     metrics["promoted"] = float(result.promotion.promoted)
     if result.tune is not None:

@@ -4,15 +4,18 @@
 `mlflow run` created), logs the step's settings and lineage (git commit, tool versions, the DVC
 hash of each input, the Spark configuration), calls the step's pure core, lets the step publish
 what only it knows how to (a model, artifacts), logs the result's metrics, writes the step's
-reports and logs its one summary line. Cores never touch MLflow, never write reports and never
-print.
+reports and logs its start line and its one summary line (with how long the step took and
+which reports it wrote); Spark work in between shows progress (:mod:`tweetops.progress`).
+Cores never touch MLflow, never write reports and never print.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import time
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -22,6 +25,7 @@ from pyspark.sql import SparkSession
 
 from tweetops.contracts import write_json
 from tweetops.errors import TweetopsError
+from tweetops.progress import format_duration, spark_progress
 from tweetops.settings import Settings
 from tweetops.tracking import log_data_lineage, log_spark_conf, step_run
 
@@ -76,7 +80,9 @@ def run_step(
     result (without it the core's output is the result); `reports` maps report files to their
     JSON payloads; `run_name` names the run in MLflow's lists (default: the step).
     """
+    started = time.monotonic()
     with step_run(settings, step, sections, run_name=run_name) as run_id:
+        log.info("%s: started, MLflow run %s", step, run_id)
         spark = None
         if needs_spark:
             from tweetops.spark import build_spark, spark_conf_for_tracking
@@ -84,27 +90,40 @@ def run_step(
             spark = build_spark(settings.spark)
             log_spark_conf(spark_conf_for_tracking(spark))
         context = StepRun(run_id=run_id, settings=settings, spark=spark)
-        try:
-            outcome = core(context)
-        except OSError as exc:
-            if exc.errno not in _UNWRITABLE:
-                raise
-            if exc.filename is None:
-                raise TweetopsError(
-                    f"{step} could not write its output ({exc.strerror}): make "
-                    f"the data folders writable."
-                ) from exc
-            target = Path(exc.filename)
-            raise TweetopsError(
-                f"{step} could not write {target} because {target.parent} is "
-                f"not writable ({exc.strerror}): make it writable, or point the "
-                f"data settings elsewhere with -S data.<key>=<path>."
-            ) from exc
-        for name, path in (inputs or {}).items():
-            log_data_lineage(name, path)
-        result = publish(outcome, context) if publish is not None else outcome
+        with spark_progress(spark, step) if spark is not None else nullcontext():
+            outcome = _run_core(core, context, step)
+            for name, path in (inputs or {}).items():
+                log_data_lineage(name, path)
+            result = publish(outcome, context) if publish is not None else outcome
         mlflow.log_metrics(dict(result.logged_metrics()))
-        for path, payload in (reports(result) if reports is not None else {}).items():
+        written = reports(result) if reports is not None else {}
+        for path, payload in written.items():
             write_json(path, payload)
-        log.info(result.summary())
+        where = f"; wrote {', '.join(str(path) for path in written)}" if written else ""
+        log.info(
+            "%s [done in %s%s]",
+            result.summary(),
+            format_duration(time.monotonic() - started),
+            where,
+        )
         return result
+
+
+def _run_core(core: Callable[[StepRun], C], context: StepRun, step: str) -> C:
+    """Call the step's core; an unwritable output folder becomes a one-sentence error."""
+    try:
+        return core(context)
+    except OSError as exc:
+        if exc.errno not in _UNWRITABLE:
+            raise
+        if exc.filename is None:
+            raise TweetopsError(
+                f"{step} could not write its output ({exc.strerror}): make "
+                f"the data folders writable."
+            ) from exc
+        target = Path(exc.filename)
+        raise TweetopsError(
+            f"{step} could not write {target} because {target.parent} is "
+            f"not writable ({exc.strerror}): make it writable, or point the "
+            f"data settings elsewhere with -S data.<key>=<path>."
+        ) from exc

@@ -242,6 +242,7 @@ class MainSettings(_Section):
     """The `main` entry point: which steps the chain runs."""
 
     tune: bool
+    force: bool = False  # true: rerun steps that are done (see tweetops.skipping)
 
 
 class PromoteSettings(_Section):

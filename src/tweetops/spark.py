@@ -14,6 +14,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from tweetops.errors import TweetopsError
+from tweetops.logs import is_verbose
 from tweetops.settings import SparkSettings, is_uri
 
 MINIMUM_JAVA_MAJOR = 17
@@ -56,6 +57,37 @@ def check_java() -> None:
             f"Spark needs Java {MINIMUM_JAVA_MAJOR} or newer but {java} is Java {major}: "
             f"install a newer JDK and point JAVA_HOME at it."
         )
+
+
+# log4j2.properties (errors only) and spark-env.sh (drops the JVM's incubator-module warning)
+QUIET_CONF_DIR = Path(__file__).resolve().parent / "spark_conf"
+_QUIET_LEVELS = ("ERROR", "FATAL", "OFF")
+
+
+def quiet_driver_options(settings: SparkSettings) -> dict[str, str]:
+    """Spark settings and environment that keep the driver's JVM quiet from its first line.
+
+    Set before the JVM starts (PySpark hands them to spark-submit): the driver reads our
+    log4j2.properties; a local driver binds to loopback (SPARK_LOCAL_IP: no hostname warning);
+    without a Spark installation of the user's, SPARK_CONF_DIR points at our spark-env.sh.
+    Under `-v` nothing changes: Spark logs as it would by default.
+    """
+    if is_verbose():
+        return {}
+    if settings.master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        if not os.environ.get("SPARK_HOME") and not os.environ.get("SPARK_CONF_DIR"):
+            os.environ["SPARK_CONF_DIR"] = str(QUIET_CONF_DIR)
+    user_options = settings.conf.get("spark.driver.extraJavaOptions", "")
+    quiet = f"-Dlog4j2.configurationFile={QUIET_CONF_DIR / 'log4j2.properties'}"
+    return {"spark.driver.extraJavaOptions": f"{quiet} {user_options}".strip()}
+
+
+def driver_log_level(settings: SparkSettings) -> str:
+    """spark.log_level, but at least WARN under `-v` (which shows every library's warnings)."""
+    if is_verbose() and settings.log_level in _QUIET_LEVELS:
+        return "WARN"
+    return settings.log_level
 
 
 # Spark's Python daemon with the tune trials' libraries imported before it forks workers
@@ -116,7 +148,7 @@ def build_spark(settings: SparkSettings) -> SparkSession:
             .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.python.daemon.module", PRELOADING_DAEMON)
         )
-    for key, value in settings.conf.items():
+    for key, value in {**settings.conf, **quiet_driver_options(settings)}.items():
         builder = builder.config(key, value)
     try:
         spark = builder.getOrCreate()
@@ -126,7 +158,7 @@ def build_spark(settings: SparkSettings) -> SparkSession:
             f"the spark settings (spark.master={settings.master!r}, spark.driver_memory="
             f"{settings.driver_memory!r}, spark.conf)."
         ) from exc
-    spark.sparkContext.setLogLevel(settings.log_level)
+    spark.sparkContext.setLogLevel(driver_log_level(settings))
     if not local:
         spark.sparkContext.addPyFile(str(package_zip()))
         if settings.conf.get("spark.python.daemon.module") == PRELOADING_DAEMON:

@@ -5,7 +5,8 @@ whole chain runs, and the run `mlflow run` created when launched as an MLflow Pr
 point (MLflow passes it in `MLFLOW_RUN_ID`). Every run records the git commit, the DVC hash of
 the data it read, library versions, the host and process id and, for Spark steps, the Spark
 configuration. No run stays RUNNING after its process is gone: a signal ends it KILLED, and a
-run a SIGKILL left RUNNING is marked KILLED by the next step that starts.
+run a SIGKILL left RUNNING is marked KILLED by the next step that starts, as is a run
+`mlflow run` created whose environment never started a step (on a store on this machine).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from urllib.parse import urlparse
 
 import mlflow
 from filelock import FileLock
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE
 
 from tweetops.errors import Interrupted
 from tweetops.settings import Settings
@@ -230,7 +233,71 @@ def mark_orphaned_runs_killed(client: MlflowClient, experiment_id: str) -> list[
         )
         client.set_terminated(run_id, "KILLED")
         log.warning("Marked run %s KILLED: the process that ran it is gone.", run_id)
-    return list(orphans)
+    stillborn = _stillborn_project_runs(running)
+    for run in stillborn:
+        client.set_tag(
+            run.info.run_id,
+            NOTE_TAG,
+            f"marked KILLED by process {os.getpid()}: `mlflow run` created it, its environment "
+            f"never started a step, and no `mlflow run` runs on {host}",
+        )
+        client.set_terminated(run.info.run_id, "KILLED")
+        log.warning(
+            "Marked run %s KILLED: `mlflow run` created it but never started its step "
+            "(its environment failed to build).",
+            run.info.run_id,
+        )
+    return [*orphans, *(run.info.run_id for run in stillborn)]
+
+
+def _stillborn_project_runs(running: list[Run]) -> list[Run]:
+    """RUNNING runs `mlflow run` created whose process never started a step, now dead.
+
+    Such a run has MLflow's project tags and none of ours (a step tags its run first thing).
+    It is dead when no `mlflow run` of its project (`mlflow.source.name`) is alive on this
+    machine, which tells only for a store on this machine (a SQLite file or a folder): on a
+    tracking server the run may belong to an `mlflow run` elsewhere, still building its
+    environment, so those are left alone.
+    """
+    if _store_lock_path(mlflow.get_tracking_uri()) is None:
+        return []
+    own = os.environ.get("MLFLOW_RUN_ID")
+    candidates = [
+        run
+        for run in running
+        if run.data.tags.get(MLFLOW_SOURCE_TYPE) == "PROJECT"
+        and "tweetops.step" not in run.data.tags
+        and run.info.run_id != own
+    ]
+    if not candidates:
+        return []
+    live = mlflow_run_projects()
+    return [run for run in candidates if run.data.tags.get(MLFLOW_SOURCE_NAME, "") not in live]
+
+
+def mlflow_run_projects() -> set[str]:
+    """The projects `mlflow run` processes on this machine run: each one's working directory,
+    and its project argument as given and resolved against that directory."""
+    projects: set[str] = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = [
+                part.decode(errors="replace")
+                for part in (proc / "cmdline").read_bytes().split(b"\0")
+            ]
+            cwd = Path(os.readlink(proc / "cwd"))
+        except OSError:
+            continue
+        for index, arg in enumerate(argv[:-1]):
+            if Path(arg).name == "mlflow" and argv[index + 1] == "run":
+                projects.add(str(cwd))
+                for later in argv[index + 2 :]:
+                    if later and not later.startswith("-"):
+                        projects.update({later, str((cwd / later).resolve())})
+                break
+    return projects
 
 
 def process_alive(pid_text: str) -> bool:

@@ -22,6 +22,7 @@ import mlflow
 import mlflow.data
 import mlflow.spark
 import pandas as pd
+import pyspark
 from mlflow.models import infer_signature
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
@@ -243,6 +244,9 @@ def _log_model(spark: SparkSession, fitted: FittedModel, schema: StructType) -> 
             artifact_path=SPARK_MODEL_ARTIFACT_PATH,
             signature=signature,
             input_example=fitted.example,
+            # given, not inferred: inferring loads the model in a subprocess (slow, and it
+            # warns and falls back to exactly this on a Spark model)
+            pip_requirements=[f"pyspark=={pyspark.__version__}"],
         )
     with tempfile.TemporaryDirectory() as scratch:
         local = mlflow.artifacts.download_artifacts(

@@ -6,12 +6,14 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import time
 from dataclasses import dataclass
 
 import pytest
 from mlflow.tracking import MlflowClient
+from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
 from pydantic import BaseModel, field_serializer
 
 from tests.conftest import Project
@@ -56,7 +58,11 @@ def test_run_step_logs_settings_lineage_metrics_report_and_summary(
         )
 
     assert result == Counted(rows=3)
-    assert "count: 3 rows" in caplog.messages
+    assert caplog.messages[0] == f"count: started, MLflow run {seen[0].run_id}"
+    assert re.fullmatch(
+        rf"count: 3 rows \[done in \d+\.\d s; wrote {re.escape(str(report))}\]",
+        caplog.messages[-1],
+    )
     assert json.loads(report.read_text()) == {"rows": 3}
     run = MlflowClient().get_run(seen[0].run_id)
     assert run.info.status == "FINISHED"
@@ -103,9 +109,9 @@ def test_publish_turns_the_core_output_into_the_result(project: Project) -> None
 @pytest.mark.parametrize(
     ("verbosity", "ours", "mlflow_level"),
     [
-        (0, logging.INFO, logging.WARNING),
+        (0, logging.INFO, logging.ERROR),
         (1, logging.DEBUG, logging.INFO),
-        (-1, logging.WARNING, logging.WARNING),
+        (-1, logging.WARNING, logging.ERROR),
     ],
 )
 def test_verbosity_sets_our_level_and_keeps_library_noise_down(
@@ -116,6 +122,11 @@ def test_verbosity_sets_our_level_and_keeps_library_noise_down(
         assert logging.getLogger("tweetops").level == ours
         assert logging.getLogger("mlflow").level == mlflow_level
         assert logging.getLogger("py4j").level == mlflow_level
+        assert logging.getLogger("hyperopt-spark").level == mlflow_level
+        # MLflow's prints ("Successfully registered model ...") and download bars: -v only
+        assert MLFLOW_LOGGING_STREAM.enabled is (verbosity > 0)
+        if verbosity <= 0:
+            assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"
     finally:
         configure_logging(0)
 

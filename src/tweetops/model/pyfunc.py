@@ -29,7 +29,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
+from mlflow.models import ModelSignature, set_model
 from mlflow.pyfunc import PythonModel
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
@@ -190,7 +190,9 @@ def log_serving_model(
 ) -> Any:
     """Log the JVM-free pyfunc of `exported` in the active run; return MLflow's ModelInfo.
 
-    `kinds` maps each raw input column to its kind (see :func:`column_kind`).
+    `kinds` maps each raw input column to its kind (see :func:`column_kind`). The model is
+    logged from code, as MLflow recommends: this file is stored with the model and names the
+    model with `set_model` when loaded, so nothing is pickled.
     """
     unknown = sorted(set(exported.input_columns) - set(kinds))
     if unknown:
@@ -213,7 +215,7 @@ def log_serving_model(
         )
         return mlflow.pyfunc.log_model(
             name=name,
-            python_model=EngagementModel(),
+            python_model=__file__,
             artifacts={ARTIFACT_KEY: str(folder)},
             signature=input_signature(kinds),
             input_example=example,
@@ -224,3 +226,7 @@ def log_serving_model(
             ],
             metadata={"input_kinds": dict(kinds), "flavor": "tweetops numpy forest, no JVM"},
         )
+
+
+# what MLflow loads when it runs this file as the logged model's code (models from code)
+set_model(EngagementModel())

@@ -46,6 +46,7 @@ from tweetops.dataset import (
 )
 from tweetops.errors import TweetopsError
 from tweetops.model.pipeline import MIN_TRAINING_ROWS, build_pipeline, evaluate
+from tweetops.progress import trial_progress
 from tweetops.runner import StepRun, run_step
 from tweetops.settings import Settings, TrainSettings, TuneSettings
 from tweetops.spark import connect_remote, is_local_master
@@ -251,10 +252,10 @@ def _run_search(
         "algo": algorithm,
         "max_evals": config.max_evals,
         "rstate": np.random.default_rng(config.seed),
-        "show_progressbar": False,
     }
     if config.backend == "mllib":
         trials = Trials()
+        options["show_progressbar"] = trial_progress("tune", lambda: _best_loss(trials))
         objective = _mllib_objective(fit_rows, validation_rows, base, record_trial)
         fmin(objective, search_space(config), trials=trials, timeout=config.timeout_s, **options)
         return trials, 1, sum(counts)
@@ -278,6 +279,7 @@ def _run_search(
     shipped = spark.sparkContext.broadcast(local)
     try:
         trials = SparkTrials(parallelism=parallelism, timeout=config.timeout_s, spark_session=spark)
+        options["show_progressbar"] = trial_progress("tune", lambda: _best_loss(trials))
         # no early_stop_fn: with SparkTrials it can hang the search in hyperopt 0.3.0.
         # max_queue_len: fmin proposes one trial per second by default; with `parallelism`
         # proposals queued, a freed slot takes the next trial at SparkTrials' next poll.
@@ -301,6 +303,12 @@ def _run_search(
     finally:
         shipped.destroy()
     return trials, parallelism, local.rows
+
+
+def _best_loss(trials: Trials) -> float | None:
+    """The lowest validation rmse of the trials finished so far (None before the first)."""
+    losses = [loss for loss in trials.losses() if loss is not None]
+    return min(losses) if losses else None
 
 
 def search(

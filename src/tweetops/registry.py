@@ -203,6 +203,16 @@ def rollback(client: MlflowClient, name: str) -> AliasMove:
                 f"{name} v{current} is the first recorded {CHAMPION}: there is "
                 f"no previous champion to roll back to."
             )
+        try:
+            client.get_model_version(name, target)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise registry_error(f"reading {name} v{target}", exc) from None
+            raise TweetopsError(
+                f"{name} v{target}, the previous {CHAMPION}, was deleted from the registry: "
+                f"there is nothing to roll back to; {CHAMPION} stays v{current} (promote another "
+                f"model with `tweetops promote`)."
+            ) from None
         return move_champion(
             client,
             name,

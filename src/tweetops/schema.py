@@ -28,7 +28,7 @@ def corrupt_line_reason(raw_line: Column) -> Column:
     """
     parsed = F.try_parse_json(raw_line)
     length = F.length(raw_line)
-    return (
+    reason = (
         F.when(
             length > SPARK_JSON_MAX_STRING,
             F.concat(
@@ -49,8 +49,33 @@ def corrupt_line_reason(raw_line: Column) -> Column:
                 F.lit(", not an object"),
             ),
         )
-        .otherwise(F.lit("line is a JSON object whose fields do not have a tweet's types"))
     )
+    # a count beyond a long fails Spark's reader for the whole line: name it as ingest does
+    for path in COUNT_PATHS:
+        reason = reason.when(
+            F.try_variant_get(parsed, f"$.{path}", "decimal(38,0)") > F.lit(MAX_COUNT),
+            F.lit(count_reason(path)),
+        )
+    return reason.otherwise(F.lit("line is a JSON object whose fields do not have a tweet's types"))
+
+
+# Every count of the record, as a JSON path (ingest names them the same way)
+COUNT_PATHS = (
+    *(
+        f"public_metrics.{name}"
+        for name in ("retweet_count", "reply_count", "like_count", "quote_count")
+    ),
+    *(
+        f"author.public_metrics.{name}"
+        for name in (
+            "followers_count",
+            "following_count",
+            "tweet_count",
+            "listed_count",
+            "like_count",
+        )
+    ),
+)
 
 
 def _struct(*fields: tuple[str, object]) -> StructType:
@@ -155,5 +180,58 @@ NUMERIC_FEATURES = (
 )
 # What the served model takes: one row per tweet, raw (unindexed, unassembled) columns.
 MODEL_INPUT_COLUMNS = (*CATEGORICAL_FEATURES, *NUMERIC_FEATURES)
+
+# Limits the X API defines and real tweets never pass: ids are strings of at most 19 digits and
+# counts signed 64-bit integers; a post holds at most 25,000 characters and a few entities.
+MAX_ID_DIGITS = 19
+MAX_COUNT = 2**63 - 1
+MAX_TEXT_CHARS = 25_000
+MAX_ENTITIES = 1_000  # per kind: hashtags, mentions, urls
+
+# The first tweet was posted on 2006-03-21: a tweet or an account dated earlier cannot be real.
+PLATFORM_START = "2006-03-21T00:00:00Z"
+PLATFORM_START_DATE = PLATFORM_START[:10]
+
+
+def id_reason(field: str) -> str:
+    """Why an id is refused, the same words at ingest and in features."""
+    return f"{field} must be a string of 1 to {MAX_ID_DIGITS} digits, at most {MAX_COUNT}"
+
+
+def count_reason(field: str) -> str:
+    """Why a count is refused, the same words at ingest and in features."""
+    return f"{field} must be a whole number from 0 to {MAX_COUNT} (2^63-1)"
+
+
+def before_platform_reason(field: str) -> str:
+    """Why a timestamp earlier than the platform is refused."""
+    return f"{field} is before the platform existed ({PLATFORM_START_DATE})"
+
+
+BEFORE_ACCOUNT_REASON = "created_at is before the author's account was created (author.created_at)"
+
+
+def future_reason(max_clock_skew: str) -> str:
+    """Why a tweet dated after the processing time plus the allowed clock skew is refused."""
+    return f"created_at is later than now + ingest.max_clock_skew ({max_clock_skew})"
+
+
+# The values each numeric model input can take, (lowest, highest), None where unbounded: ingest
+# and features only produce values inside (a tweet is never older than its account, so
+# account_age_days >= 0), and the served model refuses a value outside with HTTP 400.
+# days_since_author_previous_tweet is NO_PREVIOUS_TWEET_DAYS (-1) when there is no previous tweet.
+INPUT_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "hour_of_day": (0, 23),
+    "text_length": (0, MAX_TEXT_CHARS),
+    "hashtag_count": (0, MAX_ENTITIES),
+    "mention_count": (0, MAX_ENTITIES),
+    "url_count": (0, MAX_ENTITIES),
+    **{name: (0, MAX_COUNT) for name in PROFILE_COLUMNS},
+    "account_age_days": (0, None),
+    "author_tweets_24h": (0, None),
+    "author_tweets_7d": (0, None),
+    "author_mean_engagement": (0, None),
+    "days_since_author_previous_tweet": (NO_PREVIOUS_TWEET_DAYS, None),
+}
 # Identity and time columns a training row carries besides the label and the model's inputs.
 TRAINING_KEY_COLUMNS = ("tweet_id", "user_id", "created_at")

@@ -135,6 +135,7 @@ class IngestSettings(_Section):
     manifest_dir: Path
     quarantine_dir: Path
     tweets_per_file: PositiveInt
+    max_clock_skew: str
     # synthetic
     seed: int
     n_tweets: PositiveInt
@@ -152,6 +153,13 @@ class IngestSettings(_Section):
     checkpoint_dir: Path
     # replay
     path: Path | None
+
+    @field_validator("max_clock_skew")
+    @classmethod
+    def _must_be_a_duration(cls, value: str) -> str:
+        if duration_ms(value) <= 0:
+            raise ValueError("must be a positive duration")
+        return value
 
     @field_validator("synthetic_start_time", "start_time", "end_time")
     @classmethod
@@ -175,11 +183,12 @@ class FeaturesSettings(_Section):
     trigger_interval_s: Annotated[float, Field(gt=0.0)]
     max_files_per_trigger: PositiveInt
     watermark: str
+    max_clock_skew: str  # a tweet dated later than now + this is rejected, never a watermark
     activity_window: str
     activity_slide: str | None
     incremental: bool
 
-    @field_validator("watermark", "activity_window", "activity_slide")
+    @field_validator("watermark", "max_clock_skew", "activity_window", "activity_slide")
     @classmethod
     def _must_be_duration(cls, value: str | None) -> str | None:
         if value is not None and duration_ms(value) <= 0:

@@ -42,7 +42,7 @@ from tweetops.model.pipeline import (
 )
 from tweetops.model.pyfunc import column_kind, log_serving_model
 from tweetops.runner import StepRun, run_step
-from tweetops.schema import LABEL_COLUMN, MODEL_INPUT_COLUMNS
+from tweetops.schema import INPUT_RANGES, LABEL_COLUMN, MODEL_INPUT_COLUMNS
 from tweetops.settings import Settings, TrainSettings
 from tweetops.spark import spark_path
 from tweetops.tracking import data_label
@@ -256,7 +256,9 @@ def _log_model(spark: SparkSession, fitted: FittedModel, schema: StructType) -> 
     kinds = {
         name: column_kind(schema[name].dataType.simpleString()) for name in MODEL_INPUT_COLUMNS
     }
-    info = log_serving_model(exported, kinds, fitted.example, name=MODEL_ARTIFACT_PATH)
+    info = log_serving_model(
+        exported, kinds, fitted.example, ranges=INPUT_RANGES, name=MODEL_ARTIFACT_PATH
+    )
     return info.model_uri, spark_info.model_uri
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import mlflow
 import mlflow.spark
 import numpy as np
+import pandas as pd
 import psutil
 import pytest
 import requests
@@ -169,6 +170,9 @@ def test_a_single_row_with_a_null_lang_scores_as_inside_a_larger_request(served:
         ({"hour_of_day": 19.7}, "hour_of_day", "must be a whole number"),
         ({"followers_count": "5400"}, "followers_count", "must be an integer"),
         ({"lang": 42}, "lang", "must be a string or null"),
+        ({"hour_of_day": 99}, "hour_of_day", "must be between 0 and 23"),
+        ({"followers_count": -5}, "followers_count", "must be between 0 and"),
+        ({"followers_count": 2**63}, "followers_count", "must be between 0 and"),
         ("drop followers_count", "followers_count", "is missing"),
     ],
 )
@@ -183,7 +187,43 @@ def test_a_bad_value_gets_a_400_naming_the_column_and_the_row(
     answer = invoke(served, [good, bad] if isinstance(change, dict) else [bad])
     assert answer.status_code == 400, answer.text
     message = answer.json()["message"]
-    row = 1 if isinstance(change, dict) else 0
-    assert f"row {row}: column '{column}' {problem}" in message
-    assert "stack_trace" not in answer.json()
+    where = "row 2: " if isinstance(change, dict) else ""
+    assert message.startswith(f"{where}column '{column}' {problem}"), message
+    assert "stack_trace" not in answer.json() and "Failed to predict" not in message
     assert "Traceback" not in answer.text and ".py" not in answer.text
+
+
+@pytest.mark.parametrize(
+    "body", [{"dataframe_records": [{}]}, {"dataframe_records": [[1, 2]]}, {"inputs": [1, 2]}]
+)
+def test_rows_without_the_models_columns_get_a_400_not_an_empty_answer(
+    served: Served, body: dict
+) -> None:
+    answer = requests.post(f"{served.url}/invocations", json=body, timeout=60)
+    assert answer.status_code == 400, answer.text
+    assert "followers_count" in answer.json()["message"]
+    assert "Failed to predict" not in answer.text and "Traceback" not in answer.text
+
+
+def test_csv_rows_score_as_json_does_with_the_same_checks(served: Served) -> None:
+    rows = pd.DataFrame(served.records[:5])
+    csv = requests.post(
+        f"{served.url}/invocations",
+        data=rows.to_csv(index=False),
+        headers={"Content-Type": "text/csv"},
+        timeout=60,
+    )
+    assert csv.status_code == 200, csv.text
+    assert csv.json()["predictions"] == pytest.approx(
+        invoke(served, served.records[:5]).json()["predictions"], abs=1e-12
+    )
+    rows.loc[1, "hour_of_day"] = 99
+    refused = requests.post(
+        f"{served.url}/invocations",
+        data=rows.to_csv(index=False),
+        headers={"Content-Type": "text/csv"},
+        timeout=60,
+    )
+    assert refused.status_code == 400
+    assert refused.json()["message"].startswith("row 2: column 'hour_of_day' must be between 0")
+    assert "Traceback" not in refused.text

@@ -75,7 +75,8 @@ def test_train_logs_params_metrics_artifacts_lineage_and_model(project: Project)
     assert "spark" not in model_info.flavors
     assert model_info.flavors["python_function"]["loader_module"] == "mlflow.pyfunc.model"
     assert "spark" in mlflow.models.get_model_info(result.spark_model_uri).flavors
-    assert [col.name for col in model_info.signature.inputs] == list(MODEL_INPUT_COLUMNS)
+    assert list(model_info.metadata["input_kinds"]) == list(MODEL_INPUT_COLUMNS)
+    assert model_info.metadata["input_ranges"]["hour_of_day"] == [0, 23]
     loaded = mlflow.pyfunc.load_model(result.model_uri)
     example = pd.DataFrame(
         [

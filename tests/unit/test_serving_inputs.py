@@ -8,6 +8,7 @@ import pytest
 
 from tweetops.model.arrays import LEAF, ExportedPipeline, Forest, index_labels
 from tweetops.model.pyfunc import InputError, column_kind, validate_inputs
+from tweetops.schema import INPUT_RANGES, NUMERIC_FEATURES
 
 # tree 0: x0 in {0, 2} -> 1.0; else x1 <= 5.0 -> 2.0, else 3.0.   tree 1: a single leaf 10.0
 FOREST = Forest(
@@ -72,16 +73,16 @@ def test_valid_rows_become_float_columns_and_lang_may_be_null_or_unseen() -> Non
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"has_media": "false"}, "row 1: column 'has_media' must be true or false, got \"false\""),
-        ({"has_media": None}, "row 1: column 'has_media' is null; the model needs a value"),
-        ({"has_media": 1}, "row 1: column 'has_media' must be true or false, got 1"),
-        ({"hour_of_day": 19.7}, "row 1: column 'hour_of_day' must be a whole number"),
-        ({"hour_of_day": "19"}, "row 1: column 'hour_of_day' must be an integer, got \"19\""),
-        ({"hour_of_day": True}, "row 1: column 'hour_of_day' must be an integer, got true"),
-        ({"hour_of_day": None}, "row 1: column 'hour_of_day' is null"),
-        ({"score": float("inf")}, "row 1: column 'score' must be a finite number"),
-        ({"score": "0.5"}, "row 1: column 'score' must be a number"),
-        ({"lang": 3}, "row 1: column 'lang' must be a string or null, got 3"),
+        ({"has_media": "false"}, "row 2: column 'has_media' must be true or false, got \"false\""),
+        ({"has_media": None}, "row 2: column 'has_media' is null; the model needs a value"),
+        ({"has_media": 1}, "row 2: column 'has_media' must be true or false, got 1"),
+        ({"hour_of_day": 19.7}, "row 2: column 'hour_of_day' must be a whole number"),
+        ({"hour_of_day": "19"}, "row 2: column 'hour_of_day' must be an integer, got \"19\""),
+        ({"hour_of_day": True}, "row 2: column 'hour_of_day' must be an integer, got true"),
+        ({"hour_of_day": None}, "row 2: column 'hour_of_day' is null"),
+        ({"score": float("inf")}, "row 2: column 'score' must be a finite number"),
+        ({"score": "0.5"}, "row 2: column 'score' must be a number"),
+        ({"lang": 3}, "row 2: column 'lang' must be a string or null, got 3"),
     ],
 )
 def test_wrong_values_are_refused_naming_the_column_and_the_row(
@@ -93,8 +94,53 @@ def test_wrong_values_are_refused_naming_the_column_and_the_row(
 
 
 def test_a_missing_column_is_refused_by_name() -> None:
-    with pytest.raises(InputError, match="row 0: column 'score' is missing"):
+    with pytest.raises(InputError, match="column 'score' is missing from every row"):
         validate_inputs(frame().drop(columns=["score"]), KINDS)
+
+
+@pytest.mark.parametrize(
+    "rows", [pd.DataFrame([{}]), pd.DataFrame([[1, 2]]), pd.DataFrame([{"text": "hi"}])]
+)
+def test_rows_without_any_of_the_models_columns_are_refused(rows: pd.DataFrame) -> None:
+    with pytest.raises(InputError, match="the rows have none of the model's columns"):
+        validate_inputs(rows, KINDS)
+
+
+RANGES = {"hour_of_day": (0, 23), "score": (0, None), "count": (0, 2**63 - 1)}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"hour_of_day": 99}, "row 2: column 'hour_of_day' must be between 0 and 23, got 99"),
+        ({"hour_of_day": -1}, "row 2: column 'hour_of_day' must be between 0 and 23, got -1"),
+        ({"score": -0.5}, "row 2: column 'score' must be at least 0, got -0.5"),
+        ({"count": 2**63}, "row 2: column 'count' must be between 0 and 9223372036854775807"),
+        ({"count": -3}, "row 2: column 'count' must be between 0"),
+    ],
+)
+def test_values_outside_the_declared_ranges_are_refused(changes: dict, message: str) -> None:
+    kinds = {**KINDS, "count": "integer"}
+    rows = frame(**{name: value for name, value in changes.items() if name != "count"})
+    rows["count"] = [1, changes.get("count", 2**63 - 1)]  # 2**63 makes it uint64
+    with pytest.raises(InputError) as refused:
+        validate_inputs(rows, kinds, RANGES)
+    assert str(refused.value).startswith(message)
+
+
+def test_the_range_ends_are_inside() -> None:
+    kinds = {**KINDS, "count": "integer"}
+    rows = frame(hour_of_day=23, score=0.0)
+    rows["count"] = [0, 2**63 - 1]
+    columns = validate_inputs(rows, kinds, RANGES)
+    assert columns["hour_of_day"].tolist() == [3.0, 23.0]
+    assert columns["count"][1] == float(2**63 - 1)
+
+
+def test_every_served_range_is_a_model_input() -> None:
+    assert set(INPUT_RANGES) <= set(NUMERIC_FEATURES)
+    assert INPUT_RANGES["hour_of_day"] == (0, 23)
+    assert INPUT_RANGES["followers_count"] == (0, 2**63 - 1)
 
 
 def test_column_kinds_come_from_spark_type_names() -> None:

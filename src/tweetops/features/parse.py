@@ -8,7 +8,16 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from tweetops.schema import CORRUPT_RECORD_COLUMN, PROFILE_COLUMNS, corrupt_line_reason
+from tweetops.schema import (
+    BEFORE_ACCOUNT_REASON,
+    CORRUPT_RECORD_COLUMN,
+    PLATFORM_START,
+    PROFILE_COLUMNS,
+    before_platform_reason,
+    corrupt_line_reason,
+    future_reason,
+    id_reason,
+)
 
 API_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSX"
 TWEET_METRICS = ("retweet_count", "reply_count", "like_count", "quote_count")
@@ -28,11 +37,14 @@ def _references(kind: str) -> Column:
     )
 
 
-def parse_tweets(raw: DataFrame) -> DataFrame:
+def parse_tweets(raw: DataFrame, max_clock_skew: str | None = None) -> DataFrame:
     """Flatten raw normalized records into one typed row per tweet (invalid rows kept, flagged).
 
     The tweet's own public metrics are summed into `engagement_total`; the author's profile
-    metrics keep their record names (:data:`~tweetops.schema.PROFILE_COLUMNS`).
+    metrics keep their record names (:data:`~tweetops.schema.PROFILE_COLUMNS`). Times that cannot
+    be real are flagged with ingest's reasons: before the platform or the author's account, or
+    (given `max_clock_skew`, a duration) later than the processing time plus the skew, so that
+    no such row can move the watermark.
     """
     author_metrics = F.col("author.public_metrics")
     metrics = F.col("public_metrics")
@@ -62,13 +74,29 @@ def parse_tweets(raw: DataFrame) -> DataFrame:
         F.col(CORRUPT_RECORD_COLUMN).alias("raw_line"),
     )
     missing_profile = reduce(operator.or_, (F.col(name).isNull() for name in PROFILE_COLUMNS))
+    platform_start = _api_time(F.lit(PLATFORM_START.replace("Z", ".000Z")))
+    latest = (
+        F.current_timestamp() + F.expr(f"INTERVAL {max_clock_skew}")
+        if max_clock_skew is not None
+        else None
+    )
     reason = (
         F.when(F.col("raw_line").isNotNull(), corrupt_line_reason(F.col("raw_line")))
-        .when(F.col("tweet_id_num").isNull(), F.lit("missing or non-numeric tweet id"))
+        .when(F.col("tweet_id_num").isNull(), F.lit(id_reason("id")))
         .when(F.col("user_id").isNull(), F.lit("missing author"))
         .when(F.col("created_at").isNull(), F.lit("missing or unreadable created_at"))
         .when(missing_profile, F.lit("missing author public_metrics"))
+        .when(F.col("created_at") < platform_start, F.lit(before_platform_reason("created_at")))
+        .when(
+            F.col("account_created_at") < platform_start,
+            F.lit(before_platform_reason("author.created_at")),
+        )
+        .when(F.col("created_at") < F.col("account_created_at"), F.lit(BEFORE_ACCOUNT_REASON))
     )
+    if latest is not None:
+        reason = reason.when(
+            F.col("created_at") > latest, F.lit(future_reason(str(max_clock_skew)))
+        )
     return parsed.withColumn("reject_reason", reason)
 
 

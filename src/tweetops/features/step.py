@@ -269,7 +269,7 @@ def _start(spark: SparkSession, config: FeaturesSettings, job: FeatureStream) ->
         .json(spark_path(config.raw_dir))
     )
     writer = (
-        parse_tweets(stream)
+        parse_tweets(stream, max_clock_skew=config.max_clock_skew)
         .writeStream.queryName("features")
         .foreachBatch(job.process)
         .option("checkpointLocation", spark_path(config.checkpoint_dir / "query"))

@@ -17,10 +17,11 @@ One JSON object per line: X API v2 tweet fields with the author's user object em
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -30,6 +31,20 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from tweetops.schema import (
+    BEFORE_ACCOUNT_REASON,
+    MAX_COUNT,
+    MAX_ENTITIES,
+    MAX_ID_DIGITS,
+    MAX_TEXT_CHARS,
+    PLATFORM_START,
+    before_platform_reason,
+    count_reason,
+    future_reason,
+    id_reason,
+)
+from tweetops.settings import duration_ms
 
 
 def format_api_time(value: datetime) -> str:
@@ -51,16 +66,28 @@ def _require_utc(value: datetime) -> datetime:
 
 
 # Limits real tweets never reach (a post holds at most 25,000 characters, four media, a few
-# references): a record beyond them is broken or hostile and is quarantined here, at ingest,
-# with the limit as its reason, rather than failing a later step in a way that hides why.
-MAX_TEXT_CHARS = 25_000
-MAX_ENTITIES = 1_000  # per kind: hashtags, mentions, urls
+# references; ids and counts as the API defines them, tweetops.schema): a record beyond them is
+# broken or hostile and is quarantined here, at ingest, with the limit as its reason, rather than
+# failing a later step in a way that hides why.
 MAX_MEDIA = 100
 MAX_REFERENCES = 10
+PLATFORM_START_TIME = datetime.fromisoformat(PLATFORM_START.replace("Z", "+00:00"))
 
 ApiTime = Annotated[datetime, PlainSerializer(format_api_time, return_type=str)]
-TweetId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}$")]
-Count = Annotated[int, Field(ge=0)]
+
+
+def _id_fits_a_long(value: str) -> str:
+    if int(value) > MAX_COUNT:
+        raise ValueError("id above 2^63-1")
+    return value
+
+
+TweetId = Annotated[
+    str,
+    StringConstraints(pattern=rf"^[0-9]{{1,{MAX_ID_DIGITS}}}$"),
+    AfterValidator(_id_fits_a_long),
+]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
 class _Strict(BaseModel):
@@ -204,10 +231,15 @@ class InvalidRecord(ValueError):
         self.reason = reason
 
 
-def validate_record(candidate: Any) -> dict[str, Any]:
+def validate_record(
+    candidate: Any, *, now: datetime | None = None, max_clock_skew: str | None = None
+) -> dict[str, Any]:
     """Validate one candidate record and return it in canonical JSON-ready form.
 
-    Raises :class:`InvalidRecord` with a one-line reason for anything that does not fit.
+    Besides the schema, its times must be possible: not before the platform existed, not before
+    the author's account, and (given `now` and `max_clock_skew`, a duration such as `1 hour`)
+    not later than `now` plus the skew. Raises :class:`InvalidRecord` with a one-line reason for
+    anything that does not fit.
     """
     if not isinstance(candidate, dict):
         raise InvalidRecord(f"record is a JSON {type(candidate).__name__}, not an object")
@@ -216,10 +248,39 @@ def validate_record(candidate: Any) -> dict[str, Any]:
     try:
         record = TweetRecord.model_validate(candidate)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "record"
-        raise InvalidRecord(f"{where}: {first['msg']}") from exc
+        raise InvalidRecord(_reason(exc.errors()[0])) from exc
+    problem = _impossible_time(record, now, max_clock_skew)
+    if problem:
+        raise InvalidRecord(problem)
     return record.model_dump(mode="json")
+
+
+def _reason(error: Any) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "record"
+    field_name = str(error["loc"][-1]) if error["loc"] else ""
+    is_id = field_name == "id" or field_name.endswith("_id")
+    if is_id and error["type"] in ("string_pattern_mismatch", "value_error"):
+        return id_reason(where)
+    if field_name.endswith("_count") and error["type"] in ("less_than_equal", "greater_than_equal"):
+        return count_reason(where)
+    return f"{where}: {error['msg']}"
+
+
+def _impossible_time(
+    record: TweetRecord, now: datetime | None, max_clock_skew: str | None
+) -> str | None:
+    """Why the record's times cannot be real, or None."""
+    if record.created_at < PLATFORM_START_TIME:
+        return before_platform_reason("created_at")
+    if record.author.created_at < PLATFORM_START_TIME:
+        return before_platform_reason("author.created_at")
+    if record.created_at < record.author.created_at:
+        return BEFORE_ACCOUNT_REASON
+    if now is None or max_clock_skew is None:
+        return None
+    if record.created_at > now + timedelta(milliseconds=duration_ms(max_clock_skew)):
+        return future_reason(max_clock_skew)
+    return None
 
 
 _JSON_TYPES = {

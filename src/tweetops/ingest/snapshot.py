@@ -14,6 +14,7 @@ import base64
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -104,6 +105,8 @@ class SnapshotWriter:
     counts: IngestCounts = field(default_factory=IngestCounts)
     written_files: list[Path] = field(default_factory=list)
     on_part_sealed: Callable[[Path], None] | None = None
+    # a tweet dated later than the wall clock plus this duration is quarantined (None: no bound)
+    max_clock_skew: str | None = None
     _range: _Range = field(default_factory=_Range)
     _handle: IO[bytes] | None = None
     _tmp_path: Path | None = None
@@ -123,7 +126,9 @@ class SnapshotWriter:
             self.quarantine(candidate.raw, location, candidate.reason)
             return False
         try:
-            record = validate_record(candidate)
+            record = validate_record(
+                candidate, now=datetime.now(UTC), max_clock_skew=self.max_clock_skew
+            )
         except InvalidRecord as exc:
             self.quarantine(candidate, location, exc.reason)
             return False

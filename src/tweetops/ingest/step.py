@@ -142,6 +142,7 @@ def collect(config: IngestSettings, batch: SourceBatch) -> IngestResult:
         tweets_per_file=config.tweets_per_file,
         known_ids=known_ids,
         on_part_sealed=batch.on_part_sealed,
+        max_clock_skew=config.max_clock_skew,
     )
     try:
         with tqdm(

@@ -4,15 +4,19 @@
 :mod:`tweetops.model.arrays` and scores with numpy: no JVM, a few milliseconds per request.
 
 Inputs are checked before scoring, never coerced: a missing column, a value of the wrong type
-(`"false"` for a boolean), a null where the model needs a value, or a fractional value in an
-integer column is refused with one sentence naming the column and the row (MLflow answers it
-with HTTP 400, without a stack trace). A categorical column (`lang`) may be null or a value the
-model never saw: both take the indexer's "unknown" index, as Spark's `handleInvalid="keep"` does.
+(`"false"` for a boolean), a null where the model needs a value, a fractional value in an
+integer column, or a value outside the column's range (:data:`tweetops.schema.INPUT_RANGES`) is
+refused with one sentence naming the column and the row, counted from 1 (MLflow answers it with
+HTTP 400, without a stack trace or a dump of the request). A categorical column (`lang`) may be
+null or a value the model never saw: both take the indexer's "unknown" index, as Spark's
+`handleInvalid="keep"` does.
 
-The logged signature lists the input columns with type `Any` and as optional, on purpose: MLflow's
-scoring server casts JSON to the signature's types before the model sees it (`astype(bool)`
-turns `"false"` into true, `astype(int64)` truncates 19.7), so the column types are checked here,
-from the kinds stored beside the arrays (`pipeline.json`).
+The logged signature declares the output only, on purpose: with an input schema MLflow enforces it
+before the model sees the rows, casting JSON to its types (`astype(bool)` turns `"false"` into
+true, `astype(int64)` truncates 19.7), dropping unknown columns and, when none is known, every
+row (a request of rows without the model's columns would get 200 and no predictions), and
+breaking CSV parsing when a type is `Any`. So the model checks its inputs itself, from the kinds
+and ranges stored beside the arrays (`pipeline.json`, also in the model's metadata).
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, set_model
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
-from mlflow.types.schema import AnyType, ColSpec, Schema
+from mlflow.types.schema import ColSpec, Schema
 
 from tweetops.model import PREDICTION_COLUMN
 from tweetops.model.arrays import ExportedPipeline, Forest
@@ -42,8 +47,33 @@ DESCRIPTION_FILE = "pipeline.json"
 KINDS = ("string", "boolean", "integer", "double")
 
 
+Range = tuple[float | None, float | None]
+
+
 class InputError(ValueError):
     """An input the model refuses to score; the message names the column and the row."""
+
+
+class RefusedInput(MlflowException):
+    """A refused input as MLflow's scoring server answers it: HTTP 400, our sentence only.
+
+    The server rewrites the message of any MlflowException from `predict` into
+    `Failed to predict data '<the whole request as a DataFrame>'. Error: ...`; this message keeps
+    the sentence it was created with, so a client reads only that.
+    """
+
+    def __init__(self, sentence: str) -> None:
+        self._sentence = sentence
+        super().__init__(sentence, error_code=INVALID_PARAMETER_VALUE)
+
+    @property
+    def message(self) -> str:  # type: ignore[override]
+        """The sentence the input was refused with."""
+        return self._sentence
+
+    @message.setter
+    def message(self, _rewritten: str) -> None:
+        """Ignore the server's rewrite (see the class docstring)."""
 
 
 def column_kind(spark_type_name: str) -> str:
@@ -60,21 +90,61 @@ def column_kind(spark_type_name: str) -> str:
     raise ValueError(f"input columns of type {spark_type_name} cannot be served")
 
 
-def validate_inputs(frame: pd.DataFrame, kinds: Mapping[str, str]) -> dict[str, np.ndarray]:
+def validate_inputs(
+    frame: pd.DataFrame,
+    kinds: Mapping[str, str],
+    ranges: Mapping[str, Range] | None = None,
+) -> dict[str, np.ndarray]:
     """Check every model input column of `frame` against its kind; return the columns as arrays.
 
     Strings may be null; booleans must be true/false; integers whole numbers; doubles finite
-    numbers. Raises InputError naming the first offending row and column.
+    numbers; a column with a range in `ranges` stays inside it. Raises InputError naming the
+    first offending row (counted from 1) and column.
     """
+    present = [name for name in kinds if name in frame.columns]
+    if not present:
+        raise InputError(
+            f"the rows have none of the model's columns ({', '.join(kinds)}): send objects "
+            f"with these names (dataframe_records), dataframe_split with columns, or CSV with "
+            f"a header"
+        )
     missing = [name for name in kinds if name not in frame.columns]
     if missing:
         raise InputError(
-            f"row 0: column {missing[0]!r} is missing (the model needs {', '.join(kinds)})"
+            f"column {missing[0]!r} is missing from every row (the model needs {', '.join(kinds)})"
         )
     columns = {}
     for name, kind in kinds.items():
         columns[name] = _checked_column(frame[name], name, kind)
+        if ranges and name in ranges and kind in ("integer", "double"):
+            _check_range(frame[name], columns[name], name, ranges[name])
     return columns
+
+
+def _check_range(series: pd.Series, values: np.ndarray, name: str, bounds: Range) -> None:
+    """Refuse the first value of a checked numeric column outside `bounds`."""
+    low, high = bounds
+    # integers compared as integers (2**63 and 2**63 - 1 are the same float); an object column
+    # holds Python numbers, already checked, that compare exactly
+    exact = values if pd.api.types.is_float_dtype(series.dtype) else series.to_numpy()
+    outside = np.zeros(len(values), dtype=bool)
+    if low is not None:
+        outside |= np.asarray(exact < low, dtype=bool)
+    if high is not None:
+        outside |= np.asarray(exact > high, dtype=bool)
+    if outside.any():
+        row = int(np.argmax(outside))
+        if low is not None and high is not None:
+            expected = f"between {_bound(low)} and {_bound(high)}"
+        elif low is not None:
+            expected = f"at least {_bound(low)}"
+        else:
+            expected = f"at most {_bound(high)}"
+        _refuse(row, name, f"must be {expected}", series.iloc[row])
+
+
+def _bound(value: float | None) -> str:
+    return str(int(value)) if value is not None and float(value).is_integer() else str(value)
 
 
 def _checked_column(series: pd.Series, name: str, kind: str) -> np.ndarray:
@@ -124,14 +194,18 @@ def _vectorised(series: pd.Series, kind: str) -> np.ndarray | None:
     return None
 
 
+def _scalar(value: Any) -> Any:
+    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+
 def _is_nan(value: Any) -> bool:
     return isinstance(value, float | np.floating) and math.isnan(value)
 
 
 def _refuse(row: int, name: str, problem: str, value: Any) -> None:
-    shown = "null" if value is None or _is_nan(value) else json.dumps(_plain(value))
+    shown = "null" if value is None or _is_nan(value) else json.dumps(_plain(value), default=str)
     kind = type(_plain(value)).__name__ if value is not None else "null"
-    raise InputError(f"row {row}: column {name!r} {problem}, got {shown} ({kind})")
+    raise InputError(f"row {row + 1}: column {name!r} {problem}, got {shown} ({kind})")
 
 
 def _plain(value: Any) -> Any:
@@ -154,6 +228,10 @@ class EngagementModel(PythonModel):
         with np.load(folder / ARRAYS_FILE) as arrays:
             forest = Forest.from_arrays({key: arrays[key] for key in arrays.files})
         self.kinds: dict[str, str] = described["kinds"]
+        # models logged before ranges were declared have none
+        self.ranges: dict[str, Range] = {
+            name: (low, high) for name, (low, high) in described.get("ranges", {}).items()
+        }
         self.pipeline = ExportedPipeline(
             labels=described["labels"],
             indexed=described["indexed"],
@@ -163,22 +241,39 @@ class EngagementModel(PythonModel):
 
     def predict(self, context, model_input, params=None):
         """Predictions for the rows of `model_input`; a refused input raises a 400 error."""
-        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        if len(frame) == 0:
-            return np.zeros(0, dtype=np.float64)
         try:
-            columns = validate_inputs(frame, self.kinds)
+            frame = _as_frame(model_input, self.kinds)
+            if len(frame) == 0:
+                return np.zeros(0, dtype=np.float64)
+            columns = validate_inputs(frame, self.kinds, self.ranges)
         except InputError as exc:
-            raise MlflowException.invalid_parameter_value(str(exc)) from None
+            raise RefusedInput(str(exc)) from None
         return self.pipeline.predict(columns)
 
 
-def input_signature(kinds: Mapping[str, str]) -> ModelSignature:
-    """The logged signature: every input column, type Any and optional (checked in predict)."""
-    return ModelSignature(
-        inputs=Schema([ColSpec(AnyType(), name, required=False) for name in kinds]),
-        outputs=Schema([ColSpec("double", PREDICTION_COLUMN)]),
+def _as_frame(model_input: Any, kinds: Mapping[str, str]) -> pd.DataFrame:
+    """The request as a DataFrame of named columns; anything else (bare values) is refused."""
+    if isinstance(model_input, pd.DataFrame):
+        return model_input
+    if isinstance(model_input, dict) and all(isinstance(key, str) for key in model_input):
+        # `instances`/`inputs` come as columns of arrays; a null in a column of objects is a
+        # zero-dimensional array per value
+        try:
+            return pd.DataFrame(
+                {name: [_scalar(value) for value in column] for name, column in model_input.items()}
+            )
+        except (TypeError, ValueError):
+            pass
+    raise InputError(
+        f"the request holds bare values, not rows of named columns: send objects with the "
+        f"model's columns ({', '.join(kinds)}) as dataframe_records, dataframe_split with "
+        f"columns, or CSV with a header"
     )
+
+
+def output_signature() -> ModelSignature:
+    """The logged signature: the prediction only (the model checks its inputs, see above)."""
+    return ModelSignature(inputs=None, outputs=Schema([ColSpec("double", PREDICTION_COLUMN)]))
 
 
 def log_serving_model(
@@ -186,14 +281,17 @@ def log_serving_model(
     kinds: Mapping[str, str],
     example: pd.DataFrame,
     *,
+    ranges: Mapping[str, Range] | None = None,
     name: str = "model",
 ) -> Any:
     """Log the JVM-free pyfunc of `exported` in the active run; return MLflow's ModelInfo.
 
-    `kinds` maps each raw input column to its kind (see :func:`column_kind`). The model is
-    logged from code, as MLflow recommends: this file is stored with the model and names the
-    model with `set_model` when loaded, so nothing is pickled.
+    `kinds` maps each raw input column to its kind (see :func:`column_kind`); `ranges` the
+    numeric ones to the values they may take (see :data:`tweetops.schema.INPUT_RANGES`). The
+    model is logged from code, as MLflow recommends: this file is stored with the model and
+    names the model with `set_model` when loaded, so nothing is pickled.
     """
+    served_ranges = {name: list(bounds) for name, bounds in (ranges or {}).items() if name in kinds}
     unknown = sorted(set(exported.input_columns) - set(kinds))
     if unknown:
         raise ValueError(f"no input kind for the pipeline's columns {unknown}")
@@ -205,6 +303,7 @@ def log_serving_model(
             json.dumps(
                 {
                     "kinds": dict(kinds),
+                    "ranges": served_ranges,
                     "labels": exported.labels,
                     "indexed": exported.indexed,
                     "assembled": exported.assembled,
@@ -217,14 +316,18 @@ def log_serving_model(
             name=name,
             python_model=__file__,
             artifacts={ARTIFACT_KEY: str(folder)},
-            signature=input_signature(kinds),
+            signature=output_signature(),
             input_example=example,
             pip_requirements=[
                 f"mlflow=={mlflow.__version__}",
                 f"numpy=={np.__version__}",
                 f"pandas=={pd.__version__}",
             ],
-            metadata={"input_kinds": dict(kinds), "flavor": "tweetops numpy forest, no JVM"},
+            metadata={
+                "input_kinds": dict(kinds),
+                "input_ranges": served_ranges,
+                "flavor": "tweetops numpy forest, no JVM",
+            },
         )
 
 

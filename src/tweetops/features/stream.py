@@ -33,6 +33,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from tweetops.features.parquet import write_stable
 from tweetops.features.parse import rejected_rows, valid_tweets
 from tweetops.features.tables import (
     EVENT_MS,
@@ -183,9 +184,7 @@ class FeatureStream:
                 everything = everything.persist()
                 try:
                     self._emit(everything, batch_id, before.closed_ms, closed_ms)
-                    user_features(everything).write.mode("overwrite").parquet(
-                        spark_path(config.users_dir)
-                    )
+                    write_stable(user_features(everything), config.users_dir)
                 finally:
                     everything.unpersist()
             duplicates = input_rows - rejected_count - late_count - accepted
@@ -240,7 +239,7 @@ class FeatureStream:
 
 
 def _write(frame: DataFrame, folder: Path, batch_id: int) -> None:
-    frame.write.mode("overwrite").parquet(spark_path(folder / f"batch_id={batch_id}"))
+    write_stable(frame, folder / f"batch_id={batch_id}")
 
 
 def output_folders(config: FeaturesSettings) -> tuple[Path, ...]:

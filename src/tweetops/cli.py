@@ -123,27 +123,31 @@ def _run(
     except TweetopsError as exc:
         logging.getLogger("tweetops").error("error: %s", exc)
         raise typer.Exit(code=2) from None
-    except Exception as exc:
-        # a tracking server with authentication refusing the step's own run (401/403)
-        code = getattr(exc, "error_code", None)
-        if code not in ACCESS_ERROR_CODES:
-            raise
-        refused = access_refused("this command's MLflow calls", code)
-        logging.getLogger("tweetops").error("error: %s", refused)
-        raise typer.Exit(code=2) from None
     except Interrupted as exc:  # a signal before the step's run opened: nothing to mark KILLED
         logging.getLogger("tweetops").error(
             "error: stopped by %s; run the step again.", signal.Signals(exc.signum).name
         )
         raise typer.Exit(code=128 + exc.signum) from None
-    except Exception as exc:  # a Spark failure a cluster's storage explains
-        from tweetops.spark import cluster_storage_error
-
-        refusal = cluster_storage_error(exc, settings.spark.master) if settings else None
+    except Exception as exc:
+        refusal = _explained_failure(exc, settings)
         if refusal is None:
             raise
         logging.getLogger("tweetops").error("error: %s", refusal)
         raise typer.Exit(code=2) from None
+
+
+def _explained_failure(exc: Exception, settings: Settings | None) -> TweetopsError | None:
+    """The one sentence for a failure the user can fix that surfaced as a library error."""
+    # a tracking server with authentication refusing the step's own run (401/403)
+    code = getattr(exc, "error_code", None)
+    if code in ACCESS_ERROR_CODES:
+        return access_refused("this command's MLflow calls", code)
+    if settings is None:
+        return None
+    # a Spark failure a cluster's storage explains
+    from tweetops.spark import cluster_storage_error
+
+    return cluster_storage_error(exc, settings.spark.master)
 
 
 @app.command("ingest", **STEP_COMMAND)

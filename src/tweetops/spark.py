@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -199,7 +200,9 @@ def package_zip() -> Path:
     import tweetops
 
     package = Path(tweetops.__file__).resolve().parent
-    target = Path(tempfile.mkdtemp(prefix="tweetops-pyfiles-")) / "tweetops.zip"
+    folder = tempfile.mkdtemp(prefix="tweetops-pyfiles-")
+    atexit.register(shutil.rmtree, folder, True)
+    target = Path(folder) / "tweetops.zip"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for source in sorted(package.rglob("*.py")):
             archive.write(source, Path("tweetops") / source.relative_to(package))

@@ -29,7 +29,7 @@ def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float
         try:
             if requests.get(url, timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not up yet, or busy
             pass
         time.sleep(0.5)
     raise RuntimeError(f"server did not answer {url} in {timeout}s:\n{log.read_text()[-4000:]}")

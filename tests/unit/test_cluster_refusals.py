@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -20,7 +22,7 @@ from tweetops.spark import (
     spark_path,
     start_error_cause,
 )
-from tweetops.tune.step import check_backend
+from tweetops.tune.step import FailedTrialLog, check_backend, error_line, first_trial_error
 
 
 def test_a_file_uri_is_a_local_path_for_python_and_spark(tmp_path: Path) -> None:
@@ -177,3 +179,53 @@ def test_a_file_missing_on_the_executors_of_a_cluster_is_one_sentence() -> None:
     assert "every node mounts at the same path" in str(refusal)
     assert cluster_storage_error(error, "local[2]") is None
     assert cluster_storage_error(RuntimeError("other"), "spark://h:7077") is None
+
+
+PY4J_TASK_FAILURE = (
+    "An error occurred while calling o123.collect.\n"
+    ": org.apache.spark.SparkException: Job aborted due to stage failure: Task 0 failed: "
+    "org.apache.spark.api.python.PythonException: Traceback (most recent call last):\n"
+    '  File "/opt/spark/python/pyspark/worker.py", line 1900, in main\n'
+    "    func, profiler, deserializer, serializer = read_command(pickleSer, infile)\n"
+    "ModuleNotFoundError: No module named 'tweetops'\n"
+    "\tat org.apache.spark.api.python.BasePythonRunner.handlePythonException(...)\n"
+    "Driver stacktrace:\n"
+    "org.apache.spark.SparkException: Job aborted due to stage failure\n"
+)
+
+
+def test_the_error_line_of_a_trial_is_its_python_error_not_the_jvm_wrapper() -> None:
+    assert error_line(PY4J_TASK_FAILURE) == "ModuleNotFoundError: No module named 'tweetops'"
+    assert error_line("Traceback\n  x\nmlflow.exceptions.MlflowException: No Experiment") == (
+        "mlflow.exceptions.MlflowException: No Experiment"
+    )
+    assert error_line("plain words\nmore") == "plain words"
+
+
+def test_the_first_failed_trial_is_quoted_from_its_document_or_from_the_log() -> None:
+    failures = FailedTrialLog()
+    log = logging.getLogger("hyperopt-spark")
+    log.addHandler(failures)
+    try:
+        log.error("trial task 0 failed, exception is %s.\n None", PY4J_TASK_FAILURE)
+        log.error("trial task 1 failed, exception is ValueError: later.\n None")
+    finally:
+        log.removeHandler(failures)
+    spark_failed = SimpleNamespace(
+        _dynamic_trials=[
+            {"tid": 0, "misc": {"error": ("<class 'PythonException'>", None)}},
+            {"tid": 1, "misc": {"error": ("<class 'ValueError'>", None)}},
+        ]
+    )
+    assert first_trial_error(spark_failed, failures.messages) == (  # type: ignore[arg-type]
+        "ModuleNotFoundError: No module named 'tweetops'"
+    )
+    objective_failed = SimpleNamespace(
+        _dynamic_trials=[
+            {"tid": 3, "misc": {"error": ("x", "Traceback\nKeyError: 'a'")}},
+            {"tid": 2, "misc": {"error": ("x", "Traceback\nValueError: first")}},
+            {"tid": 4, "misc": {}},
+        ]
+    )
+    assert first_trial_error(objective_failed, {}) == "ValueError: first"  # type: ignore[arg-type]
+    assert first_trial_error(SimpleNamespace(_dynamic_trials=[]), {}) is None  # type: ignore[arg-type]

@@ -200,25 +200,56 @@ def check_backend(settings: Settings) -> None:
         )
 
 
-_PYTHON_ERROR = re.compile(r"^\s*(\w+(?:Error|Exception|Exit)): (.+)$")
+_PYTHON_ERROR = re.compile(r"^\s*((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit)): .+$")
+_JVM_PACKAGES = ("org.", "java.", "javax.", "scala.", "py4j.")
+_FAILED_TRIAL = re.compile(r"trial task (\d+) failed, exception is ")
 
 
-def first_trial_error(trials: Trials) -> str | None:
+class FailedTrialLog(logging.Handler):
+    """Keeps what SparkTrials logs of each failed trial: a trial whose task failed in Spark
+    (e.g. a worker that cannot unpickle it) leaves no message in its trial document."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: dict[int, str] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Record the message of a `trial task N failed` line."""
+        message = record.getMessage()
+        found = _FAILED_TRIAL.match(message)
+        if found:
+            self.messages.setdefault(int(found.group(1)), message[found.end() :])
+
+
+def error_line(text: str) -> str:
+    """The last Python error line of `text` (`ModuleNotFoundError: No module named 'x'`), else
+    its first line; at most 300 characters."""
+    found = [
+        match.group(0).strip()
+        for match in map(_PYTHON_ERROR.match, text.splitlines())
+        if match and not match.group(1).startswith(_JVM_PACKAGES)
+    ]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (found[-1] if found else (lines[0] if lines else "unknown error"))[:300]
+
+
+def first_trial_error(trials: Trials, logged: dict[int, str]) -> str | None:
     """The error of the first failed trial (lowest trial id), as its last Python error line.
 
-    SparkTrials keeps failed trials out of `trials.trials`; their errors are in the trial
-    documents' `misc.error` (type, traceback or message).
+    SparkTrials keeps failed trials out of `trials.trials`; their tracebacks are in the trial
+    documents' `misc.error`, or only in its log (`logged`) when the task failed in Spark.
     """
-    failed = sorted(
-        (doc for doc in trials._dynamic_trials if doc.get("misc", {}).get("error")),
-        key=lambda doc: doc["tid"],
-    )
+    documents = {
+        doc["tid"]: doc["misc"]["error"]
+        for doc in trials._dynamic_trials
+        if doc.get("misc", {}).get("error")
+    }
+    failed = sorted({*documents, *logged})
     if not failed:
         return None
-    kind, text = failed[0]["misc"]["error"]
-    found = [m.group(0).strip() for m in map(_PYTHON_ERROR.match, str(text).splitlines()) if m]
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    return (found[-1] if found else (lines[0] if lines else str(kind)))[:300]
+    tid = failed[0]
+    kind, traceback = documents.get(tid, (None, None))
+    return error_line(str(traceback or logged.get(tid) or kind))
 
 
 def _mllib_objective(
@@ -283,6 +314,9 @@ def _run_search(
         # no early_stop_fn: with SparkTrials it can hang the search in hyperopt 0.3.0.
         # max_queue_len: fmin proposes one trial per second by default; with `parallelism`
         # proposals queued, a freed slot takes the next trial at SparkTrials' next poll.
+        failures = FailedTrialLog()
+        spark_trials_log = logging.getLogger("hyperopt-spark")
+        spark_trials_log.addHandler(failures)
         try:
             fmin(
                 SklearnObjective(shipped, base, record_trial),
@@ -292,7 +326,7 @@ def _run_search(
                 **options,
             )
         except Exception as exc:  # when every trial failed: Hyperopt's "no evaluation tasks"
-            error = first_trial_error(trials)
+            error = first_trial_error(trials, failures.messages)
             if error is None or trials.count_successful_trials() > 0:
                 raise
             raise TweetopsError(
@@ -300,6 +334,8 @@ def _run_search(
                 f"{error!r}: fix that (on a cluster: the workers' Python, the tweetops package, "
                 f"a tracking server every node reaches) and run tune again."
             ) from exc
+        finally:
+            spark_trials_log.removeHandler(failures)
     finally:
         shipped.destroy()
     return trials, parallelism, local.rows

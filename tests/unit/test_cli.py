@@ -174,3 +174,13 @@ def test_a_spark_that_fails_to_start_ends_in_one_sentence_and_a_failed_run(
     last = done.stderr.strip().splitlines()[-1]  # after what the JVM itself printed
     assert last.startswith("error: Spark did not start (") and "spark.conf" in last
     assert _statuses(project_dir) == ["FAILED"]
+
+
+def test_predict_help_lists_every_predict_setting(project_dir: Path) -> None:
+    from tweetops.settings import PredictSettings
+
+    done = _tweetops(project_dir, "predict", "--help", env={**os.environ, "COLUMNS": "100"})
+    assert done.returncode == 0, done.stderr
+    for name in PredictSettings.model_fields:
+        assert f"  {name}  " in done.stdout, name
+    assert "tweetops predict -S input_path=" in done.stdout

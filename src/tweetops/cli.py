@@ -245,7 +245,19 @@ def predict_command(
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
-    """Batch-score a Parquet table with a registered model (the champion by default)."""
+    """Batch-score Parquet or JSONL rows with a registered model (the champion by default).
+
+    \b
+    Settings (params.yaml, section predict; override with -S key=value):
+      model_uri    models:/<name>@<alias> or models:/<name>/<version>
+                   (default models:/tweet-engagement@champion)
+      input_path   Parquet folder or file, or .jsonl, with the model's input
+                   columns (default: the features' training table)
+      output_path  Parquet folder written: tweet_id and engagement when the
+                   input has them, prediction, model_name, model_version,
+                   model_alias (default data/predictions)
+    Example: tweetops predict -S input_path=new.parquet -S output_path=data/scored
+    """
     from tweetops.predict import predict
 
     _run("predict", params, overrides, predict, verbose=verbose, quiet=quiet, extra_args=ctx.args)

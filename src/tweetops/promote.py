@@ -228,9 +228,23 @@ def _compare(
 ) -> PromotionResult:
     name = config.model_name
     flag = is_test_row(seed=trained.split.seed, test_fraction=trained.split.test_fraction)
-    champion_split = (
-        None if champion_version in (None, version) else _split_of(client, name, champion_version)
-    )
+    champion_split = None
+    unknown_split = ""
+    if champion_version not in (None, version):
+        champion_split = split_of(client, name, champion_version)
+        if champion_split is None and not config.force:
+            raise TweetopsError(
+                f"The split settings of champion v{champion_version} are unknown (no "
+                f"{SPLIT_TAGS[0]} tags, no train.seed param on its run), so rows it never "
+                f"trained on cannot be told apart: promote with -S force=true to compare on "
+                f"the challenger's test rows alone, or set the tags {', '.join(SPLIT_TAGS)} on "
+                f"v{champion_version}."
+            )
+        if champion_split is None:
+            unknown_split = (
+                f"; champion v{champion_version}'s split is unknown: compared on the "
+                f"challenger's test rows, which it may have trained on (force)"
+            )
     both = flag if champion_split is None else flag & is_test_row(**champion_split)
     train_mean = rows.where(~flag).agg(F.avg(LABEL_COLUMN)).first()[0]
     table = rows.where(both).drop("tweet_id").toPandas()
@@ -260,7 +274,7 @@ def _compare(
         model_name=name,
         version=version,
         promoted=decision.promoted,
-        reason=decision.reason,
+        reason=decision.reason + unknown_split,
         challenger_rmse=challenger.rmse,
         champion_version=champion_version,
         champion_rmse=None if champion in (None, challenger) else champion.rmse,
@@ -291,16 +305,21 @@ def _input_schema(model_uri: str) -> dict[str, str]:
     kinds = (info.metadata or {}).get("input_kinds")
     if kinds:
         return dict(kinds)
-    inputs = info.signature.inputs.to_dict() if info.signature else []
+    inputs = info.signature.inputs.to_dict() if info.signature and info.signature.inputs else []
     return {column.get("name", ""): str(column.get("type")) for column in inputs}
 
 
-def _split_of(client: MlflowClient, name: str, version: str) -> dict[str, float | int]:
-    """The split settings of the run that trained `version` (version tags, else run params)."""
+def split_of(client: MlflowClient, name: str, version: str) -> dict[str, float | int] | None:
+    """The split settings of the run that trained `version` (version tags, else run params).
+
+    None when neither says (a version registered by hand, a run without the params).
+    """
     tags = client.get_model_version(name, version).tags or {}
     if all(key in tags for key in SPLIT_TAGS):
         return {"seed": int(tags[SPLIT_TAGS[0]]), "test_fraction": float(tags[SPLIT_TAGS[1]])}
     run_id = client.get_model_version(name, version).run_id
+    if not run_id:  # registered from a path, not from a run
+        return None
     try:
         params = client.get_run(run_id).data.params
         return {
@@ -308,11 +327,7 @@ def _split_of(client: MlflowClient, name: str, version: str) -> dict[str, float 
             "test_fraction": float(params["train.test_fraction"]),
         }
     except (MlflowException, KeyError, ValueError):
-        raise TweetopsError(
-            f"The split settings of champion v{version} are unknown (no "
-            f"{SPLIT_TAGS[0]} tags and no train.seed param on run {run_id}): "
-            f"its test rows cannot be told apart."
-        ) from None
+        return None
 
 
 def _live_training_run(client: MlflowClient, run_id: str) -> Run:

@@ -240,6 +240,22 @@ def test_retries_are_bounded_and_end_in_one_sentence(
     assert len(api.requests_to(SEARCH_PATH)) == 1 + FAST.attempts
 
 
+def test_a_200_with_an_html_page_is_one_sentence_at_once_not_retried(
+    project: Project, api: FakeXApi, token: str
+) -> None:
+    api.fail_next("html", count=100)
+
+    with pytest.raises(TweetopsError) as raised:
+        ingest(_search(project, api))
+
+    message = str(raised.value)
+    assert message.startswith(
+        "The X API answered GET /2/tweets/search/recent with a text/html page instead of JSON"
+    )
+    assert "ingest.api_base_url" in message and message.endswith(".")
+    assert len(api.requests_to(SEARCH_PATH)) == 1  # no retries
+
+
 @pytest.mark.parametrize("status", ["401", "403"])
 def test_refused_token_names_the_env_var_and_endpoint(
     project: Project, api: FakeXApi, monkeypatch: pytest.MonkeyPatch, status: str

@@ -31,7 +31,7 @@ SEARCH_PATH = "/2/tweets/search/recent"
 STREAM_PATH = "/2/tweets/search/stream"
 RULES_PATH = "/2/tweets/search/stream/rules"
 ENDPOINTS = {"search": SEARCH_PATH, "stream": STREAM_PATH, "rules": RULES_PATH}
-FAULT_KINDS = ("429", "503", "drop", "401", "403")
+FAULT_KINDS = ("429", "503", "drop", "401", "403", "html")
 
 FIRST_TWEET_ID = 1_850_000_000_000_000_000
 TWEET_ID_STEP = 4_194_304_007
@@ -634,8 +634,20 @@ class _Handler(BaseHTTPRequestHandler):
             )
         elif fault == "drop":
             self._drop_mid_body(record)
+        elif fault == "html":
+            self._send_html(record)
         else:
             self._send_problem(record, int(fault))
+
+    def _send_html(self, record: RecordedRequest) -> None:
+        """200 with an HTML page, as a captive portal or a misrouted proxy answers."""
+        data = b"<!DOCTYPE html><html><body><h1>Sign in to the network</h1></body></html>"
+        record.status = 200
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _drop_mid_body(self, record: RecordedRequest) -> None:
         data = json.dumps({"data": [{"id": "1", "text": "cut"}] * 40}).encode()

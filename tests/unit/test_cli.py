@@ -147,3 +147,16 @@ def test_a_spark_that_fails_to_start_ends_in_one_sentence_and_a_failed_run(
     last = done.stderr.strip().splitlines()[-1]  # after what the JVM itself printed
     assert last.startswith("error: Spark did not start (") and "spark.conf" in last
     assert run_statuses(project.root / "mlflow.db") == ["FAILED"]
+
+
+def test_predict_help_lists_every_predict_setting(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tweetops.settings import PredictSettings
+
+    monkeypatch.setenv("COLUMNS", "100")
+    done = run_cli("predict", "--help")
+    assert done.exit_code == 0, done.stderr
+    for name in PredictSettings.model_fields:
+        assert f"  {name}  " in done.stdout, name
+    assert "tweetops predict -S input_path=" in done.stdout

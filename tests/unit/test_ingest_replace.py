@@ -178,3 +178,46 @@ def test_a_line_that_is_not_utf8_keeps_its_original_bytes(project: Project, tmp_
     ]
     assert base64.b64decode(entry["record_base64"]) == broken + b"\n"  # the bytes, exactly
     assert entry["record"].startswith('{"id": "1", "text": "caf\ufffd')  # and a readable preview
+
+
+def test_a_symlinked_tweets_folder_is_followed_not_replaced(
+    project: Project, tmp_path: Path
+) -> None:
+    volume = tmp_path / "volume" / "tweets"  # another "disk", linked into data/raw
+    volume.mkdir(parents=True)
+    RAW.mkdir(parents=True)
+    TWEETS.symlink_to(volume, target_is_directory=True)
+    first = ingest(project.settings(*SNAPSHOT))
+    second = ingest(project.settings(*SNAPSHOT, "ingest.seed=7"))
+    assert TWEETS.is_symlink() and TWEETS.resolve() == volume.resolve()
+    assert len(part_files(volume)) == 3
+    assert read_marker(volume)["counts"]["tweets"] == 300
+    ids = {record["id"] for record in iter_part_records(TWEETS)}
+    assert len(ids) == 300 and first.manifest_path.name != second.manifest_path.name
+    # the manifests are the second run's, as the tweets are: one unit
+    manifests = sorted((RAW / "manifests").glob("*.json"))
+    assert [path.name for path in manifests] == [second.manifest_path.name]
+    assert not list(volume.parent.glob(".tweets.*")) and not list(RAW.glob(".*.staging"))
+    appended = ingest(project.settings(*SNAPSHOT, "ingest.mode=append", "ingest.seed=8"))
+    assert appended.counts.accepted > 0 and TWEETS.is_symlink()
+    require_complete(TWEETS, produced_by="ingest")
+
+
+def test_a_mount_point_is_refused_before_anything_changes() -> None:
+    with pytest.raises(TweetopsError, match=r"^data/raw/tweets is a mount point \(/\), which"):
+        staging.check_swappable([TWEETS], [Path("/")])
+
+
+def test_an_unreadable_part_file_is_named_and_an_append_still_works(
+    good_snapshot: dict[str, str], project: Project, caplog: pytest.LogCaptureFixture
+) -> None:
+    garbage = TWEETS / "part-garbage.jsonl"
+    garbage.write_bytes(b"{not json\n[1, 2]\n")
+    appended = ingest(project.settings(*SNAPSHOT, "ingest.mode=append", "ingest.seed=9"))
+    assert appended.counts.accepted > 0
+    ids = {record["id"] for record in iter_part_records(TWEETS)}
+    assert len(ids) == 300 + appended.counts.accepted
+    assert require_complete(TWEETS, produced_by="ingest")["counts"]["tweets"] == len(ids)
+    named = [r.getMessage() for r in caplog.records if "part-garbage.jsonl" in r.getMessage()]
+    assert len(named) == 1 and "2 unreadable line(s) (first: line 1)" in named[0]
+    assert garbage.read_bytes() == b"{not json\n[1, 2]\n"  # left as it was

@@ -11,6 +11,7 @@ once complete (written as a dot-file, then renamed), so a streaming reader never
 from __future__ import annotations
 
 import base64
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ import orjson
 
 from tweetops.ingest.record import InvalidRecord, validate_record
 from tweetops.versions import tool_versions
+
+log = logging.getLogger(__name__)
 
 PART_SUFFIX = ".jsonl"
 
@@ -79,18 +82,51 @@ def part_files(raw_dir: Path) -> list[Path]:
     )
 
 
-def iter_part_records(raw_dir: Path) -> Iterator[dict[str, Any]]:
-    """Every record of every part file in `raw_dir`."""
+def iter_part_records(
+    raw_dir: Path, unreadable: Callable[[Path, int], None] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every record of every part file in `raw_dir`.
+
+    A line that is not a JSON object with a string `id` (a part file damaged or dropped in by
+    hand; features reject such a line too) is skipped and reported to `unreadable` with its
+    file and line number.
+    """
     for path in part_files(raw_dir):
         with path.open("rb") as handle:
-            for line in handle:
-                if line.strip():
-                    yield orjson.loads(line)
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    record = None
+                if isinstance(record, dict) and isinstance(record.get("id"), str):
+                    yield record
+                elif unreadable is not None:
+                    unreadable(path, number)
 
 
 def existing_tweet_ids(raw_dir: Path) -> set[str]:
-    """Ids already in the snapshot folder, so an appended batch never repeats a tweet."""
-    return {record["id"] for record in iter_part_records(raw_dir)}
+    """Ids already in the snapshot folder, so an appended batch never repeats a tweet.
+
+    Unreadable lines are left where they are and named in one warning per file.
+    """
+    damaged: dict[Path, list[int]] = {}
+    ids = {
+        record["id"]
+        for record in iter_part_records(
+            raw_dir, lambda path, number: damaged.setdefault(path, []).append(number)
+        )
+    }
+    for path, numbers in damaged.items():
+        log.warning(
+            "ingest: %s has %d unreadable line(s) (first: line %d), not JSON objects with an id; "
+            "they stay as they are, and features set them aside as rejected",
+            path,
+            len(numbers),
+            numbers[0],
+        )
+    return ids
 
 
 @dataclass

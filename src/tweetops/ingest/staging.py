@@ -9,6 +9,11 @@ a crash between them leaves the journal, and the next run finishes the swap befo
 else (:func:`recover`). A failed or killed run never touches the live folders; its staging
 folders are continued when the source resumes the stopped run, and otherwise discarded by the
 next run together with the stopped collection's checkpoint.
+
+Data folders that are symlinks (a mounted volume linked into `data/raw`) are followed: the swap
+renames inside the folder the link names, so the link stays. A folder that is itself a mount
+point cannot be renamed, and a parent that cannot be written cannot hold the staging folder: such
+a swap is refused in one sentence before anything is written (:func:`check_swappable`).
 """
 
 from __future__ import annotations
@@ -20,9 +25,38 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from tweetops.errors import TweetopsError
+
 log = logging.getLogger(__name__)
 
 JOURNAL_NAME = ".ingest-swap.json"
+
+
+def live_folders(folders: Sequence[Path]) -> tuple[Path, ...]:
+    """The folders a swap renames: `folders` with every symlink followed."""
+    return tuple(Path(os.path.realpath(folder)) for folder in folders)
+
+
+def check_swappable(named: Sequence[Path], live: Sequence[Path]) -> None:
+    """Refuse, before anything changes, a swap the storage of `live` cannot make by renames.
+
+    `named` are the folders as the settings name them (for the message), `live` the same
+    folders with symlinks followed (:func:`live_folders`).
+    """
+    for setting, folder in zip(named, live, strict=True):
+        if folder.exists() and os.path.ismount(folder):
+            raise TweetopsError(
+                f"{setting} is a mount point ({folder}), which a replace ingest cannot swap by "
+                f"renaming: mount the volume one level up (or link a folder inside it) or use "
+                f"-S ingest.mode=append."
+            )
+        parent = folder.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise TweetopsError(
+                f"{parent} cannot be written, so a replace ingest cannot build {setting} beside "
+                f"it and swap it in: make it writable or use -S ingest.mode=append."
+            )
 
 
 def staging_dir(folder: Path) -> Path:

@@ -118,10 +118,12 @@ def collect(config: IngestSettings, batch: SourceBatch) -> IngestResult:
     tweets already in it as duplicates.
     """
     started = time.perf_counter()
-    live = (config.raw_dir, config.manifest_dir, config.quarantine_dir)
+    named = (config.raw_dir, config.manifest_dir, config.quarantine_dir)
+    live = staging.live_folders(named)
     staging.recover(live)
     replace = config.mode == "replace"
     if replace:
+        staging.check_swappable(named, live)
         if not batch.resuming:
             staging.discard_staging(live)
             staging.abandon_stopped_collections(config.checkpoint_dir)
@@ -131,10 +133,11 @@ def collect(config: IngestSettings, batch: SourceBatch) -> IngestResult:
     else:
         raw_dir, manifest_dir, quarantine_dir = live
         raw_dir.mkdir(parents=True, exist_ok=True)
-        clear_marker(raw_dir)
     remove_unsealed_parts(raw_dir)
     keep_existing = not replace or batch.resuming
     known_ids = existing_tweet_ids(raw_dir) if keep_existing else set()
+    if not replace:  # the snapshot is incomplete from here until this batch is marked
+        clear_marker(raw_dir)
     writer = SnapshotWriter(
         raw_dir=raw_dir,
         quarantine_dir=quarantine_dir,

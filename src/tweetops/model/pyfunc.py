@@ -67,7 +67,7 @@ class RefusedInput(MlflowException):
         super().__init__(sentence, error_code=INVALID_PARAMETER_VALUE)
 
     @property
-    def message(self) -> str:  # type: ignore[override]
+    def message(self) -> str:
         """The sentence the input was refused with."""
         return self._sentence
 

@@ -22,6 +22,7 @@ import urllib3
 
 from tweetops.errors import TweetopsError
 from tweetops.ingest.xapi.auth import auth_error
+from tweetops.ingest.xapi.transport import NotJsonAnswer
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,12 @@ def with_retries(endpoint: str, policy: RetryPolicy | None = None) -> Callable[[
                 return retrying(call, *args, **kwargs)
             except (tweepy.Unauthorized, tweepy.Forbidden) as exc:
                 raise auth_error(endpoint, _status_text(exc)) from exc
+            except NotJsonAnswer as exc:
+                raise TweetopsError(
+                    f"The X API answered {endpoint} with a {exc.content_type} page instead of "
+                    f"JSON (a proxy, captive portal or wrong ingest.api_base_url?); check "
+                    f"ingest.api_base_url and the network, then run again."
+                ) from None
             except TRANSIENT_ERRORS as exc:
                 raise TweetopsError(
                     f"The X API kept failing for {endpoint} ({_status_text(exc)}) after "

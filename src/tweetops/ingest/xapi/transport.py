@@ -17,6 +17,14 @@ DEFAULT_API_BASE_URL = "https://api.twitter.com"
 REQUEST_TIMEOUT = (10.0, 60.0)
 
 
+class NotJsonAnswer(requests.RequestException):
+    """A 200 answer whose body is not JSON (an HTML page from a proxy or a captive portal)."""
+
+    def __init__(self, content_type: str) -> None:
+        super().__init__(f"200 with a {content_type or 'untyped'} body, not JSON")
+        self.content_type = content_type or "untyped"
+
+
 class ApiAdapter(HTTPAdapter):
     """Transport adapter that sends `https://api.twitter.com/...` requests to `base_url`.
 
@@ -39,7 +47,14 @@ class ApiAdapter(HTTPAdapter):
                 kwargs["proxies"] = {}
         if kwargs.get("timeout") is None and self.timeout is not None:
             kwargs["timeout"] = self.timeout
-        return super().send(request, **kwargs)
+        response = super().send(request, **kwargs)
+        # retrying does not turn a web page into JSON: refused at once (a body cut short keeps
+        # its JSON content type and is retried); the filtered stream reads its own lines
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if response.status_code == 200 and "json" not in content_type and not kwargs.get("stream"):
+            response.close()
+            raise NotJsonAnswer(content_type)
+        return response
 
 
 def mount_api_adapter(

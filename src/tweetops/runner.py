@@ -23,7 +23,7 @@ from pyspark.sql import SparkSession
 from tweetops.contracts import write_json
 from tweetops.errors import TweetopsError
 from tweetops.settings import Settings
-from tweetops.tracking import log_data_lineage, log_spark_conf, step_run
+from tweetops.tracking import NOTE_CONTENT_TAG, log_data_lineage, log_spark_conf, step_run
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ def run_step(
     publish: Callable[[C, StepRun], R] | None = None,
     reports: Callable[[R], Mapping[Path, dict[str, Any]]] | None = None,
     run_name: str | None = None,
+    exclude: frozenset[str] = frozenset(),
 ) -> R:
     """Run `core` as step `step` inside its MLflow run and publish its result.
 
@@ -74,9 +75,10 @@ def run_step(
     read or wrote (logged with their DVC hash once the core is done); `publish` logs what only
     the step knows how to (a model, artifacts) and turns the core's output into the step's
     result (without it the core's output is the result); `reports` maps report files to their
-    JSON payloads; `run_name` names the run in MLflow's lists (default: the step).
+    JSON payloads; `run_name` names the run in MLflow's lists (default: the step); settings in
+    `exclude` are not logged when the run opens (the step logs their final values).
     """
-    with step_run(settings, step, sections, run_name=run_name) as run_id:
+    with step_run(settings, step, sections, run_name=run_name, exclude=exclude) as run_id:
         spark = None
         if needs_spark:
             from tweetops.spark import build_spark, spark_conf_for_tracking
@@ -104,6 +106,7 @@ def run_step(
             log_data_lineage(name, path)
         result = publish(outcome, context) if publish is not None else outcome
         mlflow.log_metrics(dict(result.logged_metrics()))
+        mlflow.set_tag(NOTE_CONTENT_TAG, result.summary())  # the run's description in the UI
         for path, payload in (reports(result) if reports is not None else {}).items():
             write_json(path, payload)
         log.info(result.summary())

@@ -1,10 +1,11 @@
 """The `main` entry point: ingest -> features -> [tune ->] train -> promote as one parent run.
 
 With `main.tune: true` the chain tunes the forest first and trains with the best params (train
-reads them from the tune result file, `train.tuned_from`). At the end the parent run gets what a
-user compares across runs without opening its children: the key params (data size, seed, the
-forest settings the model was trained with, tuned or not) and the outcome metrics (rmse, r2,
-baseline r2, registered version, promoted or not).
+reads them from the tune result file, `train.tuned_from`). The parent run carries what a user
+compares across runs without opening its children, under the names train uses: the settings
+(`train.num_trees`, ...; when tuned, the forest train fitted, logged once tune has chosen it), the
+outcome metrics (rmse, r2, baseline r2, registered version, promoted or not) and a link to the
+registered version (tag `tweetops.registered_model_uri`, and the run's description).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tweetops.skipping import (
     record_done,
     stage_state,
 )
-from tweetops.tracking import step_run
+from tweetops.tracking import NOTE_CONTENT_TAG, REGISTERED_MODEL_URI_TAG, step_run
 from tweetops.train import TrainResult, train
 from tweetops.tune.step import TUNED_KEYS, TuneResult, tune
 
@@ -82,7 +83,15 @@ def run_name(settings: Settings) -> str:
 def run_main(settings: Settings) -> MainResult:
     """Run the whole chain; each step is a nested MLflow run of the parent `main` run."""
     started = time.monotonic()
-    with step_run(settings, "main", MAIN_SECTIONS, run_name=run_name(settings)) as run_id:
+    # tuned: the forest settings are logged at the end, once tune has chosen them
+    tuned_keys = frozenset(f"train.{key}" for key in TUNED_KEYS) if settings.main.tune else None
+    with step_run(
+        settings,
+        "main",
+        MAIN_SECTIONS,
+        run_name=run_name(settings),
+        exclude=tuned_keys or frozenset(),
+    ) as run_id:
         log.info("main: started, MLflow run %s", run_id)
         skipped: dict[str, str] = {}
         ingested = _run_or_skip(settings, "ingest", run_id, ingest, skipped)
@@ -144,18 +153,8 @@ def _run_or_skip(
 
 def log_outcome(settings: Settings, result: MainResult) -> None:
     """Copy the children's key params and outcome metrics onto the active `main` run."""
-    forest = (
-        result.tune.best_params
-        if result.tune is not None
-        else settings.train.model_dump(include=set(TUNED_KEYS))
-    )
-    mlflow.log_params(
-        {
-            **{f"model.{key}": value for key, value in forest.items()},
-            "model.tuned": result.tune is not None,
-            "model.seed": settings.train.seed,
-        }
-    )
+    if result.tune is not None:  # the forest train fitted, under train's names
+        mlflow.log_params({f"train.{key}": value for key, value in result.tune.best_params.items()})
     metrics = {
         name: result.train.metrics[name] for name in OUTCOME_METRICS if name in result.train.metrics
     }
@@ -173,9 +172,16 @@ def log_outcome(settings: Settings, result: MainResult) -> None:
         metrics["tune_refit_validation_rmse"] = result.tune.refit_validation_rmse
         mlflow.set_tag("tweetops.tuned_from.run_id", result.tune.run_id)
     mlflow.log_metrics(metrics)
+    promotion = result.promotion
+    model_uri = f"models:/{promotion.model_name}/{promotion.version}"
     mlflow.set_tags(
         {
             "tweetops.train_run_id": result.train.run_id,
-            "tweetops.registered_version": result.promotion.version,
+            "tweetops.registered_version": promotion.version,
+            REGISTERED_MODEL_URI_TAG: model_uri,
+            NOTE_CONTENT_TAG: (
+                f"{result.train.summary()}\n\nRegistered as {model_uri} "
+                f"({promotion.model_name} version {promotion.version}): {promotion.summary()}"
+            ),
         }
     )

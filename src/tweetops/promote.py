@@ -14,7 +14,7 @@ what promote reports is what the registry holds when it is done.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import mlflow
@@ -33,6 +33,7 @@ from tweetops.errors import TweetopsError
 from tweetops.runner import StepRun, run_step
 from tweetops.schema import LABEL_COLUMN, MODEL_INPUT_COLUMNS
 from tweetops.settings import PromoteSettings, Settings
+from tweetops.tracking import DVC_EXPERIMENT_TAG, REGISTERED_MODEL_URI_TAG, dvc_experiment
 
 CHALLENGER, CHAMPION = registry.CHALLENGER, registry.CHAMPION
 PROMOTE_SECTIONS = ("promote", "spark")
@@ -137,6 +138,7 @@ class PromotionResult:
     comparison_rows: int = 0
     newly_registered: bool = True
     champion_after: str | None = None
+    experiment: str | None = None  # the DVC experiment it ran in: no alias moved
 
     def logged_metrics(self) -> dict[str, float]:
         """The challenger's rmse, the champion's when compared, and whether it was promoted."""
@@ -156,14 +158,18 @@ class PromotionResult:
             alias = f"no {CHAMPION} yet"
         else:
             alias = f"{CHAMPION} is v{self.champion_after}"
-        return (
-            f"promote: {self.model_name} v{self.version} is {CHALLENGER}; {alias} ({self.reason})"
+        role = (
+            f"registered for DVC experiment {self.experiment}"
+            if self.experiment is not None
+            else f"is {CHALLENGER}"
         )
+        return f"promote: {self.model_name} v{self.version} {role}; {alias} ({self.reason})"
 
 
 def promote(settings: Settings) -> PromotionResult:
     """Register the model of the run named in `promote.run_file` and decide on `champion`."""
     config = settings.promote
+    experiment = dvc_experiment()
     trained = read_contract(config.run_file, TrainedModel, written_by="train")
     client = MlflowClient()
     training_run = _live_training_run(client, trained.run_id)
@@ -181,10 +187,15 @@ def promote(settings: Settings) -> PromotionResult:
                 _version_description(trained, training_run, list(_input_schema(trained.model_uri))),
             )
             registry.describe_model(client, name, _model_description())
-            _set_alias(client, name, CHALLENGER, version)
+            if experiment is not None:
+                _set_version_tag(client, name, version, DVC_EXPERIMENT_TAG, experiment)
+            else:
+                _set_alias(client, name, CHALLENGER, version)
             champion_version = registry.champion_version(client, name)
             rows = load_training_rows(run.spark, Path(trained.split.training_rows_dir))
             result = _compare(client, rows, trained, version, champion_version, config)
+            if experiment is not None:
+                result = experiment_outcome(result, experiment)
             if result.promoted and champion_version != version:
                 registry.move_champion(
                     client,
@@ -194,6 +205,7 @@ def promote(settings: Settings) -> PromotionResult:
                     reason=result.reason,
                     challenger_rmse=result.challenger_rmse,
                     champion_rmse=result.champion_rmse,
+                    comparison_rows=result.comparison_rows,
                 )
             _set_version_tag(client, name, version, "tweetops.promotion", result.reason)
             after = registry.champion_version(client, name)
@@ -203,7 +215,11 @@ def promote(settings: Settings) -> PromotionResult:
 
     def publish(result: PromotionResult, run: StepRun) -> PromotionResult:
         mlflow.set_tags(
-            {"tweetops.model_version": result.version, "tweetops.promotion": result.reason}
+            {
+                "tweetops.model_version": result.version,
+                REGISTERED_MODEL_URI_TAG: f"models:/{result.model_name}/{result.version}",
+                "tweetops.promotion": result.reason,
+            }
         )
         return result
 
@@ -215,6 +231,25 @@ def promote(settings: Settings) -> PromotionResult:
         needs_spark=True,
         publish=publish,
         reports=lambda result: {config.promotion_file: asdict(result)},
+    )
+
+
+def experiment_outcome(result: PromotionResult, experiment: str) -> PromotionResult:
+    """What promote does in DVC experiment `experiment`: register only, move no alias.
+
+    Production aliases move only from the main workspace: its pipeline, `tweetops promote` or
+    `tweetops registry rollback`. The gate's verdict is kept in the reason, so a user knows
+    whether the experiment would have been promoted.
+    """
+    verdict = "would be promoted" if result.promoted else "would not be promoted"
+    return replace(
+        result,
+        promoted=False,
+        experiment=experiment,
+        reason=(
+            f"DVC experiment {experiment}: registered only, no alias moved ({verdict}: "
+            f"{result.reason}); `dvc exp apply {experiment}` then `tweetops promote` promotes it"
+        ),
     )
 
 

@@ -1,11 +1,13 @@
 """The model registry as tweetops uses it: versions, aliases, their history, and rollback.
 
-Every move of the `champion` alias is recorded twice in the registry itself, so any MLflow client
-sees it: as a tag of the registered model (`tweetops.history.<seq>`, one JSON object per move:
-when, from which version to which, why, and both scores) and as tags of the versions involved
-(`tweetops.champion_since` / `tweetops.champion_until`). :func:`history` reads the moves back in
-order, :func:`rollback` moves `champion` to the champion before the current one and records that
-as a move too.
+Every move of the `champion` alias is recorded in the registry itself, so any MLflow client
+sees it: as one short sentence per move on the registered model (`tweetops.history.<seq>`, e.g.
+`v1 → v2: rmse 0.6531 → 0.6366 on 3051 shared test rows`, what the registry UI lists), as the
+full record on the version it moved to (`tweetops.history.<seq>`, one JSON object: when, from
+which version to which, why, both scores, the rows compared) and as tags of the versions involved
+(`tweetops.champion_since` / `tweetops.champion_until`). :func:`history` reads the full records
+back in order, :func:`rollback` moves `champion` to the champion before the current one and
+records that as a move too.
 
 Alias moves of one registered model are serialised by :func:`registry_lock`, a file lock keyed on
 the tracking store and the model name. It protects promote processes on one machine sharing one
@@ -53,6 +55,24 @@ class AliasMove:
     reason: str
     challenger_rmse: float | None = None
     champion_rmse: float | None = None
+    comparison_rows: int | None = None
+
+
+def move_sentence(move: AliasMove) -> str:
+    """The move in one short line, e.g. `v1 → v2: rmse 0.6531 → 0.6366 on 3051 shared test rows`."""
+    head = f"{f'v{move.from_version}' if move.from_version else 'none'} → v{move.to_version}"
+    if move.action == "rollback":
+        return f"{head}: rolled back"
+    if move.challenger_rmse is None:
+        return f"{head}: {move.action}"
+    if move.champion_rmse is None:
+        score, rows = f"first {move.alias}, rmse {move.challenger_rmse:.4f}", "test rows"
+    else:
+        score = f"rmse {move.champion_rmse:.4f} → {move.challenger_rmse:.4f}"
+        rows = "shared test rows"
+    return f"{head}: {score}" + (
+        "" if move.comparison_rows is None else f" on {move.comparison_rows} {rows}"
+    )
 
 
 def registry_error(action: str, exc: MlflowException) -> TweetopsError:
@@ -130,12 +150,23 @@ def history(client: MlflowClient, name: str) -> list[AliasMove]:
                 f"No registered model {name}: run `tweetops promote` first."
             ) from None
         raise registry_error(f"reading the history of {name}", exc) from None
-    moves = [
-        json.loads(value)
-        for key, value in sorted(tags.items())
-        if key.startswith(HISTORY_TAG_PREFIX)
-    ]
-    return [AliasMove(**move) for move in moves]
+    moves = []
+    for key, value in sorted(tags.items()):
+        if not key.startswith(HISTORY_TAG_PREFIX):
+            continue
+        if value.startswith("{"):  # recorded before the full record moved to the version
+            moves.append(AliasMove(**json.loads(value)))
+            continue
+        version = value.split(": ", 1)[0].rsplit("→ v", 1)[-1]
+        try:
+            record = client.get_model_version(name, version).tags[key]
+        except (MlflowException, KeyError):
+            raise TweetopsError(
+                f"The record of {name}'s move {key} ({value}) is missing from v{version}: "
+                f"its tags were edited by hand; restore them or delete the move's tag."
+            ) from None
+        moves.append(AliasMove(**json.loads(record)))
+    return moves
 
 
 def move_champion(
@@ -147,6 +178,7 @@ def move_champion(
     reason: str,
     challenger_rmse: float | None = None,
     champion_rmse: float | None = None,
+    comparison_rows: int | None = None,
 ) -> AliasMove:
     """Point `champion` at `to_version` and record the move (registered model + version tags)."""
     previous = champion_version(client, name)
@@ -159,13 +191,17 @@ def move_champion(
         reason=reason,
         challenger_rmse=challenger_rmse,
         champion_rmse=champion_rmse,
+        comparison_rows=comparison_rows,
     )
     try:
         client.set_registered_model_alias(name, CHAMPION, to_version)
-        sequence = len(history(client, name))
-        client.set_registered_model_tag(
-            name, f"{HISTORY_TAG_PREFIX}{sequence:06d}", json.dumps(asdict(move), sort_keys=True)
+        tags = client.get_registered_model(name).tags or {}
+        sequence = sum(key.startswith(HISTORY_TAG_PREFIX) for key in tags)
+        key = f"{HISTORY_TAG_PREFIX}{sequence:06d}"
+        client.set_model_version_tag(
+            name, to_version, key, json.dumps(asdict(move), sort_keys=True)
         )
+        client.set_registered_model_tag(name, key, move_sentence(move))
         client.set_model_version_tag(name, to_version, "tweetops.champion_since", move.at)
         client.set_model_version_tag(name, to_version, "tweetops.champion_reason", reason)
         if previous is not None and previous != to_version:

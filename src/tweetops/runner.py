@@ -27,7 +27,7 @@ from tweetops.contracts import write_json
 from tweetops.errors import TweetopsError
 from tweetops.progress import format_duration, spark_progress
 from tweetops.settings import Settings
-from tweetops.tracking import log_data_lineage, log_spark_conf, step_run
+from tweetops.tracking import NOTE_CONTENT_TAG, log_data_lineage, log_spark_conf, step_run
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ def run_step(
     publish: Callable[[C, StepRun], R] | None = None,
     reports: Callable[[R], Mapping[Path, dict[str, Any]]] | None = None,
     run_name: str | None = None,
+    exclude: frozenset[str] = frozenset(),
 ) -> R:
     """Run `core` as step `step` inside its MLflow run and publish its result.
 
@@ -78,10 +79,11 @@ def run_step(
     read or wrote (logged with their DVC hash once the core is done); `publish` logs what only
     the step knows how to (a model, artifacts) and turns the core's output into the step's
     result (without it the core's output is the result); `reports` maps report files to their
-    JSON payloads; `run_name` names the run in MLflow's lists (default: the step).
+    JSON payloads; `run_name` names the run in MLflow's lists (default: the step); settings in
+    `exclude` are not logged when the run opens (the step logs their final values).
     """
     started = time.monotonic()
-    with step_run(settings, step, sections, run_name=run_name) as run_id:
+    with step_run(settings, step, sections, run_name=run_name, exclude=exclude) as run_id:
         log.info("%s: started, MLflow run %s", step, run_id)
         spark = None
         if needs_spark:
@@ -96,6 +98,7 @@ def run_step(
                 log_data_lineage(name, path)
             result = publish(outcome, context) if publish is not None else outcome
         mlflow.log_metrics(dict(result.logged_metrics()))
+        mlflow.set_tag(NOTE_CONTENT_TAG, result.summary())  # the run's description in the UI
         written = reports(result) if reports is not None else {}
         for path, payload in written.items():
             write_json(path, payload)

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import urlparse
 
 import mlflow
@@ -31,6 +31,7 @@ from filelock import FileLock
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE
+from pydantic import BaseModel
 
 from tweetops.errors import Interrupted
 from tweetops.settings import Settings
@@ -42,13 +43,28 @@ _MAX_PARAM_LENGTH = 6000
 
 
 HOST_TAG = "tweetops.host"
+DVC_EXPERIMENT_TAG = "tweetops.dvc_experiment"
+DVC_EXPERIMENT_ENV = "DVC_EXP_NAME"  # what `dvc exp run` gives each stage it runs
 PID_TAG = "tweetops.pid"
 NOTE_TAG = "tweetops.note"
+SETTINGS_ARTIFACT = "settings.json"  # every setting of the run's sections, paths included
+REGISTERED_MODEL_URI_TAG = "tweetops.registered_model_uri"
+NOTE_CONTENT_TAG = "mlflow.note.content"  # the description MLflow's UI shows and edits
+EXPERIMENT_NOTE = (
+    "tweetops: one run per pipeline step (tag `tweetops.step`), nested under a `main` run "
+    "when the whole chain runs. Compare models in the runs table: columns rmse, r2, "
+    "baseline_rmse, train.num_trees, train.max_depth; group by `tweetops.dvc_experiment` to "
+    "see one group per `dvc exp show` row."
+)
 
 
 @contextmanager
 def step_run(
-    settings: Settings, step: str, sections: tuple[str, ...], run_name: str | None = None
+    settings: Settings,
+    step: str,
+    sections: tuple[str, ...],
+    run_name: str | None = None,
+    exclude: frozenset[str] = frozenset(),
 ) -> Iterator[str]:
     """Open the MLflow run of one step, log its settings and lineage, and yield its run id.
 
@@ -60,11 +76,15 @@ def step_run(
     parent = mlflow.active_run()
     if parent is None:
         prepare_store(settings)
+    experiment = dvc_experiment()
+    name = run_name or step
+    if experiment is not None:
+        name = f"{name} exp:{experiment}"
     with _signals_interrupt() as received:
-        run = mlflow.start_run(run_name=run_name or step, nested=parent is not None)
+        run = mlflow.start_run(run_name=name, nested=parent is not None)
         try:
-            if run_name and os.environ.get("MLFLOW_RUN_ID") == run.info.run_id:
-                mlflow.set_tag("mlflow.runName", run_name)  # the run `mlflow run` created
+            if name != step and os.environ.get("MLFLOW_RUN_ID") == run.info.run_id:
+                mlflow.set_tag("mlflow.runName", name)  # the run `mlflow run` created
             mlflow.set_tags(
                 {
                     "tweetops.step": step,
@@ -72,9 +92,10 @@ def step_run(
                     PID_TAG: str(os.getpid()),
                     **lineage_tags(),
                     **pipeline_run_tags(),
+                    **({DVC_EXPERIMENT_TAG: experiment} if experiment is not None else {}),
                 }
             )
-            log_settings(settings, sections)
+            log_settings(settings, sections, exclude)
             yield run.info.run_id
         except BaseException as exc:
             signum = _interrupting_signal(exc, received)
@@ -180,6 +201,8 @@ def prepare_store(settings: Settings) -> None:
         if not os.environ.get("MLFLOW_RUN_ID"):
             experiment = mlflow.set_experiment(settings.mlflow.experiment)
     if experiment is not None:
+        if NOTE_CONTENT_TAG not in (experiment.tags or {}):
+            client.set_experiment_tag(experiment.experiment_id, NOTE_CONTENT_TAG, EXPERIMENT_NOTE)
         mark_orphaned_runs_killed(client, experiment.experiment_id)
 
 
@@ -319,10 +342,29 @@ def process_alive(pid_text: str) -> bool:
     return state != "Z"
 
 
-def log_settings(settings: Settings, sections: tuple[str, ...]) -> None:
-    """Log the given settings sections as params named `section.key`."""
-    params = {key: _param_value(value) for key, value in settings.flat(*sections).items()}
+def log_settings(
+    settings: Settings, sections: tuple[str, ...], exclude: frozenset[str] = frozenset()
+) -> None:
+    """Log the given settings sections as params named `section.key`, as in params.yaml.
+
+    Files and folders are not params (nobody compares runs by them): they are in the one
+    artifact `settings.json` with every other value of the sections. Keys in `exclude` are left
+    for the step to log once it knows their final value.
+    """
+    params = {}
+    for section in sections:
+        values = getattr(settings, section)
+        for key, value in values.model_dump(mode="json").items():
+            name = f"{section}.{key}"
+            if name not in exclude and not _is_path(values, key) and value != "":
+                params[name] = _param_value(value)
     mlflow.log_params(params)
+    mlflow.log_dict(settings.flat(*sections), SETTINGS_ARTIFACT)
+
+
+def _is_path(section: BaseModel, key: str) -> bool:
+    annotation = type(section).model_fields[key].annotation
+    return annotation is Path or Path in get_args(annotation)
 
 
 def _param_value(value: Any) -> str:
@@ -415,6 +457,11 @@ def pipeline_run_tags() -> dict[str, str]:
     if ancestor is not None:
         tags["tweetops.pipeline_run"] = ancestor
     return tags
+
+
+def dvc_experiment() -> str | None:
+    """The name of the DVC experiment this process runs a stage of (`dvc exp run`), or None."""
+    return os.environ.get(DVC_EXPERIMENT_ENV) or None
 
 
 def _dvc_ancestor() -> str | None:

@@ -51,6 +51,9 @@ MODEL_ARTIFACT_PATH = "model"  # the JVM-free pyfunc: registered and served
 SPARK_MODEL_ARTIFACT_PATH = "spark-model"  # the same pipeline as an MLflow Spark model
 TRAIN_SECTIONS = ("train", "spark", "mlflow")
 MAX_PLOTTED_ROWS = 5000  # test rows in the predicted-vs-actual plot table
+# what `dvc exp show` and `dvc metrics diff` compare, in this order (every metric is in the run
+# and in train's report for promote)
+METRICS_FILE_KEYS = ("rmse", "r2", "mae", "baseline_rmse")
 
 
 @dataclass(frozen=True)
@@ -176,9 +179,9 @@ def train(settings: Settings) -> TrainResult:
                 context="training",
             )
         _log_feature_importances(fitted.importances)
+        _log_predictions_plot(fitted.predictions)
         _write_plot_tables(fitted, config)
         if tuned is not None:
-            mlflow.log_param("tuned_from_run_id", tuned.run_id)
             mlflow.set_tags(
                 {
                     "tweetops.tuned_from.run_id": tuned.run_id,
@@ -196,7 +199,7 @@ def train(settings: Settings) -> TrainResult:
         )
 
     def reports(result: TrainResult) -> dict[Path, dict]:
-        return {config.metrics_file: dict(sorted(result.metrics.items()))}
+        return {config.metrics_file: {name: result.metrics[name] for name in METRICS_FILE_KEYS}}
 
     name = (
         f"train nt{config.num_trees}-d{config.max_depth} {data_label(config.training_rows_dir)}"
@@ -300,6 +303,33 @@ def _log_feature_importances(table: pd.DataFrame) -> None:
         axis.set_title("What drives engagement")
         figure.tight_layout()
         png_path = Path(scratch) / "feature-importance.png"
+        figure.savefig(png_path, dpi=110)
+        plt.close(figure)
+        mlflow.log_artifact(str(png_path))
+
+
+def _log_predictions_plot(table: pd.DataFrame) -> None:
+    """Predicted vs actual engagement of the test rows, with the y = x line, as a PNG.
+
+    The same picture as `dvc plots show` draws from `reports/plots/predictions.csv`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: set here, when a figure is drawn, never at import
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5.5, 5.5))
+    axis.scatter(table["actual"], table["predicted"], s=6, alpha=0.4, color="#1d9bf0")
+    low = float(min(table["actual"].min(), table["predicted"].min()))
+    high = float(max(table["actual"].max(), table["predicted"].max()))
+    axis.plot([low, high], [low, high], "--", color="#555555", label="y = x (perfect)")
+    axis.set_xlabel("actual engagement, log1p")
+    axis.set_ylabel("predicted engagement, log1p")
+    axis.set_title(f"Predicted vs actual ({len(table)} test rows)")
+    axis.legend(loc="upper left")
+    figure.tight_layout()
+    with tempfile.TemporaryDirectory() as scratch:
+        png_path = Path(scratch) / "predicted-vs-actual.png"
         figure.savefig(png_path, dpi=110)
         plt.close(figure)
         mlflow.log_artifact(str(png_path))

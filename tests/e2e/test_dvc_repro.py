@@ -31,7 +31,7 @@ def test_dvc_repro_runs_the_chain_once(tmp_path: Path) -> None:
     raw_out = lock["stages"]["ingest"]["outs"][0]
     assert raw_out["path"] == "data/raw" and raw_out["md5"].endswith(".dir")
     metrics = json.loads((project / "reports" / "metrics.json").read_text())
-    assert metrics["r2"] > metrics["baseline_r2"]
+    assert metrics["rmse"] < metrics["baseline_rmse"]
     promotion = json.loads((project / "reports" / "promotion.json").read_text())
     assert promotion["promoted"] is True
 

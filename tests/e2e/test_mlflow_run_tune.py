@@ -85,8 +85,8 @@ def test_mlflow_run_tune_true_trains_the_champion_with_tuned_params(tmp_path: Pa
     assert champion.run_id == train_run.info.run_id
 
     # the parent carries what a user compares without opening its children
-    assert main.data.params["model.tuned"] == "True"
-    assert main.data.params["model.num_trees"] == str(best["best_params"]["num_trees"])
+    assert main.data.params["main.tune"] == "true"
+    assert main.data.params["train.num_trees"] == str(best["best_params"]["num_trees"])
     assert main.data.params["ingest.n_tweets"] == "2500"
     assert main.data.metrics["rmse"] == train_run.data.metrics["rmse"]
     assert main.data.metrics["baseline_r2"] == train_run.data.metrics["baseline_r2"]

@@ -47,8 +47,16 @@ def test_train_logs_params_metrics_artifacts_lineage_and_model(project: Project)
     params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
     assert params["train.seed"] == "42"
     assert params["train.num_trees"] == "20"
-    assert params["train.training_rows_dir"] == "data/features/training"
     assert params["spark.master"] == "local[2]"
+    # one name per setting, no empty values, folders in the settings artifact instead of params
+    assert "" not in params.values()
+    assert not any(key.endswith(("_dir", "_file")) for key in params)
+    settings_logged = json.loads(
+        Path(MlflowClient().download_artifacts(result.run_id, "settings.json")).read_text()
+    )
+    assert settings_logged["train.training_rows_dir"] == "data/features/training"
+    assert settings_logged["train.num_trees"] == 20
+    assert tags["mlflow.note.content"] == result.summary()
     for name in ("rmse", "mae", "r2", "baseline_rmse", "baseline_mae", "baseline_r2"):
         assert metrics[name] == pytest.approx(result.metrics[name])
     assert metrics["r2"] > metrics["baseline_r2"] + 0.3
@@ -61,7 +69,20 @@ def test_train_logs_params_metrics_artifacts_lineage_and_model(project: Project)
     assert run.inputs.dataset_inputs[0].dataset.name == "training_rows"
 
     artifacts = {item.path for item in MlflowClient().list_artifacts(result.run_id)}
-    assert {"feature-importance.csv", "feature-importance.png", "spark"} <= artifacts
+    assert {
+        "feature-importance.csv",
+        "feature-importance.png",
+        "predicted-vs-actual.png",  # the pictures `dvc plots show` draws, in the run
+        "settings.json",
+        "spark",
+    } <= artifacts
+    # the metrics file DVC compares holds the four numbers a user reads, in this order
+    assert list(json.loads(settings.train.metrics_file.read_text())) == [
+        "rmse",
+        "r2",
+        "mae",
+        "baseline_rmse",
+    ]
     importance = pd.read_csv(
         mlflow.artifacts.download_artifacts(
             run_id=result.run_id, artifact_path="feature-importance.csv"

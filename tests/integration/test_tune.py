@@ -70,15 +70,22 @@ def test_spark_trials_run_in_workers_as_nested_runs_then_train_takes_the_best(
     assert result.best_trial_run_id == min(rmse_by_run, key=rmse_by_run.get)
     assert result.best_validation_rmse == min(rmse_by_run.values())
     for run in children:
-        assert 5 <= int(run.data.params["num_trees"]) <= 15
-        assert 3 <= int(run.data.params["max_depth"]) <= 6
+        assert 5 <= int(run.data.params["train.num_trees"]) <= 15
+        assert 3 <= int(run.data.params["train.max_depth"]) <= 6
         assert run.data.tags["tweetops.step"] == "tune-trial"
-        assert run.info.run_name.startswith(f"trial nt{run.data.params['num_trees']}-")
+        assert run.info.run_name.startswith(f"trial nt{run.data.params['train.num_trees']}-")
+        # the run spans its fit: created after it, with the fit's start and end times
+        fit_seconds = run.data.metrics["fit_seconds"]
+        assert fit_seconds > 0.0
+        assert run.info.end_time - run.info.start_time == pytest.approx(fit_seconds * 1000, abs=1)
+        assert run.info.start_time >= parent.info.start_time
 
     metrics = parent.data.metrics
     assert metrics["best_validation_rmse"] == metrics["best_loss"] == result.best_validation_rmse
     assert metrics["refit_validation_rmse"] == result.refit_validation_rmse > 0
-    assert parent.data.params["best.num_trees"] == str(result.best_params["num_trees"])
+    # the best forest under train's names; the base settings tune searched around are not params
+    assert parent.data.params["train.num_trees"] == str(result.best_params["num_trees"])
+    assert not any(key.startswith("best.") for key in parent.data.params)
     assert parent.data.tags["tweetops.tune.best_trial_run_id"] == result.best_trial_run_id
     assert parent.data.tags["tweetops.data.training.dvc_md5"].endswith(".dir")
     assert parent.info.run_name.startswith("tune spark_trials x4 data:")
@@ -109,7 +116,6 @@ def test_spark_trials_run_in_workers_as_nested_runs_then_train_takes_the_best(
     for key, value in result.best_params.items():
         assert train_run.data.params[f"train.{key}"] == str(value)
     assert train_run.data.tags["tweetops.tuned_from.run_id"] == result.run_id
-    assert train_run.data.params["tuned_from_run_id"] == result.run_id
     assert train_run.info.run_name.endswith(" tuned")
 
 

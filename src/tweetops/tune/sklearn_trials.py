@@ -11,6 +11,7 @@ picklable `record_trial` callback that the tune step provides.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,8 +27,15 @@ from tweetops.model.pipeline import MIN_TRAINING_ROWS
 from tweetops.schema import CATEGORICAL_FEATURES, LABEL_COLUMN, NUMERIC_FEATURES
 from tweetops.settings import TrainSettings, TuneSettings
 
-# (trial name, params, validation metrics) -> the id under which the trial was recorded
-RecordTrial = Callable[[str, dict[str, Any], dict[str, float]], str]
+# (trial name, params, validation metrics, fit start and end in epoch ms) -> the id under which
+# the trial was recorded
+RecordTrial = Callable[[str, dict[str, Any], dict[str, float], int, int], str]
+
+
+def epoch_ms() -> int:
+    """Now, in milliseconds since the epoch (what MLflow's run start and end times hold)."""
+    return time.time_ns() // 1_000_000
+
 
 TUNED_KEYS = ("num_trees", "max_depth", "min_instances_per_node", "subsampling_rate")
 
@@ -194,10 +202,14 @@ class SklearnObjective:
     def __call__(self, params: dict[str, Any]) -> dict[str, Any]:
         """Fit, score and record one trial; Hyperopt's result dict."""
         chosen = chosen_params(params)
+        started = epoch_ms()
         metrics = fit_and_score(self.rows.value, chosen, self.base)
+        ended = epoch_ms()
         run_id = self.record_trial(
             trial_name(chosen),
             chosen,
             {f"validation_{name}": value for name, value in metrics.items()},
+            started,
+            ended,
         )
         return {"loss": metrics["rmse"], "status": STATUS_OK, "params": chosen, "run_id": run_id}

@@ -57,6 +57,7 @@ from tweetops.tune.sklearn_trials import (
     SklearnObjective,
     chosen_params,
     collect_rows,
+    epoch_ms,
     trial_name,
 )
 from tweetops.tune.trial_runs import (
@@ -257,12 +258,16 @@ def _mllib_objective(
 ) -> Any:
     def objective(params: dict[str, Any]) -> dict[str, Any]:
         chosen = chosen_params(params)
+        started = epoch_ms()
         model = build_pipeline(trial_settings(base, chosen)).fit(fit_rows)
         metrics = evaluate(model.transform(validation_rows))
+        ended = epoch_ms()
         trial_id = record_trial(
             trial_name(chosen),
             chosen,
             {f"validation_{name}": value for name, value in metrics.items()},
+            started,
+            ended,
         )
         return {"loss": metrics["rmse"], "status": STATUS_OK, "params": chosen, "run_id": trial_id}
 
@@ -432,7 +437,8 @@ def tune(settings: Settings) -> TuneResult:
 
     def publish(found: TuneResult, run: StepRun) -> TuneResult:
         result = replace(found, run_id=run.run_id, result_file=config.result_file)
-        mlflow.log_params({f"best.{key}": value for key, value in result.best_params.items()})
+        # the best forest under train's names: what `train -S tuned_from=...` will fit
+        mlflow.log_params({f"train.{key}": value for key, value in result.best_params.items()})
         mlflow.log_param("tune.effective_parallelism", result.parallelism)
         mlflow.set_tag("tweetops.tune.best_trial_run_id", result.best_trial_run_id)
         mlflow.log_metric("best_loss", result.best_validation_rmse)
@@ -456,6 +462,7 @@ def tune(settings: Settings) -> TuneResult:
         "tune",
         TUNE_SECTIONS,
         core,
+        exclude=frozenset(f"train.{key}" for key in TUNED_KEYS),
         needs_spark=True,
         inputs={"training": base.training_rows_dir},
         publish=publish,

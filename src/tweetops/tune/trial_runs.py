@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -75,18 +74,30 @@ class TrialRecorder:
     backend: str
     credentials: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
-    def __call__(self, name: str, params: dict[str, Any], metrics: dict[str, float]) -> str:
-        """Create the trial's run under the parent, log params and metrics, end it."""
+    def __call__(
+        self,
+        name: str,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        started_ms: int,
+        ended_ms: int,
+    ) -> str:
+        """Record the trial as a run under the parent spanning its fit, with `fit_seconds`.
+
+        The run is created after the fit (a worker holds no run while it fits), so its start
+        and end times are the fit's, passed to the tracking store explicitly.
+        """
         from mlflow.entities import Metric, Param, RunTag
         from mlflow.tracking import MlflowClient
 
         for variable, value in self.credentials.items():
             os.environ.setdefault(variable, value)
-        now = int(time.time() * 1000)
+        fit_seconds = (ended_ms - started_ms) / 1000.0
         with _store_lock(self.tracking_uri):
             client = MlflowClient(tracking_uri=self.tracking_uri)
             run = client.create_run(
                 self.experiment_id,
+                start_time=started_ms,
                 run_name=name,
                 tags={
                     "mlflow.parentRunId": self.parent_run_id,
@@ -102,11 +113,21 @@ class TrialRecorder:
             run_id = run.info.run_id
             client.log_batch(
                 run_id,
-                metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
-                params=[Param(key, str(value)) for key, value in params.items()],
-                tags=[RunTag("tweetops.tune.parent_run_id", self.parent_run_id)],
+                metrics=[
+                    Metric(key, float(value), ended_ms, 0)
+                    for key, value in {**metrics, "fit_seconds": fit_seconds}.items()
+                ],
+                params=[Param(f"train.{key}", str(value)) for key, value in params.items()],
+                tags=[
+                    RunTag("tweetops.tune.parent_run_id", self.parent_run_id),
+                    RunTag(
+                        "mlflow.note.content",
+                        f"Tune trial {name}: fit for {fit_seconds:.1f} s, validation rmse "
+                        f"{metrics.get('validation_rmse', float('nan')):.4f}.",
+                    ),
+                ],
             )
-            client.set_terminated(run_id, "FINISHED")
+            client.set_terminated(run_id, "FINISHED", end_time=ended_ms)
         return run_id
 
 

@@ -1,19 +1,24 @@
-"""Bench: the features job on synthetic tweets, against DuckDB, batch sizing, live lag, caching.
+"""Bench: the features job on synthetic tweets, against the DuckDB oracle, live throughput.
 
-    python bench/features.py [--tweets 1000000] [--live-tweets 20000] [--storage-rows 100000]
+    python bench/features.py [--tweets 1000000] [--snapshot DIR] [--live-tweets 20000]
+                             [--storage-rows 100000]
+                             [--live-rates 2000 4000 ...] [--live-seconds 15]
                              [--sizing-files 10 50] [--skip duckdb live storage single]
 
-1. Spark, the features step with the defaults (one-shot `availableNow`, the three tables):
-   wall time, tweets/s, micro-batches, peak RSS of the Python driver and of the JVM (a child).
-2. Spark, the same with a single micro-batch: the ratio default / single is the cost of the
-   default micro-batch sizing.
-3. DuckDB computes the per-user table from the same JSONL files; the ratio Spark / DuckDB is
-   printed and the two user tables are checked equal. Spark then computes the user table alone
-   (a batch read, no state, no other table): the ratio of that to DuckDB is Spark's floor here.
-4. Live lag: a live run (`trigger=continuous`, 5 s) over a small snapshot; part files of 1,000
-   new tweets appear one at a time; lag = file visible -> the micro-batch that includes it has
-   written the user table (its state committed). p50 and max.
-5. `train.storage_level`: train's `fit_and_score` on the training rows at each level.
+1. Spark, the one-shot features job with the defaults (`availableNow`, the three tables, no
+   MLflow run): wall time, tweets/s, micro-batches, peak RSS of the Python driver and of the
+   JVM (a child), and where the time goes (the job's phases, summed over micro-batches).
+2. The DuckDB oracle (tests/support/oracle.py) computes the same three tables with the same
+   semantics from the same files; its time, whether Spark's tables equal its tables, and the
+   ratio Spark (three tables) / DuckDB (three tables), target at most 4x.
+3. `train.storage_level`: train's `fit_and_score` on the training rows at each level.
+4. Spark with a single micro-batch (when the default sizing needs several) and with each
+   `--sizing-files` cap: the cost of micro-batch sizing.
+5. Live throughput: a live run (`trigger=continuous`, 5 s) over `--live-tweets` tweets; then
+   part files of R tweets appear once a second for `--live-seconds` seconds, for each rate R
+   of `--live-rates` in turn (the snapshot's tweets, in event-time order); lag = file visible
+   -> a committed micro-batch has read it. p50 and max per rate, the mean phases of the
+   micro-batches, and the highest rate with p50 lag under 10 s (target at least 6,000/s).
 
 Prints figures, asserts nothing (a table mismatch is printed, not raised).
 """
@@ -22,23 +27,26 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "src"))
+sys.path.insert(1, str(REPO_ROOT))  # the DuckDB oracle lives with the tests (a dev dependency)
 
-from tweetops.features import build_features  # noqa: E402
+from tweetops.features import BatchProgress, stream_feature_tables  # noqa: E402
+from tweetops.features.step import StopRequest  # noqa: E402
 from tweetops.ingest.step import ingest  # noqa: E402
 from tweetops.settings import Settings, load_settings  # noqa: E402
 from tweetops.spark import build_spark, spark_path  # noqa: E402
@@ -96,9 +104,11 @@ class PeakRss:
 
 
 def _spark_run(settings: Settings, label: str, tweets: int) -> float:
+    spark = build_spark(settings.spark)
+    batches: list[BatchProgress] = []
     with PeakRss() as rss:
         started = time.perf_counter()
-        result = build_features(settings)
+        result = stream_feature_tables(spark, settings.features, batches.append)
         seconds = time.perf_counter() - started
     print(
         f"spark {label}: {seconds:.1f} s, {tweets / seconds:,.0f} tweets/s, "
@@ -107,165 +117,173 @@ def _spark_run(settings: Settings, label: str, tweets: int) -> float:
         f"{rss.driver / 2**20:,.0f} MiB, JVM {rss.jvm / 2**20:,.0f} MiB",
         flush=True,
     )
-    return seconds
-
-
-DUCKDB_USERS = """
-WITH raw AS (
-  SELECT * FROM read_json('{glob}', format='newline_delimited', columns={{
-    'id': 'VARCHAR', 'created_at': 'VARCHAR',
-    'public_metrics': 'STRUCT(retweet_count BIGINT, reply_count BIGINT, like_count BIGINT,
-                              quote_count BIGINT)',
-    'referenced_tweets': 'STRUCT(type VARCHAR, id VARCHAR)[]',
-    'author': 'STRUCT(id VARCHAR, username VARCHAR, created_at VARCHAR, verified BOOLEAN,
-                      public_metrics STRUCT(followers_count BIGINT, following_count BIGINT,
-                      tweet_count BIGINT, listed_count BIGINT, like_count BIGINT))'}})
-), t AS (
-  SELECT author.id AS user_id, CAST(id AS BIGINT) AS tid,
-         epoch_ms(CAST(replace(created_at, 'Z', '') AS TIMESTAMP)) AS at_ms,
-         coalesce(len(list_filter(referenced_tweets, lambda r: r.type = 'retweeted')) > 0, false)
-           AS is_retweet,
-         coalesce(public_metrics.retweet_count, 0) + coalesce(public_metrics.reply_count, 0)
-           + coalesce(public_metrics.like_count, 0) + coalesce(public_metrics.quote_count, 0)
-           AS engagement,
-         author.public_metrics AS p
-  FROM (SELECT DISTINCT ON (id) * FROM raw)
-)
-SELECT user_id, count(*) AS tweets_seen,
-       count(*) FILTER (WHERE NOT is_retweet) AS original_tweets,
-       count(*) FILTER (WHERE is_retweet) AS retweets_made,
-       arg_max(p.followers_count, (at_ms, tid)) AS followers_count,
-       arg_max(p.following_count, (at_ms, tid)) AS following_count,
-       arg_max(p.tweet_count, (at_ms, tid)) AS tweet_count,
-       min(at_ms) AS first_ms, max(at_ms) AS last_ms,
-       coalesce(sum(engagement) FILTER (WHERE NOT is_retweet), 0) AS total_engagement,
-       round(avg(ln(1 + engagement)) FILTER (WHERE NOT is_retweet), 9) AS mean_engagement
-FROM t GROUP BY user_id
-"""
-
-SPARK_USERS = """
-SELECT user_id, tweets_seen, original_tweets, retweets_made, followers_count, following_count,
-       tweet_count, epoch_ms(first_tweet_at) AS first_ms, epoch_ms(last_tweet_at) AS last_ms,
-       total_engagement, round(mean_engagement, 9) AS mean_engagement
-FROM read_parquet('{folder}/*.parquet')
-"""
-
-
-def _duckdb(settings: Settings) -> float:
-    import duckdb
-
-    con = duckdb.connect()
-    glob = f"{settings.features.raw_dir}/*.jsonl"
-    started = time.perf_counter()
-    con.execute(f"CREATE TABLE duck AS {DUCKDB_USERS.format(glob=glob)}")
-    seconds = time.perf_counter() - started
-    con.execute(f"CREATE TABLE spark AS {SPARK_USERS.format(folder=settings.features.users_dir)}")
-    rows = con.execute("SELECT count(*) FROM duck").fetchone()[0]
-    diff = con.execute(
-        "SELECT (SELECT count(*) FROM (SELECT * FROM duck EXCEPT ALL "
-        "SELECT * FROM spark)), (SELECT count(*) FROM (SELECT * FROM spark "
-        "EXCEPT ALL SELECT * FROM duck))"
-    ).fetchone()
+    phases: dict[str, float] = {}
+    for batch in batches:
+        for name, phase_seconds in batch.counts.phase_seconds.items():
+            phases[name] = phases.get(name, 0.0) + phase_seconds
+    listed = ", ".join(f"{name} {value:.1f} s" for name, value in phases.items())
     print(
-        f"duckdb users table: {seconds:.1f} s, {rows} users; equal to Spark's: "
-        f"{diff == (0, 0)} (rows only in duckdb / only in spark: {diff[0]} / {diff[1]})",
+        f"spark {label} phases: {listed}; outside them (query, listing, counts) "
+        f"{seconds - sum(phases.values()):.1f} s",
         flush=True,
     )
     return seconds
 
 
-def _spark_users_only(settings: Settings) -> float:
-    """Spark's floor for the comparison: the user table alone, one batch read of the JSON."""
-    from tweetops.features.batch import read_raw_batch
-    from tweetops.features.parse import parse_tweets, valid_tweets
-    from tweetops.features.tables import user_features
+def _micro_batches(settings: Settings) -> list[list[Path]]:
+    """The part files as the stream reads them: modification-time order, capped per batch."""
+    config = settings.features
+    files = sorted(config.raw_dir.glob("*.jsonl"), key=lambda p: (p.stat().st_mtime, p.name))
+    step = config.max_files_per_trigger
+    return [files[n : n + step] for n in range(0, len(files), step)]
 
-    spark = build_spark(settings.spark)
-    target = settings.features.checkpoint_dir.parent / "bench_users_only"
+
+def _oracle(settings: Settings, spark_seconds: float) -> None:
+    """The DuckDB oracle on the same snapshot: its time, and whether Spark's tables equal it."""
+    import duckdb
+
+    from tests.support.oracle import build_oracle, compare_with_parquet
+
+    config = settings.features
+    con = duckdb.connect()
     started = time.perf_counter()
-    raw = read_raw_batch(spark, settings.features.raw_dir)
-    user_features(valid_tweets(parse_tweets(raw))).write.mode("overwrite").parquet(
-        spark_path(target)
+    counts = build_oracle(
+        con,
+        _micro_batches(settings),
+        watermark=config.watermark,
+        activity_window=config.activity_window,
+        activity_slide=config.activity_slide,
+        flush_at_end=config.flush_at_end,
     )
     seconds = time.perf_counter() - started
-    print(
-        f"spark user table only (batch read, no state, no other table): {seconds:.1f} s", flush=True
-    )
-    return seconds
-
-
-def _live_lag(root: Path, tweets: int) -> None:
-    base = _settings(root, tweets, "ingest.synthetic_days=2")
-    ingest(base)
-    later = root / "later"
-    extra = _settings(
-        later,
-        8000,
-        "ingest.tweets_per_file=1000",
-        "ingest.seed=7",
-        "ingest.synthetic_start_time=2026-10-03T00:00:00Z",
-        "ingest.synthetic_days=1",
-    )
-    ingest(extra)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'live.db'}"}
-    args = [
-        sys.executable,
-        "-m",
-        "tweetops",
-        "features",
-        "-q",
-        "--params",
-        str(REPO_ROOT / "params.yaml"),
-        "-S",
-        "features.trigger=continuous",
-        "-S",
-        "features.trigger_interval_s=5",
+    differences = [
+        compare_with_parquet(con, table, folder)
+        for table, folder in (
+            ("users", config.users_dir),
+            ("training", config.training_rows_dir),
+            ("activity", config.user_activity_dir),
+        )
     ]
-    for override in (
-        f"data.{key}={value}"
-        for key, value in {
-            "raw_tweets": base.features.raw_dir,
-            "users": base.features.users_dir,
-            "training_rows": base.features.training_rows_dir,
-            "user_activity": base.features.user_activity_dir,
-            "late": base.features.late_dir,
-            "rejected": base.features.rejected_dir,
-            "features_checkpoints": base.features.checkpoint_dir,
-        }.items()
-    ):
-        args += ["-S", override]
-    args += [arg for o in QUIET for arg in ("-S", o)]
-    state_dir = base.features.checkpoint_dir / "state"
+    sizes = ", ".join(
+        f"{con.execute(f'SELECT count(*) FROM {name}').fetchone()[0]} {name}"  # type: ignore[index]
+        for name in ("users", "training", "activity")
+    )
+    print(
+        f"duckdb oracle (three tables): {seconds:.1f} s, {sizes}, {counts.accepted} accepted; "
+        f"Spark's tables equal the oracle's: {all(d.equal for d in differences)}",
+        flush=True,
+    )
+    for difference in differences:
+        if not difference.equal:
+            print(f"  differs: {difference}", flush=True)
+    print(
+        f"ratio Spark (three tables) / DuckDB (three tables): {spark_seconds / seconds:.1f}x "
+        f"(target at most 4x)",
+        flush=True,
+    )
 
-    def processed() -> int:
-        if process.poll() is not None:
-            raise SystemExit(f"the live run stopped with exit code {process.returncode}")
-        states = list(state_dir.glob("*.json")) if state_dir.is_dir() else []
+
+class LagTracker:
+    """Files appended at known times; each one's lag ends when a committed batch includes it."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.pending: list[tuple[float, int]] = []  # (appended at, tweets up to and with it)
+        self.lags: list[float] = []
+
+    def processed(self) -> int:
+        """Raw rows the committed micro-batches have read."""
+        states = list(self.state_dir.glob("*.json")) if self.state_dir.is_dir() else []
         if not states:
             return 0
-        return json.loads(max(states, key=lambda p: int(p.stem)).read_text())["input_rows"]
+        latest = max(states, key=lambda p: int(p.stem))
+        return int(json.loads(latest.read_text())["input_rows"])
 
-    process = subprocess.Popen(args, cwd=root, env=env)
+    def poll(self) -> None:
+        """Resolve every pending file a committed batch has read."""
+        done, now = self.processed(), time.perf_counter()
+        self.lags += [now - at for at, upto in self.pending if upto <= done]
+        self.pending = [(at, upto) for at, upto in self.pending if upto > done]
+
+
+def _tweet_lines(pool_dir: Path) -> Iterator[bytes]:
+    """The synthetic snapshot's lines in event-time order (part files are written oldest first)."""
+    for part in sorted(pool_dir.glob("*.jsonl")):
+        yield from part.read_bytes().splitlines()
+
+
+def _live_throughput(
+    root: Path, pool_dir: Path, rates: list[int], seconds_per_rate: int, base_tweets: int
+) -> None:
+    """Append tweets at rising rates to a live run; the highest rate with p50 lag under 10 s."""
+    settings = _settings(root, base_tweets, "features.trigger=continuous")
+    config = settings.features
+    config.raw_dir.mkdir(parents=True)
+    lines = _tweet_lines(pool_dir)
+    written = 0
+
+    def append(count: int) -> int:
+        nonlocal written
+        chunk = list(itertools.islice(lines, count))
+        scratch = config.raw_dir / f".part-{written:09d}.jsonl.tmp"
+        scratch.write_bytes(b"\n".join(chunk) + b"\n")
+        os.replace(scratch, config.raw_dir / f"part-{written:09d}.jsonl")
+        written += len(chunk)
+        return written
+
+    append(base_tweets)
+    spark = build_spark(settings.spark)
+    stop = StopRequest()
+    batches: list[BatchProgress] = []
+    job = threading.Thread(
+        target=stream_feature_tables, args=(spark, config, batches.append, stop), daemon=True
+    )
+    job.start()
+    tracker = LagTracker(config.checkpoint_dir / "state")
+    best = None
     try:
-        while processed() < tweets:
+        while tracker.processed() < base_tweets:
             time.sleep(0.2)
-        lags, expected = [], tweets
-        for part in sorted(extra.features.raw_dir.glob("*.jsonl")):
-            expected += len(part.read_bytes().splitlines())
-            os.replace(part, base.features.raw_dir / part.name)
-            written = time.perf_counter()
-            while processed() < expected:
+        for rate in rates:
+            tracker.lags, first_batch = [], len(batches)
+            started = time.perf_counter()
+            for second in range(seconds_per_rate):
+                tracker.pending.append((time.perf_counter(), append(rate)))
+                while time.perf_counter() < started + second + 1:
+                    tracker.poll()
+                    time.sleep(0.05)
+            deadline = time.perf_counter() + 120
+            while tracker.pending and time.perf_counter() < deadline:
+                tracker.poll()
                 time.sleep(0.05)
-            lags.append(time.perf_counter() - written)
-            time.sleep(2.0)  # files land at staggered points of the trigger interval
-        print(
-            f"live lag (5 s trigger, {tweets} tweets before): p50 {statistics.median(lags):.1f} "
-            f"s, max {max(lags):.1f} s over {len(lags)} files",
-            flush=True,
-        )
+            if tracker.pending or not tracker.lags:
+                print(f"live {rate:,} tweets/s: not caught up within 120 s", flush=True)
+                break
+            p50 = statistics.median(tracker.lags)
+            ran = batches[first_batch:]
+            phases: dict[str, float] = {}
+            for batch in ran:
+                for name, phase_seconds in batch.counts.phase_seconds.items():
+                    phases[name] = phases.get(name, 0.0) + phase_seconds / len(ran)
+            listed = ", ".join(f"{name} {value:.1f} s" for name, value in phases.items())
+            mean_batch = statistics.mean(b.duration_ms for b in ran) / 1000 if ran else 0.0
+            print(
+                f"live {rate:,} tweets/s for {seconds_per_rate} s: lag p50 "
+                f"{p50:.1f} s, max {max(tracker.lags):.1f} s; {len(ran)} micro-batches, mean "
+                f"{mean_batch:.1f} s ({listed}); history {tracker.processed():,} tweets",
+                flush=True,
+            )
+            if p50 >= 10:
+                break
+            best = rate
     finally:
-        process.terminate()
-        process.wait(timeout=300)
+        stop.event.set()
+        job.join(timeout=600)
+    print(
+        f"live: highest append rate with p50 lag under 10 s: "
+        f"{'none tried' if best is None else f'{best:,} tweets/s'} (target at least 6,000)",
+        flush=True,
+    )
 
 
 def _storage_levels(settings: Settings, rows_cap: int) -> None:
@@ -296,7 +314,11 @@ def _storage_levels(settings: Settings, rows_cap: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tweets", type=int, default=1_000_000)
-    parser.add_argument("--live-tweets", type=int, default=20_000)
+    parser.add_argument("--live-tweets", type=int, default=20_000, help="before the appends")
+    parser.add_argument(
+        "--live-rates", type=int, nargs="*", default=[2000, 4000, 6000, 8000, 12000, 16000]
+    )
+    parser.add_argument("--live-seconds", type=int, default=15, help="of appends per rate")
     parser.add_argument("--storage-rows", type=int, default=100_000)
     parser.add_argument(
         "--sizing-files",
@@ -308,6 +330,12 @@ def main() -> None:
     parser.add_argument(
         "--skip", nargs="*", default=[], choices=["single", "duckdb", "live", "storage"]
     )
+    parser.add_argument(
+        "--snapshot",
+        type=Path,
+        help="a finished ingest's tweets folder of --tweets tweets to copy instead of ingesting "
+        "(the synthetic tweets are the same for the same sizes and seed)",
+    )
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="tweetops-bench-features-"))
@@ -316,7 +344,10 @@ def main() -> None:
     try:
         settings = _settings(root, args.tweets)
         started = time.perf_counter()
-        ingest(settings)
+        if args.snapshot:
+            shutil.copytree(args.snapshot.resolve(), settings.features.raw_dir)
+        else:
+            ingest(settings)
         parts = len(list(settings.features.raw_dir.glob("*.jsonl")))
         print(
             f"\n{args.tweets} synthetic tweets in {parts} part files "
@@ -326,16 +357,7 @@ def main() -> None:
         build_spark(settings.spark)  # JVM start-up is not the job's cost
         default = _spark_run(settings, "defaults", args.tweets)
         if "duckdb" not in args.skip:
-            duck = _duckdb(settings)
-            print(
-                f"ratio Spark (three tables) / DuckDB (user table): {default / duck:.1f}x",
-                flush=True,
-            )
-            alone = _spark_users_only(settings)
-            print(
-                f"ratio Spark (user table only) / DuckDB (user table): {alone / duck:.1f}x",
-                flush=True,
-            )
+            _oracle(settings, default)
         if "storage" not in args.skip:
             _storage_levels(settings, args.storage_rows)
         if parts <= settings.features.max_files_per_trigger:
@@ -357,7 +379,13 @@ def main() -> None:
                 f"ratio maxFilesPerTrigger={files} / defaults: {capped / default:.2f}x", flush=True
             )
         if "live" not in args.skip:
-            _live_lag(root / "live", args.live_tweets)
+            _live_throughput(
+                root / "live",
+                settings.features.raw_dir,
+                args.live_rates,
+                args.live_seconds,
+                args.live_tweets,
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -133,6 +133,7 @@ RAW_TWEET_SCHEMA = _struct(
             ),
         ),
     ),
+    ("fetched_at", StringType()),
     (CORRUPT_RECORD_COLUMN, StringType()),
 )
 
@@ -235,3 +236,7 @@ INPUT_RANGES: dict[str, tuple[float | None, float | None]] = {
 }
 # Identity and time columns a training row carries besides the label and the model's inputs.
 TRAINING_KEY_COLUMNS = ("tweet_id", "user_id", "created_at")
+# Hours from created_at to fetched_at: how long the label's engagement had to accrue (null when
+# the source does not say). It qualifies the label, so it filters training rows
+# (features.label_min_age) and is not a model input: a tweet being scored has no fetch time.
+LABEL_AGE_COLUMN = "age_at_fetch_hours"

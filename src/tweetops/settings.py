@@ -187,8 +187,12 @@ class FeaturesSettings(_Section):
     activity_window: str
     activity_slide: str | None
     incremental: bool
+    flush_at_end: bool
+    label_min_age: str | None
 
-    @field_validator("watermark", "max_clock_skew", "activity_window", "activity_slide")
+    @field_validator(
+        "watermark", "max_clock_skew", "activity_window", "activity_slide", "label_min_age"
+    )
     @classmethod
     def _must_be_duration(cls, value: str | None) -> str | None:
         if value is not None and duration_ms(value) <= 0:

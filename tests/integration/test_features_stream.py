@@ -159,7 +159,11 @@ def test_live_mode_follows_appends_stops_cleanly_and_resumes(
     assert "features: batch 0:" in output and "Traceback" not in output
     config = settings.features
     batch = build_features_batch(
-        spark, config.raw_dir, watermark=config.watermark, activity_window=config.activity_window
+        spark,
+        config.raw_dir,
+        watermark=config.watermark,
+        activity_window=config.activity_window,
+        label_min_age=config.label_min_age,
     )
     assert_same_rows(read_table(spark, config.users_dir), batch.users)
     assert_same_rows(read_table(spark, config.training_rows_dir), batch.training)

@@ -137,6 +137,8 @@ def test_streaming_job_equals_batch_job(project: Project, spark: SparkSession) -
         watermark=config.watermark,
         activity_window=config.activity_window,
         activity_slide=config.activity_slide,
+        flush_at_end=config.flush_at_end,
+        label_min_age=config.label_min_age,
     )
     assert result.users == batch.users.count()
     assert result.training_rows == batch.training.count() > 0

@@ -12,6 +12,7 @@ Outputs (Parquet):
 - `training_rows_dir`: one row per original tweet once the watermark has passed it: label
   `engagement = log1p(retweets + replies + likes + quotes)`, tweet features, the author's
   profile at tweet time and the author's point-in-time history; in `batch_id=<n>` folders.
+  A one-shot run writes the tweets still behind the final watermark too (`flush_at_end`).
 - `user_activity_dir`: per user and closed event-time window; in `batch_id=<n>` folders.
 - `late_dir`: tweets older than the watermark when they arrived, with their lateness.
 - `rejected_dir`: raw lines Spark could not read as a normalized tweet, with the reason.

@@ -50,18 +50,25 @@ def build_features_batch(
     watermark: str = "1 hour",
     activity_window: str = "1 hour",
     activity_slide: str | None = None,
+    flush_at_end: bool = False,
+    label_min_age: str | None = None,
 ) -> FeatureTables:
     """Batch twin of the streaming job: the three tables of the snapshot in `raw_dir`.
 
     Tweets are deduplicated by id; training rows and activity windows are those closed under
-    the final watermark (latest `created_at` minus `watermark`), as the stream emits them.
+    the final watermark (latest `created_at` minus `watermark`), as the stream emits them;
+    with `flush_at_end`, all of them, as a one-shot run that flushes emits them. Tweets
+    fetched less than `label_min_age` after they were posted are no training rows.
     """
     tweets = with_event_ms(
         valid_tweets(parse_tweets(read_raw_batch(spark, raw_dir)))
     ).dropDuplicates(["tweet_id"])
     latest = tweets.agg(F.max(EVENT_MS)).first()[0]
     closed_ms = (latest - duration_ms(watermark)) if latest is not None else 0
-    training = training_rows(closed_rows(author_history(tweets), None, closed_ms))
+    if flush_at_end:
+        closed_ms = 1 << 62
+    min_age_ms = duration_ms(label_min_age) if label_min_age else None
+    training = training_rows(closed_rows(author_history(tweets), None, closed_ms), min_age_ms)
     activity = closed_windows(
         user_activity(tweets, activity_window, activity_slide), None, closed_ms
     )

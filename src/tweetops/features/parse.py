@@ -71,6 +71,7 @@ def parse_tweets(raw: DataFrame, max_clock_skew: str | None = None) -> DataFrame
         *(author_metrics[name].alias(name) for name in PROFILE_COLUMNS if name != "like_count"),
         F.coalesce(author_metrics["like_count"], F.lit(0)).alias("like_count"),
         F.coalesce(F.col("author.verified"), F.lit(False)).alias("verified"),
+        _api_time(F.col("fetched_at")).alias("fetched_at"),
         F.col(CORRUPT_RECORD_COLUMN).alias("raw_line"),
     )
     missing_profile = reduce(operator.or_, (F.col(name).isNull() for name in PROFILE_COLUMNS))

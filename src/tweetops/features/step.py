@@ -21,6 +21,7 @@ from tweetops.features.parse import parse_tweets
 from tweetops.features.stream import (
     BatchCounts,
     FeatureStream,
+    FlushCounts,
     checkpoint_is_complete,
     clear_outputs,
     has_outputs,
@@ -53,7 +54,8 @@ class BatchProgress:
             f"features: batch {c.batch_id}: {c.input_rows} rows in "
             f"{self.duration_ms / 1000:.1f} s -> {c.accepted} accepted, {c.late} late, "
             f"{c.duplicates} duplicate, {c.rejected} rejected; state {c.history_rows} "
-            f"history rows; watermark {c.watermark}"
+            f"history rows; watermark {c.watermark}, {c.waiting} original tweets waiting "
+            f"behind it, {c.too_young} too young for a label"
         )
 
     def metrics(self) -> dict[str, float]:
@@ -67,6 +69,8 @@ class BatchProgress:
             "batch_duplicates": c.duplicates,
             "batch_rejected": c.rejected,
             "batch_state_rows": c.history_rows,
+            "batch_waiting": c.waiting,
+            "batch_too_young": c.too_young,
         }
 
 
@@ -84,6 +88,9 @@ class FeaturesResult:
     rejected: int
     seconds: float
     rebuilt: bool = False
+    waiting: int = 0
+    flushed: int = 0
+    too_young: int = 0
 
     @property
     def rows_per_second(self) -> float:
@@ -101,14 +108,19 @@ class FeaturesResult:
             "features_late": self.late,
             "features_duplicates": self.duplicates,
             "features_rejected": self.rejected,
+            "features_waiting": self.waiting,
+            "features_flushed": self.flushed,
+            "features_too_young": self.too_young,
             "features_rows_per_second": self.rows_per_second,
         }
 
     def summary(self) -> str:
-        """One line: rows in, micro-batches, tables out, throughput."""
+        """One line: rows in, micro-batches, tables out, what waits, throughput."""
         return (
             f"features: {self.input_rows} raw rows in {self.micro_batches} micro-batches -> "
-            f"{self.users} users, {self.training_rows} training rows, "
+            f"{self.users} users, {self.training_rows} training rows ({self.flushed} flushed "
+            f"at the end), {self.waiting} original tweets waiting behind the watermark, "
+            f"{self.too_young} too young for a label, "
             f"{self.activity_rows} activity windows, {self.late} late, {self.duplicates} "
             f"duplicate, {self.rejected} rejected ({self.rows_per_second:,.0f} rows/s)"
         )
@@ -214,6 +226,7 @@ def stream_feature_tables(
         clear_marker(folder)
     rebuilt = prepare_outputs(config)
     job = FeatureStream(config)
+    job.remove_flush()
     started = time.perf_counter()
     query = _start(spark, config, job)
     reported: set[int] = set()
@@ -230,6 +243,7 @@ def stream_feature_tables(
     for folder in output_folders(config):  # an empty table is a folder, e.g. for DVC's outs
         folder.mkdir(parents=True, exist_ok=True)
     state = job.state_before(1 << 62)
+    flushed = job.flush(spark) if not live and config.flush_at_end else FlushCounts(0, 0)
     ran = [job.counts[i] for i in sorted(reported)]
     result = FeaturesResult(
         input_rows=sum(c.input_rows for c in ran),
@@ -242,6 +256,9 @@ def stream_feature_tables(
         rejected=state.rejected,
         seconds=time.perf_counter() - started,
         rebuilt=rebuilt,
+        waiting=state.waiting - flushed.training_rows - flushed.too_young,
+        flushed=flushed.training_rows,
+        too_young=state.too_young + flushed.too_young,
     )
     counts = {
         "training_rows": result.training_rows,
@@ -249,6 +266,9 @@ def stream_feature_tables(
         "activity_rows": result.activity_rows,
         "late": result.late,
         "rejected": result.rejected,
+        "waiting": result.waiting,
+        "flushed": result.flushed,
+        "too_young": result.too_young,
     }
     for folder in tables:
         mark_complete(folder, "features", counts)

@@ -14,7 +14,13 @@ micro-batches minus `features.watermark`. Per micro-batch `N`:
    point-in-time history, from every earlier batch) and windows close into `user_activity`;
    both are appended in `batch_id=N` folders;
 6. the user table is rebuilt from the history;
-7. the batch's watermark and counts are committed to `checkpoint_dir/state/N.json`.
+7. the batch's watermark and counts (the original tweets still waiting behind the watermark
+   among them) are committed to `checkpoint_dir/state/N.json`.
+
+The history is shuffled by author once per batch and cached: the author-history window, the
+activity windows and the user table all partition by `user_id`, so none shuffles again; a
+table with nothing closing is not written. At the end of a one-shot run, :meth:`FeatureStream.flush`
+emits what still waits (`features.flush_at_end`).
 
 Every write of batch `N` overwrites its own `batch_id=N` output and reads only state from
 batches before it, so a batch replayed after a crash or a stop gives the same tables.
@@ -25,12 +31,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from tweetops.features.parquet import write_stable
@@ -41,6 +50,7 @@ from tweetops.features.tables import (
     closed_rows,
     closed_windows,
     duration_ms,
+    too_young,
     training_rows,
     user_activity,
     user_features,
@@ -62,6 +72,15 @@ class BatchState:
     late: int
     duplicates: int
     rejected: int
+    waiting: int = 0  # original tweets accepted, not yet training rows (behind the watermark)
+    too_young: int = 0  # original tweets past the watermark left out by features.label_min_age
+
+
+class FlushCounts(NamedTuple):
+    """What the flush at the end of a one-shot run wrote and left out."""
+
+    training_rows: int
+    too_young: int
 
 
 EMPTY_STATE = BatchState(-1, None, None, 0, 0, 0, 0, 0)
@@ -79,6 +98,9 @@ class BatchCounts:
     rejected: int
     history_rows: int
     watermark: str | None
+    waiting: int
+    too_young: int
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _iso(ms: int | None) -> str | None:
@@ -92,9 +114,21 @@ class FeatureStream:
         self.config = config
         self.delay_ms = duration_ms(config.watermark)
         self.window_ms = duration_ms(config.activity_window)
+        self.min_age_ms = duration_ms(config.label_min_age) if config.label_min_age else None
         self.history_dir = config.checkpoint_dir / "history"
         self.state_dir = config.checkpoint_dir / "state"
+        self.flush_file = config.checkpoint_dir / "flush.json"
         self.counts: dict[int, BatchCounts] = {}
+        self._phases: dict[str, float] = {}
+
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        """Add the wall time of the block to this batch's `phase_seconds[name]`."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._phases[name] = self._phases.get(name, 0.0) + time.perf_counter() - started
 
     # -- state -------------------------------------------------------------------------
     def state_before(self, batch_id: int) -> BatchState:
@@ -136,6 +170,7 @@ class FeatureStream:
         before = self.state_before(batch_id)
         config = self.config
         batch.persist()
+        self._phases = {}
         try:
             valid = with_event_ms(valid_tweets(batch))
             is_late = (
@@ -144,15 +179,19 @@ class FeatureStream:
                 else F.unix_millis("created_at") < before.closed_ms
             )
             # one pass over the cached batch for every count
-            input_rows, rejected_count, late_count = batch.select(
-                F.count(F.lit(1)),
-                F.count("reject_reason"),
-                F.count(F.when(F.col("reject_reason").isNull() & is_late, 1)),
-            ).first()
+            with self._phase("read and count"):
+                input_rows, rejected_count, late_count = _first(
+                    batch.select(
+                        F.count(F.lit(1)),
+                        F.count("reject_reason"),
+                        F.count(F.when(F.col("reject_reason").isNull() & is_late, 1)),
+                    )
+                )
             if rejected_count:
-                _write(rejected_rows(batch), config.rejected_dir, batch_id)
+                with self._phase("rejected"):
+                    _write(rejected_rows(batch), config.rejected_dir, batch_id)
             on_time = valid
-            if late_count:
+            if late_count and before.closed_ms is not None:
                 late = valid.where(F.col(EVENT_MS) < before.closed_ms)
                 _write(
                     late.select(
@@ -172,21 +211,31 @@ class FeatureStream:
             if history is not None and before.closed_ms is not None:
                 inside = history.where(F.col(EVENT_MS) >= before.closed_ms - self.delay_ms)
                 on_time = on_time.join(inside.select("tweet_id"), "tweet_id", "left_anti")
-            _write(on_time, self.history_dir, batch_id)
-            fresh = spark.read.parquet(spark_path(self.history_dir / f"batch_id={batch_id}"))
-            accepted, fresh_max = fresh.agg(F.count(F.lit(1)), F.max(EVENT_MS)).first()
+            accepted, fresh_max = 0, None
+            if input_rows - rejected_count - late_count:  # no history folder for nothing
+                with self._phase("history append"):
+                    _write(on_time, self.history_dir, batch_id)
+                    fresh = spark.read.parquet(
+                        spark_path(self.history_dir / f"batch_id={batch_id}")
+                    )
+                    accepted, fresh_max = _first(fresh.agg(F.count(F.lit(1)), F.max(EVENT_MS)))
             candidates = [ms for ms in (before.max_event_ms, fresh_max) if ms is not None]
             max_ms = max(candidates) if candidates else None
             closed_ms = None if max_ms is None else max_ms - self.delay_ms
-            everything = self._history(spark, batch_id)
+            waiting, too_young_now = before.waiting, 0
+            everything = self._history(spark, batch_id) if accepted else None
             if everything is not None:
-                # read by the training rows, the windows and the user table: decode it once
-                everything = everything.persist()
+                # one shuffle by author feeds the history window, the windows and the user
+                # table (each partitions by user_id), decoded once
+                by_author = everything.repartition("user_id").persist()
                 try:
-                    self._emit(everything, batch_id, before.closed_ms, closed_ms)
-                    write_stable(user_features(everything), config.users_dir)
+                    waiting, too_young_now = self._emit(
+                        by_author, batch_id, before.closed_ms, closed_ms
+                    )
+                    with self._phase("users"):
+                        write_stable(user_features(by_author), config.users_dir)
                 finally:
-                    everything.unpersist()
+                    by_author.unpersist()
             duplicates = input_rows - rejected_count - late_count - accepted
             state = BatchState(
                 batch_id=batch_id,
@@ -197,6 +246,8 @@ class FeatureStream:
                 late=before.late + late_count,
                 duplicates=before.duplicates + duplicates,
                 rejected=before.rejected + rejected_count,
+                waiting=waiting,
+                too_young=before.too_young + too_young_now,
             )
             self._commit(state)
             self.counts[batch_id] = BatchCounts(
@@ -208,27 +259,68 @@ class FeatureStream:
                 rejected_count,
                 state.history_rows,
                 _iso(closed_ms),
+                waiting,
+                too_young_now,
+                dict(self._phases),
             )
         finally:
             batch.unpersist()
 
     def _emit(
         self, history: DataFrame, batch_id: int, after_ms: int | None, until_ms: int | None
+    ) -> tuple[int, int]:
+        """Write the training rows and activity windows closed by this batch's watermark.
+
+        Returns the original tweets still waiting behind it and those closing now that are too
+        young for a label (`features.label_min_age`). Nothing closing, nothing written.
+        """
+        original = ~F.col("is_retweet")
+        advanced = until_ms is not None and (after_ms is None or until_ms > after_ms)
+        since = F.lit(advanced) if after_ms is None else F.col(EVENT_MS) >= after_ms
+        until = F.lit(False) if until_ms is None else F.col(EVENT_MS) < until_ms
+        window_since = (
+            F.lit(advanced)
+            if after_ms is None or not advanced
+            else F.col(EVENT_MS) >= after_ms - self.window_ms
+        )
+        closing = since & until & original
+        with self._phase("count closing"):
+            labelled, young, windows_closing, waiting = _first(
+                history.select(
+                    F.count(F.when(closing & ~too_young(self.min_age_ms), 1)),
+                    F.count(F.when(closing & too_young(self.min_age_ms), 1)),
+                    F.count(F.when(window_since & until, 1)),
+                    F.count(F.when(~until & original, 1)),
+                )
+            )
+        if until_ms is None:
+            return int(waiting), 0
+        if labelled:
+            with self._phase("training rows"):
+                self._write_training(history, batch_id, after_ms, until_ms)
+        if windows_closing:
+            with self._phase("activity"):
+                self._write_activity(history, batch_id, after_ms, until_ms)
+        return int(waiting), int(young)
+
+    def _write_training(
+        self, history: DataFrame, batch_id: int, after_ms: int | None, until_ms: int
     ) -> None:
-        """Training rows and activity windows closed by this batch's watermark."""
-        if until_ms is None or (after_ms is not None and until_ms <= after_ms):
-            return
-        config = self.config
         if after_ms is None:
             with_history = author_history(history)
         else:  # only authors with a tweet closing now; their whole history
             authors = closed_rows(history, after_ms, until_ms).select("user_id").distinct()
             with_history = author_history(history.join(authors, "user_id", "left_semi"))
         _write(
-            training_rows(closed_rows(with_history, after_ms, until_ms)),
-            config.training_rows_dir,
+            training_rows(closed_rows(with_history, after_ms, until_ms), self.min_age_ms),
+            self.config.training_rows_dir,
             batch_id,
         )
+
+    def _write_activity(
+        self, history: DataFrame, batch_id: int, after_ms: int | None, until_ms: int
+    ) -> None:
+        config = self.config
         recent = (
             history
             if after_ms is None
@@ -236,6 +328,57 @@ class FeatureStream:
         )
         activity = user_activity(recent, config.activity_window, config.activity_slide)
         _write(closed_windows(activity, after_ms, until_ms), config.user_activity_dir, batch_id)
+
+    # -- the end of a one-shot run -----------------------------------------------------
+    def flush(self, spark: SparkSession) -> FlushCounts:
+        """Emit what waits behind the final watermark as if the watermark had passed it all.
+
+        For a finished snapshot: training rows (with the history they would have had: every
+        later tweet is already in) and every window still open, written under the next batch
+        id and noted in `checkpoint_dir/flush.json`, which the next run removes first (see
+        :meth:`remove_flush`), so its micro-batches emit them again in their own time.
+        Returns the training rows flushed and the waiting tweets too young for one.
+        """
+        state = self.state_before(1 << 62)
+        everything = self._history(spark, state.batch_id)
+        if everything is None or state.closed_ms is None:
+            return FlushCounts(0, 0)
+        batch_id = state.batch_id + 1
+        self._note_flush(batch_id)
+        by_author = everything.repartition("user_id").persist()
+        try:
+            behind = (F.col(EVENT_MS) >= state.closed_ms) & ~F.col("is_retweet")
+            young = int(
+                _first(by_author.select(F.count(F.when(behind & too_young(self.min_age_ms), 1))))[0]
+            )
+            if state.waiting > young:
+                self._write_training(by_author, batch_id, state.closed_ms, 1 << 62)
+            self._write_activity(by_author, batch_id, state.closed_ms, 1 << 62)
+        finally:
+            by_author.unpersist()
+        return FlushCounts(state.waiting - young, young)
+
+    def _note_flush(self, batch_id: int) -> None:
+        self.config.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        scratch = self.flush_file.with_name(".flush.json.tmp")
+        scratch.write_text(json.dumps({"batch_id": batch_id}))
+        os.replace(scratch, self.flush_file)
+
+    def remove_flush(self) -> None:
+        """Remove the rows an earlier one-shot run flushed: this run emits them in time."""
+        if not self.flush_file.is_file():
+            return
+        batch_id = json.loads(self.flush_file.read_text())["batch_id"]
+        for table in (self.config.training_rows_dir, self.config.user_activity_dir):
+            shutil.rmtree(table / f"batch_id={batch_id}", ignore_errors=True)
+        self.flush_file.unlink()
+
+
+def _first(frame: DataFrame) -> Row:
+    """The one row of an aggregate."""
+    row = frame.first()
+    assert row is not None, "an aggregate without groups has one row"
+    return row
 
 
 def _write(frame: DataFrame, folder: Path, batch_id: int) -> None:

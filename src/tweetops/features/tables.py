@@ -14,6 +14,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from tweetops.schema import (
+    LABEL_AGE_COLUMN,
     LABEL_COLUMN,
     MODEL_INPUT_COLUMNS,
     NO_HISTORY_MEAN_ENGAGEMENT,
@@ -119,16 +120,33 @@ def author_history(tweets: DataFrame) -> DataFrame:
     return with_history if EVENT_MS in tweets.columns else with_history.drop(EVENT_MS)
 
 
-def training_rows(tweets: DataFrame) -> DataFrame:
+def label_age_hours() -> Column:
+    """Hours from the tweet to its fetch: how long its engagement had (null when unknown)."""
+    return (F.unix_millis("fetched_at") - F.unix_millis("created_at")) / F.lit(3_600_000.0)
+
+
+def too_young(min_age_ms: int | None) -> Column:
+    """Whether a tweet was fetched less than `min_age_ms` after it was posted (never when the
+    fetch time is unknown or there is no minimum)."""
+    if min_age_ms is None:
+        return F.lit(False)
+    age_ms = F.unix_millis("fetched_at") - F.unix_millis("created_at")
+    return F.coalesce(age_ms < min_age_ms, F.lit(False))
+
+
+def training_rows(tweets: DataFrame, min_age_ms: int | None = None) -> DataFrame:
     """One row per original tweet (retweets excluded): keys, label, the model's input columns.
 
     `tweets` carry :func:`author_history`'s columns. The label is
-    `engagement = log1p(retweets + replies + likes + quotes)`; the inputs are
+    `engagement = log1p(retweets + replies + likes + quotes)`, counted when the tweet was
+    fetched, `age_at_fetch_hours` after it was posted; a tweet fetched less than `min_age_ms`
+    after it was posted is left out (its engagement had no time to accrue). The inputs are
     :data:`~tweetops.schema.MODEL_INPUT_COLUMNS`: the tweet, the author's profile at tweet time
     and the author's history before it.
     """
     derived = (
-        tweets.where(_original())
+        tweets.where(_original() & ~too_young(min_age_ms))
+        .withColumn(LABEL_AGE_COLUMN, label_age_hours())
         .withColumn(LABEL_COLUMN, F.log1p(F.col("engagement_total").cast("double")))
         .withColumn("hour_of_day", F.hour("created_at").cast("long"))
         .withColumn(
@@ -136,7 +154,9 @@ def training_rows(tweets: DataFrame) -> DataFrame:
             F.coalesce(F.datediff("created_at", "account_created_at"), F.lit(0)).cast("long"),
         )
     )
-    return derived.select(*TRAINING_KEY_COLUMNS, LABEL_COLUMN, *MODEL_INPUT_COLUMNS)
+    return derived.select(
+        *TRAINING_KEY_COLUMNS, LABEL_COLUMN, LABEL_AGE_COLUMN, *MODEL_INPUT_COLUMNS
+    )
 
 
 def user_activity(tweets: DataFrame, window: str, slide: str | None = None) -> DataFrame:

@@ -1,7 +1,8 @@
 """The `main` entry point: ingest -> features -> [tune ->] train -> promote as one parent run.
 
-With `main.tune: true` the chain tunes the forest first and trains with the best params (train
-reads them from the tune result file, `train.tuned_from`). At the end the parent run gets what a
+With `main.tune: true` the chain tunes the forest first and trains with the best params, handed
+over in memory (the tune result file is still written, for DVC, and `train.tuned_from` names it
+in the train run's params). At the end the parent run gets what a
 user compares across runs without opening its children: the key params (data size, seed, the
 forest settings the model was trained with, tuned or not) and the outcome metrics (rmse, r2,
 baseline r2, registered version, promoted or not).
@@ -77,7 +78,7 @@ def run_main(settings: Settings) -> MainResult:
                     )
                 }
             )
-        trained = train(train_settings)
+        trained = train(train_settings, tuned.outcome() if tuned is not None else None)
         promotion = promote(settings)
         result = MainResult(run_id, ingested, featured, tuned, trained, promotion)
         log_outcome(settings, result)

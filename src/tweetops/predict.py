@@ -5,13 +5,16 @@ The model is the registered pyfunc `mlflow models serve` serves, run by Spark th
 rules. An alias (`models:/tweet-engagement@champion`) is resolved to its version once, before
 scoring, and every output row carries the model name, version and alias it was scored with.
 
-:func:`score` is the core (a resolved model and rows in, scored rows written out);
-:func:`predict` is the step that resolves the model and runs it in its MLflow run.
+:func:`score` is the core (a loaded model and rows in, scored rows written out; it never reads
+the registry); :func:`predict` is the step: it resolves the model and downloads it
+(:func:`load_model`) before its MLflow run opens, so a wrong model URI leaves no run behind, then
+runs the core in that run.
 """
 
 from __future__ import annotations
 
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +29,7 @@ from pyspark.sql import functions as F
 from tweetops.dataset import KEY_COLUMN, require_training_rows
 from tweetops.errors import TweetopsError
 from tweetops.model import PREDICTION_COLUMN
-from tweetops.runner import StepRun, run_step
+from tweetops.runner import SparkStepRun, run_step
 from tweetops.schema import LABEL_COLUMN
 from tweetops.settings import Settings
 from tweetops.spark import spark_path
@@ -48,6 +51,14 @@ class ResolvedModel:
     def uri(self) -> str:
         """The version's URI (never an alias: it cannot move while scoring)."""
         return f"models:/{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A resolved model and the local folder its pyfunc was downloaded to."""
+
+    resolved: ResolvedModel
+    path: Path
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,18 @@ def resolve_model(model_uri: str) -> ResolvedModel:
     return ResolvedModel(name=name, version=version, alias=alias, input_columns=columns)
 
 
+def load_model(model: ResolvedModel, folder: Path) -> LoadedModel:
+    """Download the pinned version of `model` from the registry into `folder`."""
+    try:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=model.uri, dst_path=str(folder))
+    except MlflowException as exc:
+        raise TweetopsError(
+            f"Model {model.uri} could not be downloaded ({exc.message}); check the registry "
+            f"or set predict.model_uri."
+        ) from None
+    return LoadedModel(resolved=model, path=Path(local))
+
+
 def read_rows(spark: SparkSession, path: Path) -> DataFrame:
     """Rows to score: a Parquet folder or file, or JSONL (`.jsonl`/`.json`, one row per line)."""
     if not path.exists():
@@ -115,17 +138,20 @@ def read_rows(spark: SparkSession, path: Path) -> DataFrame:
 
 
 def score(
-    spark: SparkSession, model: ResolvedModel, rows: DataFrame, output_path: Path
+    spark: SparkSession, loaded: LoadedModel, rows: DataFrame, output_path: Path
 ) -> tuple[int, float | None]:
-    """Score `rows` with `model` through `spark_udf` and write Parquet to `output_path`.
+    """Score `rows` with the `loaded` model through `spark_udf`; write Parquet to `output_path`.
 
     The output has the key and label when the input has them, the prediction, and the model's
     name, version and alias. Returns the number of rows scored and the rmse when labelled.
     """
+    model = loaded.resolved
     missing = [name for name in model.input_columns if name not in rows.columns]
     if missing:
         raise TweetopsError(f"The input lacks the model's input columns {missing}.")
-    udf = mlflow.pyfunc.spark_udf(spark, model.uri, result_type="double", env_manager="local")
+    udf = mlflow.pyfunc.spark_udf(
+        spark, str(loaded.path), result_type="double", env_manager="local"
+    )
     keep = [name for name in (KEY_COLUMN, LABEL_COLUMN) if name in rows.columns]
     scored = rows.select(
         *keep,
@@ -143,7 +169,7 @@ def score(
     rmse = None
     if LABEL_COLUMN in rows.columns:
         squared = (F.col(PREDICTION_COLUMN) - F.col(LABEL_COLUMN)) ** 2
-        rmse = float(written.agg(F.sqrt(F.avg(squared))).first()[0])
+        rmse = float(written.agg(F.sqrt(F.avg(squared))).collect()[0][0])
     return count, rmse
 
 
@@ -157,20 +183,21 @@ def predict(settings: Settings) -> PredictResult:
     """Score `predict.input_path` (Parquet or JSONL) into `predict.output_path`."""
     config = settings.predict
 
-    def core(run: StepRun) -> PredictResult:
-        assert run.spark is not None
-        model = resolve_model(config.model_uri)
-        if config.input_path.resolve() == settings.data.training_rows.resolve():
-            # the features table: what a killed or failed features run left is refused
-            require_training_rows(config.input_path)
-        rows = read_rows(run.spark, config.input_path)
-        count, rmse = score(run.spark, model, rows, config.output_path)
-        return PredictResult(
-            rows=count,
-            output_path=str(config.output_path),
-            rmse=rmse,
-            model_uri=config.model_uri,
-            model_version=model.version,
-        )
+    with tempfile.TemporaryDirectory() as scratch:
+        loaded = load_model(resolve_model(config.model_uri), Path(scratch))
 
-    return run_step(settings, "predict", ("predict", "spark"), core, needs_spark=True)
+        def core(run: SparkStepRun) -> PredictResult:
+            if config.input_path.resolve() == settings.data.training_rows.resolve():
+                # the features table: what a killed or failed features run left is refused
+                require_training_rows(config.input_path)
+            rows = read_rows(run.spark, config.input_path)
+            count, rmse = score(run.spark, loaded, rows, config.output_path)
+            return PredictResult(
+                rows=count,
+                output_path=str(config.output_path),
+                rmse=rmse,
+                model_uri=config.model_uri,
+                model_version=loaded.resolved.version,
+            )
+
+        return run_step(settings, "predict", ("predict", "spark"), core, needs_spark=True)

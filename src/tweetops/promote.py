@@ -7,9 +7,11 @@ settings (:func:`tweetops.dataset.is_test_row`; the champion's settings are tags
 `champion` moves when the challenger beats the mean baseline by `promote.min_gain_over_baseline`
 and the champion by `promote.min_improvement` (relative rmse), on at least
 `promote.min_comparison_rows` rows, with the champion's input schema (or `promote.force`).
-The rule is :func:`decide_promotion`, a pure function; every move is recorded by
-:mod:`tweetops.registry`. Promotes of one model on one machine run one at a time (a file lock);
-what promote reports is what the registry holds when it is done.
+The rule is :func:`decide_promotion`, a pure function; the core (:func:`compare`) scores the
+models the shell loaded and decides, without touching MLflow; the shell then registers the
+version, moves the aliases and tags it, and :mod:`tweetops.registry` records every move. Promotes
+of one model on one machine run one at a time (a file lock, held from reading the champion to
+moving it); what promote reports is what the registry holds when it is done.
 """
 
 from __future__ import annotations
@@ -22,21 +24,23 @@ import numpy as np
 import pandas as pd
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
+from mlflow.pyfunc import PyFuncModel
 from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from tweetops import registry
-from tweetops.contracts import TrainedModel, read_contract
+from tweetops.contracts import SplitSpec, TrainedModel, read_contract
 from tweetops.dataset import SPLIT_METHOD, is_test_row, load_training_rows
 from tweetops.errors import TweetopsError
-from tweetops.runner import StepRun, run_step
+from tweetops.runner import SparkStepRun, run_step
 from tweetops.schema import LABEL_COLUMN, MODEL_INPUT_COLUMNS
 from tweetops.settings import PromoteSettings, Settings
 
 CHALLENGER, CHAMPION = registry.CHALLENGER, registry.CHAMPION
 PROMOTE_SECTIONS = ("promote", "spark")
 SPLIT_TAGS = ("tweetops.split.seed", "tweetops.split.test_fraction")
+UNREGISTERED = "unregistered"  # the version a challenger is compared under before it has one
 
 
 @dataclass(frozen=True)
@@ -161,92 +165,115 @@ class PromotionResult:
         )
 
 
+@dataclass(frozen=True)
+class Contenders:
+    """What the shell read from the registry for the core: both models, loaded, and the split.
+
+    `challenger_version` is the version the training run already has (None before its first
+    promote); `champion` is None when there is no champion or it is the challenger itself.
+    """
+
+    challenger: PyFuncModel
+    challenger_version: str | None
+    champion_version: str | None
+    champion: PyFuncModel | None
+    champion_split: tuple[int, float] | None  # the champion's split: seed, test_fraction
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The core's output: both rmses on the same rows, the baseline, and the decision."""
+
+    challenger_rmse: float
+    champion_rmse: float | None
+    baseline_rmse: float
+    comparison_rows: int
+    decision: PromotionDecision
+
+
 def promote(settings: Settings) -> PromotionResult:
-    """Register the model of the run named in `promote.run_file` and decide on `champion`."""
+    """Register the model of the run named in `promote.run_file` and decide on `champion`.
+
+    The shell reads the registry and loads both models before the step's run opens; the core
+    (:func:`compare`) scores them and decides without touching MLflow; the publish step
+    registers the version, moves the aliases and tags it. All of it holds the registry lock.
+    """
     config = settings.promote
     trained = read_contract(config.run_file, TrainedModel, written_by="train")
     client = MlflowClient()
     training_run = _live_training_run(client, trained.run_id)
 
-    def core(run: StepRun) -> PromotionResult:
-        assert run.spark is not None
-        name = config.model_name
-        with registry.registry_lock(name):
-            version, new = registry.ensure_version(
-                client,
-                name,
-                trained.model_uri,
-                trained.run_id,
-                _version_tags(trained),
-                _version_description(trained, training_run, list(_input_schema(trained.model_uri))),
-            )
-            registry.describe_model(client, name, _model_description())
-            _set_alias(client, name, CHALLENGER, version)
-            champion_version = registry.champion_version(client, name)
+    with registry.registry_lock(config.model_name):
+        contenders = _contenders(client, trained, config.model_name)
+
+        def core(run: SparkStepRun) -> Comparison:
             rows = load_training_rows(run.spark, Path(trained.split.training_rows_dir))
-            result = _compare(client, rows, trained, version, champion_version, config)
-            if result.promoted and champion_version != version:
-                registry.move_champion(
-                    client,
-                    name,
-                    version,
-                    action="promote",
-                    reason=result.reason,
-                    challenger_rmse=result.challenger_rmse,
-                    champion_rmse=result.champion_rmse,
-                )
-            _set_version_tag(client, name, version, "tweetops.promotion", result.reason)
-            after = registry.champion_version(client, name)
-        return PromotionResult(
-            **{**asdict(result), "newly_registered": new, "champion_after": after}
+            return compare(rows, trained.split, contenders, config)
+
+        def publish(comparison: Comparison, run: SparkStepRun) -> PromotionResult:
+            result = _publish(client, trained, training_run, contenders, comparison, config)
+            mlflow.set_tags(
+                {"tweetops.model_version": result.version, "tweetops.promotion": result.reason}
+            )
+            return result
+
+        return run_step(
+            settings,
+            "promote",
+            PROMOTE_SECTIONS,
+            core,
+            needs_spark=True,
+            publish=publish,
+            reports=lambda result: {config.promotion_file: asdict(result)},
         )
 
-    def publish(result: PromotionResult, run: StepRun) -> PromotionResult:
-        mlflow.set_tags(
-            {"tweetops.model_version": result.version, "tweetops.promotion": result.reason}
-        )
-        return result
 
-    return run_step(
-        settings,
-        "promote",
-        PROMOTE_SECTIONS,
-        core,
-        needs_spark=True,
-        publish=publish,
-        reports=lambda result: {config.promotion_file: asdict(result)},
+def _contenders(client: MlflowClient, trained: TrainedModel, name: str) -> Contenders:
+    """Read the registry: the run's version if any, the champion, its split; load both models."""
+    version = registry.find_version(client, name, trained.model_uri, trained.run_id)
+    champion_version = registry.champion_version(client, name)
+    challenger = _load(trained.model_uri)
+    if champion_version is None or champion_version == version:
+        return Contenders(challenger, version, champion_version, None, None)
+    return Contenders(
+        challenger=challenger,
+        challenger_version=version,
+        champion_version=champion_version,
+        champion=_load(f"models:/{name}/{champion_version}"),
+        champion_split=_split_of(client, name, champion_version),
     )
 
 
-def _compare(
-    client: MlflowClient,
-    rows: DataFrame,
-    trained: TrainedModel,
-    version: str,
-    champion_version: str | None,
-    config: PromoteSettings,
-) -> PromotionResult:
-    name = config.model_name
-    flag = is_test_row(seed=trained.split.seed, test_fraction=trained.split.test_fraction)
-    champion_split = (
-        None if champion_version in (None, version) else _split_of(client, name, champion_version)
-    )
-    both = flag if champion_split is None else flag & is_test_row(**champion_split)
-    train_mean = rows.where(~flag).agg(F.avg(LABEL_COLUMN)).first()[0]
-    table = rows.where(both).drop("tweet_id").toPandas()
+def compare(
+    rows: DataFrame, split: SplitSpec, contenders: Contenders, gate: PromoteSettings
+) -> Comparison:
+    """Score challenger and champion on the rows that are test rows of both runs; decide.
+
+    The core of promote: loaded models and training rows in, scores and the decision out.
+    """
+    flag = is_test_row(seed=split.seed, test_fraction=split.test_fraction)
+    champion_split = contenders.champion_split
+    both = flag
+    if champion_split is not None:
+        seed, test_fraction = champion_split
+        both = flag & is_test_row(seed=seed, test_fraction=test_fraction)
+    train_mean = rows.where(~flag).agg(F.avg(LABEL_COLUMN)).collect()[0][0]
+    table: pd.DataFrame = rows.where(both).drop("tweet_id").toPandas()
     labels = table[LABEL_COLUMN].to_numpy(dtype=float)
     baseline_rmse = _rmse(labels, float(train_mean or 0.0))
-    challenger = Scored(version, _rmse_of(f"models:/{name}/{version}", table, labels))
+    # a run registered before keeps its version; a new one is compared before it has one
+    version = contenders.challenger_version or UNREGISTERED
+    challenger = Scored(version, _rmse_of(contenders.challenger, table, labels))
     champion = None
-    if champion_version == version:
+    already_champion = contenders.challenger_version is not None and (
+        contenders.champion_version == contenders.challenger_version
+    )
+    if already_champion:
         champion = challenger
-    elif champion_version is not None:
-        champion = Scored(
-            champion_version, _rmse_of(f"models:/{name}/{champion_version}", table, labels)
-        )
-    same_schema = champion is None or (
-        _input_schema(f"models:/{name}/{version}")
-        == _input_schema(f"models:/{name}/{champion_version}")
+    elif contenders.champion is not None and contenders.champion_version is not None:
+        champion = Scored(contenders.champion_version, _rmse_of(contenders.champion, table, labels))
+    same_schema = contenders.champion is None or (
+        _input_schema(contenders.challenger) == _input_schema(contenders.champion)
     )
     decision = decide_promotion(
         challenger,
@@ -254,18 +281,62 @@ def _compare(
         baseline_rmse=baseline_rmse,
         comparison_rows=len(table),
         same_schema=same_schema,
-        gate=config,
+        gate=gate,
     )
+    return Comparison(
+        challenger_rmse=challenger.rmse,
+        champion_rmse=None if champion in (None, challenger) else champion.rmse,
+        baseline_rmse=baseline_rmse,
+        comparison_rows=len(table),
+        decision=decision,
+    )
+
+
+def _publish(
+    client: MlflowClient,
+    trained: TrainedModel,
+    training_run: Run,
+    contenders: Contenders,
+    comparison: Comparison,
+    config: PromoteSettings,
+) -> PromotionResult:
+    """Register the version (once per run), alias it challenger, move champion when promoted."""
+    name = config.model_name
+    columns = list(_input_schema(contenders.challenger))
+    version, new = registry.ensure_version(
+        client,
+        name,
+        trained.model_uri,
+        trained.run_id,
+        _version_tags(trained),
+        _version_description(trained, training_run, columns),
+    )
+    registry.describe_model(client, name, _model_description())
+    _set_alias(client, name, CHALLENGER, version)
+    decision = comparison.decision
+    if decision.promoted and contenders.champion_version != version:
+        registry.move_champion(
+            client,
+            name,
+            version,
+            action="promote",
+            reason=decision.reason,
+            challenger_rmse=comparison.challenger_rmse,
+            champion_rmse=comparison.champion_rmse,
+        )
+    _set_version_tag(client, name, version, "tweetops.promotion", decision.reason)
     return PromotionResult(
         model_name=name,
         version=version,
         promoted=decision.promoted,
         reason=decision.reason,
-        challenger_rmse=challenger.rmse,
-        champion_version=champion_version,
-        champion_rmse=None if champion in (None, challenger) else champion.rmse,
-        baseline_rmse=baseline_rmse,
-        comparison_rows=len(table),
+        challenger_rmse=comparison.challenger_rmse,
+        champion_version=contenders.champion_version,
+        champion_rmse=comparison.champion_rmse,
+        baseline_rmse=comparison.baseline_rmse,
+        comparison_rows=comparison.comparison_rows,
+        newly_registered=new,
+        champion_after=registry.champion_version(client, name),
     )
 
 
@@ -275,38 +346,42 @@ def _rmse(labels: np.ndarray, predictions: np.ndarray | float) -> float:
     return float(np.sqrt(np.mean((labels - predictions) ** 2)))
 
 
-def _rmse_of(model_uri: str, table: pd.DataFrame, labels: np.ndarray) -> float:
+def _rmse_of(model: PyFuncModel, table: pd.DataFrame, labels: np.ndarray) -> float:
     if len(table) == 0:
         return float("nan")
-    model = mlflow.pyfunc.load_model(model_uri)
     predictions = np.asarray(model.predict(table.drop(columns=[LABEL_COLUMN])), dtype=float)
     return _rmse(labels, predictions.reshape(-1))
 
 
-def _input_schema(model_uri: str) -> dict[str, str]:
+def _load(model_uri: str) -> PyFuncModel:
     try:
-        info = mlflow.models.get_model_info(model_uri)
+        model: PyFuncModel = mlflow.pyfunc.load_model(model_uri)
     except MlflowException as exc:
-        raise registry.registry_error(f"reading the model {model_uri}", exc) from None
-    kinds = (info.metadata or {}).get("input_kinds")
+        raise registry.registry_error(f"loading the model {model_uri}", exc) from None
+    return model
+
+
+def _input_schema(model: PyFuncModel) -> dict[str, str]:
+    """The model's input columns and their kinds (as logged, else from its signature)."""
+    logged = model.metadata
+    kinds = (logged.metadata or {}).get("input_kinds")
     if kinds:
         return dict(kinds)
-    inputs = info.signature.inputs.to_dict() if info.signature else []
+    inputs = logged.signature.inputs.to_dict() if logged.signature else []
     return {column.get("name", ""): str(column.get("type")) for column in inputs}
 
 
-def _split_of(client: MlflowClient, name: str, version: str) -> dict[str, float | int]:
-    """The split settings of the run that trained `version` (version tags, else run params)."""
+def _split_of(client: MlflowClient, name: str, version: str) -> tuple[int, float]:
+    """Seed and test fraction of the run that trained `version` (version tags, else run params)."""
     tags = client.get_model_version(name, version).tags or {}
     if all(key in tags for key in SPLIT_TAGS):
-        return {"seed": int(tags[SPLIT_TAGS[0]]), "test_fraction": float(tags[SPLIT_TAGS[1]])}
+        return int(tags[SPLIT_TAGS[0]]), float(tags[SPLIT_TAGS[1]])
     run_id = client.get_model_version(name, version).run_id
     try:
+        if run_id is None:  # a version registered from outside a run
+            raise KeyError("run_id")
         params = client.get_run(run_id).data.params
-        return {
-            "seed": int(params["train.seed"]),
-            "test_fraction": float(params["train.test_fraction"]),
-        }
+        return int(params["train.seed"]), float(params["train.test_fraction"])
     except (MlflowException, KeyError, ValueError):
         raise TweetopsError(
             f"The split settings of champion v{version} are unknown (no "

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, overload
 
 import mlflow
 from pyspark.sql import SparkSession
@@ -49,41 +49,110 @@ R = TypeVar("R", bound=StepResult)
 
 @dataclass(frozen=True)
 class StepRun:
-    """What a core may know of the run it is in: ids for lineage, and the SparkSession."""
+    """What a core may know of the run it is in: its id, for lineage."""
 
     run_id: str
-    settings: Settings
-    spark: SparkSession | None
 
 
+@dataclass(frozen=True)
+class SparkStepRun(StepRun):
+    """The run of a step that needs Spark (`needs_spark=True`): also its SparkSession."""
+
+    spark: SparkSession
+
+
+Reports = Callable[[R], Mapping[Path, dict[str, Any]]]
+
+
+@overload
+def run_step(
+    settings: Settings,
+    step: str,
+    sections: tuple[str, ...],
+    core: Callable[[StepRun], R],
+    *,
+    needs_spark: Literal[False] = False,
+    inputs: Mapping[str, Path] | None = None,
+    publish: None = None,
+    reports: Reports[R] | None = None,
+    run_name: str | None = None,
+) -> R: ...
+
+
+@overload
 def run_step(
     settings: Settings,
     step: str,
     sections: tuple[str, ...],
     core: Callable[[StepRun], C],
     *,
+    needs_spark: Literal[False] = False,
+    inputs: Mapping[str, Path] | None = None,
+    publish: Callable[[C, StepRun], R],
+    reports: Reports[R] | None = None,
+    run_name: str | None = None,
+) -> R: ...
+
+
+@overload
+def run_step(
+    settings: Settings,
+    step: str,
+    sections: tuple[str, ...],
+    core: Callable[[SparkStepRun], R],
+    *,
+    needs_spark: Literal[True],
+    inputs: Mapping[str, Path] | None = None,
+    publish: None = None,
+    reports: Reports[R] | None = None,
+    run_name: str | None = None,
+) -> R: ...
+
+
+@overload
+def run_step(
+    settings: Settings,
+    step: str,
+    sections: tuple[str, ...],
+    core: Callable[[SparkStepRun], C],
+    *,
+    needs_spark: Literal[True],
+    inputs: Mapping[str, Path] | None = None,
+    publish: Callable[[C, SparkStepRun], R],
+    reports: Reports[R] | None = None,
+    run_name: str | None = None,
+) -> R: ...
+
+
+def run_step(
+    settings: Settings,
+    step: str,
+    sections: tuple[str, ...],
+    core: Callable[[Any], Any],
+    *,
     needs_spark: bool = False,
     inputs: Mapping[str, Path] | None = None,
-    publish: Callable[[C, StepRun], R] | None = None,
-    reports: Callable[[R], Mapping[Path, dict[str, Any]]] | None = None,
+    publish: Callable[[Any, Any], Any] | None = None,
+    reports: Reports[Any] | None = None,
     run_name: str | None = None,
-) -> R:
+) -> Any:
     """Run `core` as step `step` inside its MLflow run and publish its result.
 
     `sections` are the settings sections logged as params; `inputs` names the data the step
     read or wrote (logged with their DVC hash once the core is done); `publish` logs what only
     the step knows how to (a model, artifacts) and turns the core's output into the step's
     result (without it the core's output is the result); `reports` maps report files to their
-    JSON payloads; `run_name` names the run in MLflow's lists (default: the step).
+    JSON payloads; `run_name` names the run in MLflow's lists (default: the step). With
+    `needs_spark` the core and `publish` get a :class:`SparkStepRun`, else a :class:`StepRun`.
     """
     with step_run(settings, step, sections, run_name=run_name) as run_id:
-        spark = None
+        context = StepRun(run_id=run_id)
         if needs_spark:
             from tweetops.spark import build_spark, spark_conf_for_tracking
 
             spark = build_spark(settings.spark)
             log_spark_conf(spark_conf_for_tracking(spark))
-        context = StepRun(run_id=run_id, settings=settings, spark=spark)
+            context = SparkStepRun(run_id=run_id, spark=spark)
         try:
             outcome = core(context)
         except OSError as exc:

@@ -66,8 +66,8 @@ def build_spark(settings: SparkSettings) -> SparkSession:
     Python workers are pinned to the running interpreter: SparkTrials and UDF workers would
     otherwise start whatever `python` is first on PATH, without our packages. On local masters
     they are forked from `tweetops.tune.daemon`, which has imported the trial libraries once.
+    Java is not checked here: the CLI checks it once (:func:`check_java`) before any run opens.
     """
-    check_java()
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     builder = (

@@ -44,7 +44,7 @@ from tweetops.dataset import (
 )
 from tweetops.errors import TweetopsError
 from tweetops.model.pipeline import MIN_TRAINING_ROWS, build_pipeline, evaluate
-from tweetops.runner import StepRun, run_step
+from tweetops.runner import SparkStepRun, run_step
 from tweetops.settings import Settings, TrainSettings, TuneSettings
 from tweetops.tracking import data_label
 from tweetops.tune.sklearn_trials import (
@@ -316,12 +316,11 @@ def tune(settings: Settings) -> TuneResult:
     check_max_rows(config)
     require_training_rows(base.training_rows_dir)
 
-    def core(run: StepRun) -> TuneResult:
-        assert run.spark is not None
+    def core(run: SparkStepRun) -> TuneResult:
         rows = load_training_rows(run.spark, base.training_rows_dir)
         return search(rows, config, base, recorder_for_active_run(config.backend))
 
-    def publish(found: TuneResult, run: StepRun) -> TuneResult:
+    def publish(found: TuneResult, run: SparkStepRun) -> TuneResult:
         result = replace(found, run_id=run.run_id, result_file=config.result_file)
         mlflow.log_params({f"best.{key}": value for key, value in result.best_params.items()})
         mlflow.log_param("tune.effective_parallelism", result.parallelism)

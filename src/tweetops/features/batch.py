@@ -59,7 +59,7 @@ def build_features_batch(
     tweets = with_event_ms(
         valid_tweets(parse_tweets(read_raw_batch(spark, raw_dir)))
     ).dropDuplicates(["tweet_id"])
-    latest = tweets.agg(F.max(EVENT_MS)).first()[0]
+    latest = tweets.agg(F.max(EVENT_MS)).collect()[0][0]
     closed_ms = (latest - duration_ms(watermark)) if latest is not None else 0
     training = training_rows(closed_rows(author_history(tweets), None, closed_ms))
     activity = closed_windows(

@@ -147,11 +147,11 @@ class FeatureStream:
                 F.count(F.lit(1)),
                 F.count("reject_reason"),
                 F.count(F.when(F.col("reject_reason").isNull() & is_late, 1)),
-            ).first()
+            ).collect()[0]
             if rejected_count:
                 _write(rejected_rows(batch), config.rejected_dir, batch_id)
             on_time = valid
-            if late_count:
+            if late_count and before.closed_ms is not None:  # no late row before a watermark
                 late = valid.where(F.col(EVENT_MS) < before.closed_ms)
                 _write(
                     late.select(
@@ -173,7 +173,7 @@ class FeatureStream:
                 on_time = on_time.join(inside.select("tweet_id"), "tweet_id", "left_anti")
             _write(on_time, self.history_dir, batch_id)
             fresh = spark.read.parquet(spark_path(self.history_dir / f"batch_id={batch_id}"))
-            accepted, fresh_max = fresh.agg(F.count(F.lit(1)), F.max(EVENT_MS)).first()
+            accepted, fresh_max = fresh.agg(F.count(F.lit(1)), F.max(EVENT_MS)).collect()[0]
             candidates = [ms for ms in (before.max_event_ms, fresh_max) if ms is not None]
             max_ms = max(candidates) if candidates else None
             closed_ms = None if max_ms is None else max_ms - self.delay_ms

@@ -86,7 +86,7 @@ class TrialRecorder:
                     "tweetops.tune.worker_pid": str(os.getpid()),
                 },
             )
-            run_id = run.info.run_id
+            run_id: str = run.info.run_id
             client.log_batch(
                 run_id,
                 metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],

@@ -303,7 +303,7 @@ def _storage_levels(settings: Settings, rows_cap: int) -> None:
             {**settings.train.model_dump(), "storage_level": level}
         )
         started = time.perf_counter()
-        fitted = fit_and_score(spark, fixed, config)
+        fitted = fit_and_score(fixed, config)
         print(
             f"train.storage_level={level}: fit_and_score {time.perf_counter() - started:.1f} s"
             f" on {fitted.train_rows + fitted.test_rows} rows (r2 {fitted.metrics['r2']:.4f})",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,7 +54,7 @@ Quiet = Annotated[
 ]
 # `mlflow run -P key=value` appends every key its entry point does not declare as
 # `--key value`: step commands accept such options and turn them into overrides
-STEP_COMMAND = {"context_settings": {"allow_extra_args": True, "ignore_unknown_options": True}}
+STEP_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 def extra_overrides(args: list[str], section: str | None) -> list[str]:
@@ -71,9 +73,10 @@ def extra_overrides(args: list[str], section: str | None) -> list[str]:
             )
         name, sep, value = token[2:].partition("=")
         if not sep:
-            value = next(tokens, None)
-            if value is None:
+            following = next(tokens, None)
+            if following is None:
                 raise TweetopsError(f"Option {token} needs a value, e.g. {token} 10.")
+            value = following
         name = name.replace("-", "_")
         if "." not in name:
             name = f"{section or _section_of(name)}.{name}"
@@ -150,102 +153,60 @@ def _explained_failure(exc: Exception, settings: Settings | None) -> TweetopsErr
     return cluster_storage_error(exc, settings.spark.master)
 
 
-@app.command("ingest", **STEP_COMMAND)
-def ingest_command(
-    ctx: typer.Context,
-    overrides: Overrides = None,
-    params: ParamsFile = DEFAULT_PARAMS_FILE,
-    verbose: Verbose = 0,
-    quiet: Quiet = False,
-) -> None:
-    """Land tweets (synthetic, search, stream or replay) as a JSONL snapshot under data/raw."""
-    from tweetops.ingest.step import ingest
+@dataclass(frozen=True)
+class StepCommand:
+    """One `tweetops <name>` step command: the function it runs and the section it reads."""
 
-    _run(
+    name: str
+    module: str
+    function: str
+    help: str
+    section: str | None  # where a bare KEY=VALUE belongs (None: `main` looks the key up)
+    needs_spark: bool = True
+
+
+STEP_COMMANDS = (
+    StepCommand(
         "ingest",
-        params,
-        overrides,
-        ingest,
-        verbose=verbose,
-        quiet=quiet,
-        extra_args=ctx.args,
+        "tweetops.ingest.step",
+        "ingest",
+        "Land tweets (synthetic, search, stream or replay) as a JSONL snapshot under data/raw.",
+        "ingest",
         needs_spark=False,
-    )
-
-
-@app.command("features", **STEP_COMMAND)
-def features_command(
-    ctx: typer.Context,
-    overrides: Overrides = None,
-    params: ParamsFile = DEFAULT_PARAMS_FILE,
-    verbose: Verbose = 0,
-    quiet: Quiet = False,
-) -> None:
-    """Stream the snapshot through Spark into per-user and per-tweet feature tables."""
-    from tweetops.features import build_features
-
-    _run(
+    ),
+    StepCommand(
         "features",
-        params,
-        overrides,
-        build_features,
-        verbose=verbose,
-        quiet=quiet,
-        extra_args=ctx.args,
-    )
-
-
-@app.command("train", **STEP_COMMAND)
-def train_command(
-    ctx: typer.Context,
-    overrides: Overrides = None,
-    params: ParamsFile = DEFAULT_PARAMS_FILE,
-    verbose: Verbose = 0,
-    quiet: Quiet = False,
-) -> None:
-    """Fit the Spark ML pipeline and log params, metrics, artifacts and model to MLflow."""
-    from tweetops.train import train
-
-    _run("train", params, overrides, train, verbose=verbose, quiet=quiet, extra_args=ctx.args)
-
-
-@app.command("tune", **STEP_COMMAND)
-def tune_command(
-    ctx: typer.Context,
-    overrides: Overrides = None,
-    params: ParamsFile = DEFAULT_PARAMS_FILE,
-    verbose: Verbose = 0,
-    quiet: Quiet = False,
-) -> None:
-    """Search RandomForest hyperparameters with Hyperopt; one nested MLflow run per trial."""
-    from tweetops.tune.step import tune
-
-    _run("tune", params, overrides, tune, verbose=verbose, quiet=quiet, extra_args=ctx.args)
-
-
-@app.command("promote", **STEP_COMMAND)
-def promote_command(
-    ctx: typer.Context,
-    overrides: Overrides = None,
-    params: ParamsFile = DEFAULT_PARAMS_FILE,
-    verbose: Verbose = 0,
-    quiet: Quiet = False,
-) -> None:
-    """Register the trained model; alias challenger, and champion when it wins."""
-    from tweetops.promote import promote
-
-    _run("promote", params, overrides, promote, verbose=verbose, quiet=quiet, extra_args=ctx.args)
-
-
-@app.command("predict", **STEP_COMMAND)
-def predict_command(
-    ctx: typer.Context,
-    overrides: Overrides = None,
-    params: ParamsFile = DEFAULT_PARAMS_FILE,
-    verbose: Verbose = 0,
-    quiet: Quiet = False,
-) -> None:
-    """Batch-score Parquet or JSONL rows with a registered model (the champion by default).
+        "tweetops.features",
+        "build_features",
+        "Stream the snapshot through Spark into per-user and per-tweet feature tables.",
+        "features",
+    ),
+    StepCommand(
+        "train",
+        "tweetops.train",
+        "train",
+        "Fit the Spark ML pipeline and log params, metrics, artifacts and model to MLflow.",
+        "train",
+    ),
+    StepCommand(
+        "tune",
+        "tweetops.tune.step",
+        "tune",
+        "Search RandomForest hyperparameters with Hyperopt; one nested MLflow run per trial.",
+        "tune",
+    ),
+    StepCommand(
+        "promote",
+        "tweetops.promote",
+        "promote",
+        "Register the trained model; alias challenger, and champion when it wins.",
+        "promote",
+    ),
+    StepCommand(
+        "predict",
+        "tweetops.predict",
+        "predict",
+        """Batch-score Parquet or JSONL rows with a registered model (the champion by default).
 
     \b
     Settings (params.yaml, section predict; override with -S key=value):
@@ -257,10 +218,48 @@ def predict_command(
                    input has them, prediction, model_name, model_version,
                    model_alias (default data/predictions)
     Example: tweetops predict -S input_path=new.parquet -S output_path=data/scored
-    """
-    from tweetops.predict import predict
+    """,
+        "predict",
+    ),
+    StepCommand(
+        "main",
+        "tweetops.pipeline",
+        "run_main",
+        "Run ingest -> features -> [tune ->] train -> promote as one parent MLflow run.",
+        None,
+    ),
+)
 
-    _run("predict", params, overrides, predict, verbose=verbose, quiet=quiet, extra_args=ctx.args)
+
+def _step_command(command: StepCommand) -> Callable[..., None]:
+    """The typer callback of `command`: imports its step only when it runs."""
+
+    def run_command(
+        ctx: typer.Context,
+        overrides: Overrides = None,
+        params: ParamsFile = DEFAULT_PARAMS_FILE,
+        verbose: Verbose = 0,
+        quiet: Quiet = False,
+    ) -> None:
+        step = getattr(importlib.import_module(command.module), command.function)
+        _run(
+            command.section,
+            params,
+            overrides,
+            step,
+            verbose=verbose,
+            quiet=quiet,
+            needs_spark=command.needs_spark,
+            extra_args=ctx.args,
+        )
+
+    return run_command
+
+
+for _command in STEP_COMMANDS:
+    app.command(_command.name, help=_command.help, context_settings=STEP_CONTEXT)(
+        _step_command(_command)
+    )
 
 
 registry_app = typer.Typer(
@@ -306,7 +305,7 @@ def registry_rollback_command(
     )
 
 
-@app.command("reproduce", **STEP_COMMAND)
+@app.command("reproduce", context_settings=STEP_CONTEXT)
 def reproduce_command(
     ctx: typer.Context,
     run_id: Annotated[
@@ -332,20 +331,6 @@ def reproduce_command(
         return reproduce(chosen, params, extra)
 
     _run(None, params, extra, step, verbose=verbose, quiet=quiet)
-
-
-@app.command("main", **STEP_COMMAND)
-def main_command(
-    ctx: typer.Context,
-    overrides: Overrides = None,
-    params: ParamsFile = DEFAULT_PARAMS_FILE,
-    verbose: Verbose = 0,
-    quiet: Quiet = False,
-) -> None:
-    """Run ingest -> features -> [tune ->] train -> promote as one parent MLflow run."""
-    from tweetops.pipeline import run_main
-
-    _run(None, params, overrides, run_main, verbose=verbose, quiet=quiet, extra_args=ctx.args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TextIO
 
 NOISY_LIBRARIES = (
     "mlflow",
@@ -34,7 +35,7 @@ _HANDLER_NAME = "tweetops-console"
 MLFLOW_PROGRESS_BARS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
-class _StdStream(logging.StreamHandler):
+class _StdStream(logging.StreamHandler[TextIO]):
     """A handler that writes to the current sys.stdout or sys.stderr, looked up per record.
 
     Looking the stream up at emit time keeps it right when a caller (pytest, a notebook)
@@ -45,9 +46,10 @@ class _StdStream(logging.StreamHandler):
         super().__init__()
         self._stream_name = name
 
-    @property  # type: ignore[override]
-    def stream(self):
-        return getattr(sys, self._stream_name)
+    @property
+    def stream(self) -> TextIO:
+        stream: TextIO = getattr(sys, self._stream_name)
+        return stream
 
     @stream.setter
     def stream(self, _value: object) -> None:  # the base class assigns it once

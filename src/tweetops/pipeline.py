@@ -1,11 +1,12 @@
 """The `main` entry point: ingest -> features -> [tune ->] train -> promote as one parent run.
 
-With `main.tune: true` the chain tunes the forest first and trains with the best params (train
-reads them from the tune result file, `train.tuned_from`). The parent run carries what a user
-compares across runs without opening its children, under the names train uses: the settings
-(`train.num_trees`, ...; when tuned, the forest train fitted, logged once tune has chosen it), the
-outcome metrics (rmse, r2, baseline r2, registered version, promoted or not) and a link to the
-registered version (tag `tweetops.registered_model_uri`, and the run's description).
+With `main.tune: true` the chain tunes the forest first and trains with the best params, handed
+over in memory (the tune result file is still written, for DVC, and `train.tuned_from` names it
+in the train run's params). The parent run carries what a user compares across runs without
+opening its children, under the names train uses: the settings (`train.num_trees`, ...; when
+tuned, the forest train fitted, logged once tune has chosen it), the outcome metrics (rmse, r2,
+baseline r2, registered version, promoted or not) and a link to the registered version (tag
+`tweetops.registered_model_uri`, and the run's description).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def run_main(settings: Settings) -> MainResult:
                     )
                 }
             )
-        trained = train(train_settings)
+        trained = train(train_settings, tuned.outcome() if tuned is not None else None)
         promotion = promote(settings)
         result = MainResult(run_id, ingested, featured, tuned, trained, promotion, skipped)
         log_outcome(settings, result)

@@ -5,8 +5,10 @@ The model is the registered pyfunc `mlflow models serve` serves, run by Spark th
 rules. An alias (`models:/tweet-engagement@champion`) is resolved to its version once, before
 scoring, and every output row carries the model name, version and alias it was scored with.
 
-:func:`score` is the core (a resolved model and rows in, scored rows written out);
-:func:`predict` is the step that resolves the model and runs it in its MLflow run.
+:func:`score` is the core (a loaded model and rows in, scored rows written out; it never reads
+the registry); :func:`predict` is the step: it resolves the model and downloads it
+(:func:`load_model`) before its MLflow run opens, so a wrong model URI leaves no run behind, then
+runs the core in that run.
 
 Inputs are checked against the model's own input kinds and ranges (stored with it) before Spark
 runs the model, so a wrong column type, a null or a value out of range is one sentence naming the
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import operator
 import re
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,7 +53,7 @@ from tweetops.dataset import KEY_COLUMN, is_test_row, require_training_rows
 from tweetops.errors import TweetopsError
 from tweetops.model import PREDICTION_COLUMN
 from tweetops.promote import split_of
-from tweetops.runner import StepRun, run_step
+from tweetops.runner import SparkStepRun, run_step
 from tweetops.schema import LABEL_COLUMN
 from tweetops.settings import Settings
 from tweetops.spark import spark_path
@@ -76,6 +79,14 @@ class ResolvedModel:
     def uri(self) -> str:
         """The version's URI (never an alias: it cannot move while scoring)."""
         return f"models:/{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A resolved model and the local folder its pyfunc was downloaded to."""
+
+    resolved: ResolvedModel
+    path: Path
 
 
 @dataclass(frozen=True)
@@ -154,6 +165,18 @@ def resolve_model(model_uri: str) -> ResolvedModel:
         ranges=metadata.get("input_ranges") or {},
         split=split,
     )
+
+
+def load_model(model: ResolvedModel, folder: Path) -> LoadedModel:
+    """Download the pinned version of `model` from the registry into `folder`."""
+    try:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=model.uri, dst_path=str(folder))
+    except MlflowException as exc:
+        raise TweetopsError(
+            f"Model {model.uri} could not be downloaded ({exc.message}); check the registry "
+            f"or set predict.model_uri."
+        ) from None
+    return LoadedModel(resolved=model, path=Path(local))
 
 
 def read_rows(spark: SparkSession, path: Path | str) -> DataFrame:
@@ -267,15 +290,18 @@ def check_rows(rows: DataFrame, model: ResolvedModel) -> None:
 
 
 def score(
-    spark: SparkSession, model: ResolvedModel, rows: DataFrame, output_path: Path | str
+    spark: SparkSession, loaded: LoadedModel, rows: DataFrame, output_path: Path | str
 ) -> int:
-    """Score `rows` with `model` through `spark_udf` and write Parquet to `output_path`.
+    """Score `rows` with the `loaded` model through `spark_udf`; write Parquet to `output_path`.
 
     The output has the key and label when the input has them, the prediction, and the model's
     name, version and alias. Returns the number of rows scored.
     """
+    model = loaded.resolved
     check_rows(rows, model)
-    udf = mlflow.pyfunc.spark_udf(spark, model.uri, result_type="double", env_manager="local")
+    udf = mlflow.pyfunc.spark_udf(
+        spark, str(loaded.path), result_type="double", env_manager="local"
+    )
     keep = [name for name in (KEY_COLUMN, LABEL_COLUMN) if name in rows.columns]
     scored = rows.select(
         *keep,
@@ -335,27 +361,29 @@ def predict(settings: Settings) -> PredictResult:
     """Score `predict.input_path` (Parquet or JSONL) into `predict.output_path`."""
     config = settings.predict
 
-    def core(run: StepRun) -> PredictResult:
-        assert run.spark is not None
-        model = resolve_model(config.model_uri)
-        if (
-            isinstance(config.input_path, Path)
-            and config.input_path.resolve() == settings.data.training_rows.resolve()
-        ):
-            # the features table: what a killed or failed features run left is refused
-            require_training_rows(config.input_path)
-        with parquet_nanos_as_long(run.spark):
-            rows = read_rows(run.spark, config.input_path)
-            count = score(run.spark, model, rows, config.output_path)
-            rmse, rmse_rows, held_out = held_out_rmse(run.spark, model, config.output_path)
-        return PredictResult(
-            rows=count,
-            output_path=str(config.output_path),
-            rmse=rmse,
-            model_uri=config.model_uri,
-            model_version=model.version,
-            rmse_rows=rmse_rows,
-            held_out=held_out,
-        )
+    with tempfile.TemporaryDirectory() as scratch:
+        loaded = load_model(resolve_model(config.model_uri), Path(scratch))
 
-    return run_step(settings, "predict", ("predict", "spark"), core, needs_spark=True)
+        def core(run: SparkStepRun) -> PredictResult:
+            model = loaded.resolved
+            if (
+                isinstance(config.input_path, Path)
+                and config.input_path.resolve() == settings.data.training_rows.resolve()
+            ):
+                # the features table: what a killed or failed features run left is refused
+                require_training_rows(config.input_path)
+            with parquet_nanos_as_long(run.spark):
+                rows = read_rows(run.spark, config.input_path)
+                count = score(run.spark, loaded, rows, config.output_path)
+                rmse, rmse_rows, held_out = held_out_rmse(run.spark, model, config.output_path)
+            return PredictResult(
+                rows=count,
+                output_path=str(config.output_path),
+                rmse=rmse,
+                model_uri=config.model_uri,
+                model_version=model.version,
+                rmse_rows=rmse_rows,
+                held_out=held_out,
+            )
+
+        return run_step(settings, "predict", ("predict", "spark"), core, needs_spark=True)

@@ -7,9 +7,11 @@ settings (:func:`tweetops.dataset.is_test_row`; the champion's settings are tags
 `champion` moves when the challenger beats the mean baseline by `promote.min_gain_over_baseline`
 and the champion by `promote.min_improvement` (relative rmse), on at least
 `promote.min_comparison_rows` rows, with the champion's input schema (or `promote.force`).
-The rule is :func:`decide_promotion`, a pure function; every move is recorded by
-:mod:`tweetops.registry`. Promotes of one model on one machine run one at a time (a file lock);
-what promote reports is what the registry holds when it is done.
+The rule is :func:`decide_promotion`, a pure function; the core (:func:`compare`) scores the
+models the shell loaded and decides, without touching MLflow; the shell then registers the
+version, moves the aliases and tags it, and :mod:`tweetops.registry` records every move. Promotes
+of one model on one machine run one at a time (a file lock, held from reading the champion to
+moving it); what promote reports is what the registry holds when it is done.
 """
 
 from __future__ import annotations
@@ -22,15 +24,16 @@ import numpy as np
 import pandas as pd
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
+from mlflow.pyfunc import PyFuncModel
 from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from tweetops import registry
-from tweetops.contracts import TrainedModel, read_contract
+from tweetops.contracts import SplitSpec, TrainedModel, read_contract
 from tweetops.dataset import SPLIT_METHOD, is_test_row, load_training_rows
 from tweetops.errors import TweetopsError
-from tweetops.runner import StepRun, run_step
+from tweetops.runner import SparkStepRun, run_step
 from tweetops.schema import LABEL_COLUMN, MODEL_INPUT_COLUMNS
 from tweetops.settings import PromoteSettings, Settings
 from tweetops.tracking import DVC_EXPERIMENT_TAG, REGISTERED_MODEL_URI_TAG, dvc_experiment
@@ -38,6 +41,7 @@ from tweetops.tracking import DVC_EXPERIMENT_TAG, REGISTERED_MODEL_URI_TAG, dvc_
 CHALLENGER, CHAMPION = registry.CHALLENGER, registry.CHAMPION
 PROMOTE_SECTIONS = ("promote", "spark")
 SPLIT_TAGS = ("tweetops.split.seed", "tweetops.split.test_fraction")
+UNREGISTERED = "unregistered"  # the version a challenger is compared under before it has one
 
 
 @dataclass(frozen=True)
@@ -166,108 +170,94 @@ class PromotionResult:
         return f"promote: {self.model_name} v{self.version} {role}; {alias} ({self.reason})"
 
 
+@dataclass(frozen=True)
+class Contenders:
+    """What the shell read from the registry for the core: both models, loaded, and the split.
+
+    `challenger_version` is the version the training run already has (None before its first
+    promote); `champion` is None when there is no champion or it is the challenger itself.
+    """
+
+    challenger: PyFuncModel
+    challenger_version: str | None
+    champion_version: str | None
+    champion: PyFuncModel | None
+    champion_split: dict[str, float | int] | None  # the champion's split: seed, test_fraction
+    unknown_split: str = ""  # said in the reason when a forced promote compares without it
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The core's output: both rmses on the same rows, the baseline, and the decision."""
+
+    challenger_rmse: float
+    champion_rmse: float | None
+    baseline_rmse: float
+    comparison_rows: int
+    decision: PromotionDecision
+
+
 def promote(settings: Settings) -> PromotionResult:
-    """Register the model of the run named in `promote.run_file` and decide on `champion`."""
+    """Register the model of the run named in `promote.run_file` and decide on `champion`.
+
+    The shell reads the registry and loads both models before the step's run opens; the core
+    (:func:`compare`) scores them and decides without touching MLflow; the publish step
+    registers the version, moves the aliases and tags it. All of it holds the registry lock. In a
+    DVC experiment (`DVC_EXP_NAME`) the version is registered and tagged with the experiment, and
+    no alias moves (:func:`experiment_outcome`).
+    """
     config = settings.promote
     experiment = dvc_experiment()
     trained = read_contract(config.run_file, TrainedModel, written_by="train")
     client = MlflowClient()
     training_run = _live_training_run(client, trained.run_id)
 
-    def core(run: StepRun) -> PromotionResult:
-        assert run.spark is not None
-        name = config.model_name
-        with registry.registry_lock(name):
-            version, new = registry.ensure_version(
-                client,
-                name,
-                trained.model_uri,
-                trained.run_id,
-                _version_tags(trained),
-                _version_description(trained, training_run, list(_input_schema(trained.model_uri))),
-            )
-            registry.describe_model(client, name, _model_description())
-            if experiment is not None:
-                _set_version_tag(client, name, version, DVC_EXPERIMENT_TAG, experiment)
-            else:
-                _set_alias(client, name, CHALLENGER, version)
-            champion_version = registry.champion_version(client, name)
+    with registry.registry_lock(config.model_name):
+        contenders = _contenders(client, trained, config.model_name, config.force)
+
+        def core(run: SparkStepRun) -> Comparison:
             rows = load_training_rows(run.spark, Path(trained.split.training_rows_dir))
-            result = _compare(client, rows, trained, version, champion_version, config)
-            if experiment is not None:
-                result = experiment_outcome(result, experiment)
-            if result.promoted and champion_version != version:
-                registry.move_champion(
-                    client,
-                    name,
-                    version,
-                    action="promote",
-                    reason=result.reason,
-                    challenger_rmse=result.challenger_rmse,
-                    champion_rmse=result.champion_rmse,
-                    comparison_rows=result.comparison_rows,
-                )
-            _set_version_tag(client, name, version, "tweetops.promotion", result.reason)
-            after = registry.champion_version(client, name)
-        return PromotionResult(
-            **{**asdict(result), "newly_registered": new, "champion_after": after}
+            return compare(rows, trained.split, contenders, config)
+
+        def publish(comparison: Comparison, run: SparkStepRun) -> PromotionResult:
+            result = _publish(
+                client, trained, training_run, contenders, comparison, config, experiment
+            )
+            mlflow.set_tags(
+                {
+                    "tweetops.model_version": result.version,
+                    REGISTERED_MODEL_URI_TAG: f"models:/{result.model_name}/{result.version}",
+                    "tweetops.promotion": result.reason,
+                }
+            )
+            return result
+
+        return run_step(
+            settings,
+            "promote",
+            PROMOTE_SECTIONS,
+            core,
+            needs_spark=True,
+            publish=publish,
+            reports=lambda result: {config.promotion_file: asdict(result)},
         )
 
-    def publish(result: PromotionResult, run: StepRun) -> PromotionResult:
-        mlflow.set_tags(
-            {
-                "tweetops.model_version": result.version,
-                REGISTERED_MODEL_URI_TAG: f"models:/{result.model_name}/{result.version}",
-                "tweetops.promotion": result.reason,
-            }
-        )
-        return result
 
-    return run_step(
-        settings,
-        "promote",
-        PROMOTE_SECTIONS,
-        core,
-        needs_spark=True,
-        publish=publish,
-        reports=lambda result: {config.promotion_file: asdict(result)},
-    )
+def _contenders(client: MlflowClient, trained: TrainedModel, name: str, force: bool) -> Contenders:
+    """Read the registry: the run's version if any, the champion, its split; load both models.
 
-
-def experiment_outcome(result: PromotionResult, experiment: str) -> PromotionResult:
-    """What promote does in DVC experiment `experiment`: register only, move no alias.
-
-    Production aliases move only from the main workspace: its pipeline, `tweetops promote` or
-    `tweetops registry rollback`. The gate's verdict is kept in the reason, so a user knows
-    whether the experiment would have been promoted.
+    A champion whose split is unknown is refused in one sentence, unless `force`: then the
+    comparison uses the challenger's test rows alone, and the reason says so.
     """
-    verdict = "would be promoted" if result.promoted else "would not be promoted"
-    return replace(
-        result,
-        promoted=False,
-        experiment=experiment,
-        reason=(
-            f"DVC experiment {experiment}: registered only, no alias moved ({verdict}: "
-            f"{result.reason}); `dvc exp apply {experiment}` then `tweetops promote` promotes it"
-        ),
-    )
-
-
-def _compare(
-    client: MlflowClient,
-    rows: DataFrame,
-    trained: TrainedModel,
-    version: str,
-    champion_version: str | None,
-    config: PromoteSettings,
-) -> PromotionResult:
-    name = config.model_name
-    flag = is_test_row(seed=trained.split.seed, test_fraction=trained.split.test_fraction)
-    champion_split = None
+    version = registry.find_version(client, name, trained.model_uri, trained.run_id)
+    champion_version = registry.champion_version(client, name)
+    challenger = _load(trained.model_uri)
+    if champion_version is None or champion_version == version:
+        return Contenders(challenger, version, champion_version, None, None)
+    champion_split = split_of(client, name, champion_version)
     unknown_split = ""
-    if champion_version not in (None, version):
-        champion_split = split_of(client, name, champion_version)
-        if champion_split is None and not config.force:
+    if champion_split is None:
+        if not force:
             raise TweetopsError(
                 f"The split settings of champion v{champion_version} are unknown (no "
                 f"{SPLIT_TAGS[0]} tags, no train.seed param on its run), so rows it never "
@@ -275,27 +265,69 @@ def _compare(
                 f"the challenger's test rows alone, or set the tags {', '.join(SPLIT_TAGS)} on "
                 f"v{champion_version}."
             )
-        if champion_split is None:
-            unknown_split = (
-                f"; champion v{champion_version}'s split is unknown: compared on the "
-                f"challenger's test rows, which it may have trained on (force)"
-            )
-    both = flag if champion_split is None else flag & is_test_row(**champion_split)
-    train_mean = rows.where(~flag).agg(F.avg(LABEL_COLUMN)).first()[0]
-    table = rows.where(both).drop("tweet_id").toPandas()
+        unknown_split = (
+            f"; champion v{champion_version}'s split is unknown: compared on the "
+            f"challenger's test rows, which it may have trained on (force)"
+        )
+    return Contenders(
+        challenger=challenger,
+        challenger_version=version,
+        champion_version=champion_version,
+        champion=_load(f"models:/{name}/{champion_version}"),
+        champion_split=champion_split,
+        unknown_split=unknown_split,
+    )
+
+
+def experiment_outcome(decision: PromotionDecision, experiment: str) -> PromotionDecision:
+    """What promote does in DVC experiment `experiment`: register only, move no alias.
+
+    Production aliases move only from the main workspace: its pipeline, `tweetops promote` or
+    `tweetops registry rollback`. The gate's verdict is kept in the reason, so a user knows
+    whether the experiment would have been promoted.
+    """
+    verdict = "would be promoted" if decision.promoted else "would not be promoted"
+    return replace(
+        decision,
+        promoted=False,
+        reason=(
+            f"DVC experiment {experiment}: registered only, no alias moved ({verdict}: "
+            f"{decision.reason}); `dvc exp apply {experiment}` then `tweetops promote` promotes it"
+        ),
+    )
+
+
+def compare(
+    rows: DataFrame, split: SplitSpec, contenders: Contenders, gate: PromoteSettings
+) -> Comparison:
+    """Score challenger and champion on the rows that are test rows of both runs; decide.
+
+    The core of promote: loaded models and training rows in, scores and the decision out.
+    """
+    flag = is_test_row(seed=split.seed, test_fraction=split.test_fraction)
+    champion_split = contenders.champion_split
+    both = flag
+    if champion_split is not None:
+        both = flag & is_test_row(
+            seed=int(champion_split["seed"]), test_fraction=float(champion_split["test_fraction"])
+        )
+    train_mean = rows.where(~flag).agg(F.avg(LABEL_COLUMN)).collect()[0][0]
+    table: pd.DataFrame = rows.where(both).drop("tweet_id").toPandas()
     labels = table[LABEL_COLUMN].to_numpy(dtype=float)
     baseline_rmse = _rmse(labels, float(train_mean or 0.0))
-    challenger = Scored(version, _rmse_of(f"models:/{name}/{version}", table, labels))
+    # a run registered before keeps its version; a new one is compared before it has one
+    version = contenders.challenger_version or UNREGISTERED
+    challenger = Scored(version, _rmse_of(contenders.challenger, table, labels))
     champion = None
-    if champion_version == version:
+    already_champion = contenders.challenger_version is not None and (
+        contenders.champion_version == contenders.challenger_version
+    )
+    if already_champion:
         champion = challenger
-    elif champion_version is not None:
-        champion = Scored(
-            champion_version, _rmse_of(f"models:/{name}/{champion_version}", table, labels)
-        )
-    same_schema = champion is None or (
-        _input_schema(f"models:/{name}/{version}")
-        == _input_schema(f"models:/{name}/{champion_version}")
+    elif contenders.champion is not None and contenders.champion_version is not None:
+        champion = Scored(contenders.champion_version, _rmse_of(contenders.champion, table, labels))
+    same_schema = contenders.champion is None or (
+        _input_schema(contenders.challenger) == _input_schema(contenders.champion)
     )
     decision = decide_promotion(
         challenger,
@@ -303,18 +335,74 @@ def _compare(
         baseline_rmse=baseline_rmse,
         comparison_rows=len(table),
         same_schema=same_schema,
-        gate=config,
+        gate=gate,
     )
+    if contenders.unknown_split:
+        decision = replace(decision, reason=decision.reason + contenders.unknown_split)
+    return Comparison(
+        challenger_rmse=challenger.rmse,
+        champion_rmse=None if champion in (None, challenger) else champion.rmse,
+        baseline_rmse=baseline_rmse,
+        comparison_rows=len(table),
+        decision=decision,
+    )
+
+
+def _publish(
+    client: MlflowClient,
+    trained: TrainedModel,
+    training_run: Run,
+    contenders: Contenders,
+    comparison: Comparison,
+    config: PromoteSettings,
+    experiment: str | None,
+) -> PromotionResult:
+    """Register the version (once per run), alias it challenger, move champion when promoted.
+
+    In a DVC experiment the version is tagged with it instead, and no alias moves.
+    """
+    name = config.model_name
+    columns = list(_input_schema(contenders.challenger))
+    version, new = registry.ensure_version(
+        client,
+        name,
+        trained.model_uri,
+        trained.run_id,
+        _version_tags(trained),
+        _version_description(trained, training_run, columns),
+    )
+    registry.describe_model(client, name, _model_description())
+    decision = comparison.decision
+    if experiment is not None:
+        _set_version_tag(client, name, version, DVC_EXPERIMENT_TAG, experiment)
+        decision = experiment_outcome(decision, experiment)
+    else:
+        _set_alias(client, name, CHALLENGER, version)
+    if decision.promoted and contenders.champion_version != version:
+        registry.move_champion(
+            client,
+            name,
+            version,
+            action="promote",
+            reason=decision.reason,
+            challenger_rmse=comparison.challenger_rmse,
+            champion_rmse=comparison.champion_rmse,
+            comparison_rows=comparison.comparison_rows,
+        )
+    _set_version_tag(client, name, version, "tweetops.promotion", decision.reason)
     return PromotionResult(
         model_name=name,
         version=version,
         promoted=decision.promoted,
-        reason=decision.reason + unknown_split,
-        challenger_rmse=challenger.rmse,
-        champion_version=champion_version,
-        champion_rmse=None if champion in (None, challenger) else champion.rmse,
-        baseline_rmse=baseline_rmse,
-        comparison_rows=len(table),
+        reason=decision.reason,
+        challenger_rmse=comparison.challenger_rmse,
+        champion_version=contenders.champion_version,
+        champion_rmse=comparison.champion_rmse,
+        baseline_rmse=comparison.baseline_rmse,
+        comparison_rows=comparison.comparison_rows,
+        newly_registered=new,
+        champion_after=registry.champion_version(client, name),
+        experiment=experiment,
     )
 
 
@@ -324,23 +412,29 @@ def _rmse(labels: np.ndarray, predictions: np.ndarray | float) -> float:
     return float(np.sqrt(np.mean((labels - predictions) ** 2)))
 
 
-def _rmse_of(model_uri: str, table: pd.DataFrame, labels: np.ndarray) -> float:
+def _rmse_of(model: PyFuncModel, table: pd.DataFrame, labels: np.ndarray) -> float:
     if len(table) == 0:
         return float("nan")
-    model = mlflow.pyfunc.load_model(model_uri)
     predictions = np.asarray(model.predict(table.drop(columns=[LABEL_COLUMN])), dtype=float)
     return _rmse(labels, predictions.reshape(-1))
 
 
-def _input_schema(model_uri: str) -> dict[str, str]:
+def _load(model_uri: str) -> PyFuncModel:
     try:
-        info = mlflow.models.get_model_info(model_uri)
+        model: PyFuncModel = mlflow.pyfunc.load_model(model_uri)
     except MlflowException as exc:
-        raise registry.registry_error(f"reading the model {model_uri}", exc) from None
-    kinds = (info.metadata or {}).get("input_kinds")
+        raise registry.registry_error(f"loading the model {model_uri}", exc) from None
+    return model
+
+
+def _input_schema(model: PyFuncModel) -> dict[str, str]:
+    """The model's input columns and their kinds (as logged, else from its signature)."""
+    logged = model.metadata
+    kinds = (logged.metadata or {}).get("input_kinds")
     if kinds:
         return dict(kinds)
-    inputs = info.signature.inputs.to_dict() if info.signature and info.signature.inputs else []
+    signature = logged.signature
+    inputs = signature.inputs.to_dict() if signature and signature.inputs else []
     return {column.get("name", ""): str(column.get("type")) for column in inputs}
 
 

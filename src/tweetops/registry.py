@@ -103,6 +103,17 @@ def champion_version(client: MlflowClient, name: str) -> str | None:
     return aliases(client, name).get(CHAMPION)
 
 
+def find_version(client: MlflowClient, name: str, model_uri: str, run_id: str) -> str | None:
+    """The version of `name` already holding `model_uri` of run `run_id`, or None."""
+    try:
+        for existing in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
+            if existing.source == model_uri or _same_logged_model(existing, model_uri):
+                return str(existing.version)
+    except MlflowException as exc:
+        raise registry_error(f"looking up {model_uri} in {name}", exc) from None
+    return None
+
+
 def ensure_version(
     client: MlflowClient,
     name: str,
@@ -116,10 +127,10 @@ def ensure_version(
     Returns (version, newly registered). Registering the same training run twice reuses its
     version instead of adding a copy.
     """
+    existing = find_version(client, name, model_uri, run_id)
+    if existing is not None:
+        return existing, False
     try:
-        for existing in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
-            if existing.source == model_uri or _same_logged_model(existing, model_uri):
-                return str(existing.version), False
         version = mlflow.register_model(model_uri, name, tags=tags)
         client.update_model_version(name, version.version, description=description)
     except MlflowException as exc:

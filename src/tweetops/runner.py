@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, overload
 
 import mlflow
 from pyspark.sql import SparkSession
@@ -53,26 +53,98 @@ R = TypeVar("R", bound=StepResult)
 
 @dataclass(frozen=True)
 class StepRun:
-    """What a core may know of the run it is in: ids for lineage, and the SparkSession."""
+    """What a core may know of the run it is in: its id, for lineage."""
 
     run_id: str
-    settings: Settings
-    spark: SparkSession | None
 
 
+@dataclass(frozen=True)
+class SparkStepRun(StepRun):
+    """The run of a step that needs Spark (`needs_spark=True`): also its SparkSession."""
+
+    spark: SparkSession
+
+
+Reports = Callable[[R], Mapping[Path, dict[str, Any]]]
+
+
+@overload
+def run_step(
+    settings: Settings,
+    step: str,
+    sections: tuple[str, ...],
+    core: Callable[[StepRun], R],
+    *,
+    needs_spark: Literal[False] = False,
+    inputs: Mapping[str, Path] | None = None,
+    publish: None = None,
+    reports: Reports[R] | None = None,
+    run_name: str | None = None,
+    exclude: frozenset[str] = frozenset(),
+) -> R: ...
+
+
+@overload
 def run_step(
     settings: Settings,
     step: str,
     sections: tuple[str, ...],
     core: Callable[[StepRun], C],
     *,
-    needs_spark: bool = False,
+    needs_spark: Literal[False] = False,
     inputs: Mapping[str, Path] | None = None,
-    publish: Callable[[C, StepRun], R] | None = None,
-    reports: Callable[[R], Mapping[Path, dict[str, Any]]] | None = None,
+    publish: Callable[[C, StepRun], R],
+    reports: Reports[R] | None = None,
     run_name: str | None = None,
     exclude: frozenset[str] = frozenset(),
-) -> R:
+) -> R: ...
+
+
+@overload
+def run_step(
+    settings: Settings,
+    step: str,
+    sections: tuple[str, ...],
+    core: Callable[[SparkStepRun], R],
+    *,
+    needs_spark: Literal[True],
+    inputs: Mapping[str, Path] | None = None,
+    publish: None = None,
+    reports: Reports[R] | None = None,
+    run_name: str | None = None,
+    exclude: frozenset[str] = frozenset(),
+) -> R: ...
+
+
+@overload
+def run_step(
+    settings: Settings,
+    step: str,
+    sections: tuple[str, ...],
+    core: Callable[[SparkStepRun], C],
+    *,
+    needs_spark: Literal[True],
+    inputs: Mapping[str, Path] | None = None,
+    publish: Callable[[C, SparkStepRun], R],
+    reports: Reports[R] | None = None,
+    run_name: str | None = None,
+    exclude: frozenset[str] = frozenset(),
+) -> R: ...
+
+
+def run_step(
+    settings: Settings,
+    step: str,
+    sections: tuple[str, ...],
+    core: Callable[[Any], Any],
+    *,
+    needs_spark: bool = False,
+    inputs: Mapping[str, Path] | None = None,
+    publish: Callable[[Any, Any], Any] | None = None,
+    reports: Reports[Any] | None = None,
+    run_name: str | None = None,
+    exclude: frozenset[str] = frozenset(),
+) -> Any:
     """Run `core` as step `step` inside its MLflow run and publish its result.
 
     `sections` are the settings sections logged as params; `inputs` names the data the step
@@ -80,18 +152,20 @@ def run_step(
     the step knows how to (a model, artifacts) and turns the core's output into the step's
     result (without it the core's output is the result); `reports` maps report files to their
     JSON payloads; `run_name` names the run in MLflow's lists (default: the step); settings in
-    `exclude` are not logged when the run opens (the step logs their final values).
+    `exclude` are not logged when the run opens (the step logs their final values). With
+    `needs_spark` the core and `publish` get a :class:`SparkStepRun`, else a :class:`StepRun`.
     """
     started = time.monotonic()
     with step_run(settings, step, sections, run_name=run_name, exclude=exclude) as run_id:
         log.info("%s: started, MLflow run %s", step, run_id)
-        spark = None
+        context = StepRun(run_id=run_id)
+        spark: SparkSession | None = None
         if needs_spark:
             from tweetops.spark import build_spark, spark_conf_for_tracking
 
             spark = build_spark(settings.spark)
             log_spark_conf(spark_conf_for_tracking(spark))
-        context = StepRun(run_id=run_id, settings=settings, spark=spark)
+            context = SparkStepRun(run_id=run_id, spark=spark)
         with spark_progress(spark, step) if spark is not None else nullcontext():
             outcome = _run_core(core, context, step)
             for name, path in (inputs or {}).items():
@@ -112,7 +186,7 @@ def run_step(
         return result
 
 
-def _run_core(core: Callable[[StepRun], C], context: StepRun, step: str) -> C:
+def _run_core(core: Callable[[Any], C], context: StepRun, step: str) -> C:
     """Call the step's core; an unwritable output folder becomes a one-sentence error."""
     try:
         return core(context)

@@ -456,7 +456,8 @@ def resolve_references(data: dict[str, Any]) -> dict[str, Any]:
             return [resolve(item, seen) for item in value]
         return value
 
-    return resolve(data, ())
+    resolved: dict[str, Any] = resolve(data, ())
+    return resolved
 
 
 def _describe_validation_error(exc: ValidationError) -> str:

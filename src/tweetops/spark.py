@@ -116,9 +116,9 @@ def build_spark(settings: SparkSettings) -> SparkSession:
     forked from `tweetops.tune.daemon`, which has imported the trial libraries once. On other
     masters a `PYSPARK_PYTHON` or `spark.pyspark.python` the user set is kept (the workers'
     interpreter need not be at the driver's path), and the tweetops package is shipped to the
-    executors as a zip (`addPyFile`), so they need no copy of the project.
+    executors as a zip (`addPyFile`), so they need no copy of the project. Java is not checked
+    here: the CLI checks it once (:func:`check_java`) before any run opens.
     """
-    check_java()
     remote = connect_remote(settings)
     if remote is not None:
         raise TweetopsError(

@@ -17,12 +17,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
-import mlflow.data
 import mlflow.spark
 import pandas as pd
 import pyspark
+from mlflow.data.spark_dataset import from_spark
 from mlflow.models import infer_signature
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
@@ -41,7 +42,7 @@ from tweetops.model.pipeline import (
     feature_importances,
 )
 from tweetops.model.pyfunc import column_kind, log_serving_model
-from tweetops.runner import StepRun, run_step
+from tweetops.runner import SparkStepRun, run_step
 from tweetops.schema import INPUT_RANGES, LABEL_COLUMN, MODEL_INPUT_COLUMNS
 from tweetops.settings import Settings, TrainSettings
 from tweetops.spark import spark_path
@@ -93,7 +94,7 @@ class TrainResult:
         )
 
 
-def fit_and_score(spark: SparkSession, rows: DataFrame, config: TrainSettings) -> FittedModel:
+def fit_and_score(rows: DataFrame, config: TrainSettings) -> FittedModel:
     """Split `rows`, fit the pipeline on the training split, score it and the baseline."""
     train_split, test_split = split_train_test(
         rows,
@@ -116,14 +117,16 @@ def fit_and_score(spark: SparkSession, rows: DataFrame, config: TrainSettings) -
         model = build_pipeline(config).fit(train_split)
         metrics = evaluate(model.transform(test_split))
         baseline = baseline_metrics(train_split, test_split)
-        example = test_split.select(*MODEL_INPUT_COLUMNS).limit(5).toPandas()
-        predictions = (
+        example: pd.DataFrame = test_split.select(*MODEL_INPUT_COLUMNS).limit(5).toPandas()
+        plotted: pd.DataFrame = (
             model.transform(test_split)
             .orderBy("tweet_id")
             .limit(MAX_PLOTTED_ROWS)
             .select(LABEL_COLUMN, PREDICTION_COLUMN)
             .toPandas()
-            .rename(columns={LABEL_COLUMN: "actual", PREDICTION_COLUMN: "predicted"})
+        )
+        predictions = plotted.rename(
+            columns={LABEL_COLUMN: "actual", PREDICTION_COLUMN: "predicted"}
         )
     finally:
         train_split.unpersist()
@@ -145,15 +148,16 @@ def fit_and_score(spark: SparkSession, rows: DataFrame, config: TrainSettings) -
     )
 
 
-def train(settings: Settings) -> TrainResult:
+def train(settings: Settings, tuned: TuneOutcome | None = None) -> TrainResult:
     """Fit and score the model in the step's MLflow run; publish it and write the reports.
 
-    With `train.tuned_from` set, the hyperparameters come from that tune result file (what
-    `tweetops tune` wrote) and the run records which tune run found them.
+    With `tuned` (what `main` hands over in memory) or else `train.tuned_from` set (the tune
+    result file `tweetops tune` wrote), the hyperparameters are the tuned ones and the run
+    records which tune run found them.
     """
-    tuned: TuneOutcome | None = None
-    if settings.train.tuned_from is not None:
+    if tuned is None and settings.train.tuned_from is not None:
         tuned = read_contract(settings.train.tuned_from, TuneOutcome, written_by="tune")
+    if tuned is not None:
         settings = settings.model_copy(
             update={
                 "train": TrainSettings.model_validate(
@@ -163,19 +167,15 @@ def train(settings: Settings) -> TrainResult:
         )
     config = settings.train
 
-    def core(run: StepRun) -> tuple[FittedModel, DataFrame]:
-        assert run.spark is not None
+    def core(run: SparkStepRun) -> tuple[FittedModel, DataFrame]:
         rows = load_training_rows(run.spark, config.training_rows_dir)
-        return fit_and_score(run.spark, rows, config), rows
+        return fit_and_score(rows, config), rows
 
-    def publish(outcome: tuple[FittedModel, DataFrame], run: StepRun) -> TrainResult:
+    def publish(outcome: tuple[FittedModel, DataFrame], run: SparkStepRun) -> TrainResult:
         fitted, rows = outcome
-        assert run.spark is not None
         with _integer_hint_silenced():
             mlflow.log_input(
-                mlflow.data.from_spark(
-                    rows, path=spark_path(config.training_rows_dir), name="training_rows"
-                ),
+                from_spark(rows, path=spark_path(config.training_rows_dir), name="training_rows"),
                 context="training",
             )
         _log_feature_importances(fitted.importances)
@@ -198,7 +198,7 @@ def train(settings: Settings) -> TrainResult:
             spark_model_uri=spark_model_uri,
         )
 
-    def reports(result: TrainResult) -> dict[Path, dict]:
+    def reports(result: TrainResult) -> dict[Path, dict[str, Any]]:
         return {config.metrics_file: {name: result.metrics[name] for name in METRICS_FILE_KEYS}}
 
     name = (
@@ -234,14 +234,13 @@ def train(settings: Settings) -> TrainResult:
 def _log_model(spark: SparkSession, fitted: FittedModel, schema: StructType) -> tuple[str, str]:
     """Log the Spark pipeline (`spark-model`) and its JVM-free pyfunc (`model`, the served one).
 
-    The pyfunc is exported from the Spark model as MLflow stored it, so both are the same
-    pipeline. Returns the pyfunc's and the Spark model's URIs.
+    Both come from the one fitted pipeline in memory: the pyfunc is exported from its stages,
+    not read back from the logged Spark model. Returns the pyfunc's and the Spark model's URIs.
     """
     with _integer_hint_silenced():
         predictions = fitted.model.transform(spark.createDataFrame(fitted.example))
-        signature = infer_signature(
-            fitted.example, predictions.select(PREDICTION_COLUMN).toPandas()[PREDICTION_COLUMN]
-        )
+        predicted: pd.DataFrame = predictions.select(PREDICTION_COLUMN).toPandas()
+        signature = infer_signature(fitted.example, predicted[PREDICTION_COLUMN])
         spark_info = mlflow.spark.log_model(
             fitted.model,
             artifact_path=SPARK_MODEL_ARTIFACT_PATH,
@@ -251,11 +250,7 @@ def _log_model(spark: SparkSession, fitted: FittedModel, schema: StructType) -> 
             # warns and falls back to exactly this on a Spark model)
             pip_requirements=[f"pyspark=={pyspark.__version__}"],
         )
-    with tempfile.TemporaryDirectory() as scratch:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=spark_info.model_uri, dst_path=scratch
-        )
-        exported = export_pipeline(Path(local) / "sparkml")
+    exported = export_pipeline(fitted.model)
     kinds = {
         name: column_kind(schema[name].dataType.simpleString()) for name in MODEL_INPUT_COLUMNS
     }

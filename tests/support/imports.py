@@ -64,8 +64,9 @@ CLI_MODULE = "tweetops.cli"
 def closure(*roots: str) -> set[str]:
     """`roots` and every package module they import, transitively.
 
-    The CLI imports each step inside that step's `*_command` function; those imports are not
-    followed, so a stage's closure holds the CLI shell but not the other steps.
+    The CLI imports each step by name when its command runs (`importlib`) or inside a
+    `*_command` function; neither is followed, so a stage's closure holds the CLI shell but not
+    the other steps.
     """
     seen: set[str] = set()
     todo = [parent for root in roots for parent in _with_parents(root)]

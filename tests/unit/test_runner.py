@@ -15,11 +15,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
 from pydantic import BaseModel, field_serializer
+from pyspark.sql import SparkSession
 
 from tests.conftest import Project
 from tweetops.errors import TweetopsError
 from tweetops.logs import configure_logging
-from tweetops.runner import StepRun, run_step
+from tweetops.runner import SparkStepRun, StepRun, run_step
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,24 @@ def test_run_step_logs_settings_lineage_metrics_report_and_summary(
     assert run.data.tags["tweetops.step"] == "count"
     # what `dvc add` records for one file: the md5 of its bytes
     assert run.data.tags["tweetops.data.input.dvc_md5"] == hashlib.md5(b"hello\n").hexdigest()
-    assert seen[0].spark is None
+    assert type(seen[0]) is StepRun  # no SparkSession without needs_spark
+
+
+def test_a_spark_step_gets_the_session_in_its_run_handle(
+    project: Project, spark: SparkSession
+) -> None:
+    seen: list[SparkStepRun] = []
+
+    def core(run: SparkStepRun) -> Counted:
+        seen.append(run)
+        return Counted(rows=run.spark.range(4).count())
+
+    result = run_step(project.settings(), "count", (), core, needs_spark=True)
+
+    assert result == Counted(rows=4)
+    assert seen[0].spark is spark  # the one session, reused
+    run = MlflowClient().get_run(seen[0].run_id)
+    assert run.data.tags["tweetops.spark.master"] == spark.sparkContext.master
 
 
 def test_a_failing_core_ends_its_run_failed_and_writes_nothing(project: Project) -> None:

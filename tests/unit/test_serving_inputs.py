@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tweetops.model.arrays import LEAF, ExportedPipeline, Forest, index_labels
+from tweetops.model.arrays import LEAF, ExportedPipeline, Forest, index_labels, read_forest
 from tweetops.model.pyfunc import InputError, column_kind, validate_inputs
 from tweetops.schema import INPUT_RANGES, NUMERIC_FEATURES
 
@@ -20,9 +20,21 @@ FOREST = Forest(
     right=np.array([2, 1, 4, 3, 4, 5]),
     value=np.array([0.0, 1.0, 0.0, 2.0, 3.0, 10.0]),
     roots=np.array([0, 5]),
-    weights=np.array([1.0, 1.0]),
     depth=2,
 )
+# FOREST as Spark's RandomForestRegressionModel.toDebugString prints it
+DESCRIPTION = """RandomForestRegressionModel: uid=rfr_0123, numTrees=2, numFeatures=2
+  Tree 0 (weight 1.0):
+    If (feature 0 in {0.0,2.0})
+     Predict: 1.0
+    Else (feature 0 not in {0.0,2.0})
+     If (feature 1 <= 5.0)
+      Predict: 2.0
+     Else (feature 1 > 5.0)
+      Predict: 3.0
+  Tree 1 (weight 1.0):
+    Predict: 10.0
+"""
 KINDS = {"lang": "string", "hour_of_day": "integer", "has_media": "boolean", "score": "double"}
 
 
@@ -31,6 +43,19 @@ def test_categorical_splits_go_left_on_the_left_categories_continuous_on_le_thre
     # the mean over both trees; category 9 is none of the left ones: right, then x1 <= 5
     assert FOREST.predict(features).tolist() == [5.5, 5.5, 6.0, 6.5, 6.0, 6.0]
     assert FOREST.predict(np.zeros((0, 2))).tolist() == []
+
+
+def test_a_forest_description_reads_into_the_forests_arrays() -> None:
+    read = read_forest(DESCRIPTION).to_arrays()
+    expected = FOREST.to_arrays()
+    assert read.keys() == expected.keys()
+    for name, array in expected.items():
+        np.testing.assert_array_equal(read[name], array, err_msg=name)
+
+
+def test_a_weighted_tree_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"tree 1 is weighted 0\.5, not 1\.0"):
+        read_forest(DESCRIPTION.replace("Tree 1 (weight 1.0)", "Tree 1 (weight 0.5)"))
 
 
 def test_the_indexer_keeps_unseen_and_null_values_in_the_extra_index() -> None:

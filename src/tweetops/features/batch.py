@@ -63,7 +63,7 @@ def build_features_batch(
     tweets = with_event_ms(
         valid_tweets(parse_tweets(read_raw_batch(spark, raw_dir)))
     ).dropDuplicates(["tweet_id"])
-    latest = tweets.agg(F.max(EVENT_MS)).first()[0]
+    latest = tweets.agg(F.max(EVENT_MS)).collect()[0][0]
     closed_ms = (latest - duration_ms(watermark)) if latest is not None else 0
     if flush_at_end:
         closed_ms = 1 << 62

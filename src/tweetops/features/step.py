@@ -14,7 +14,7 @@ from types import FrameType
 
 import mlflow
 from pyspark.sql import SparkSession
-from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.streaming.query import StreamingQuery
 
 from tweetops.errors import TweetopsError
 from tweetops.features.parse import parse_tweets
@@ -30,7 +30,7 @@ from tweetops.features.stream import (
 )
 from tweetops.ingest.snapshot import PART_SUFFIX, part_files
 from tweetops.markers import clear_marker, mark_complete, require_complete
-from tweetops.runner import StepRun, run_step
+from tweetops.runner import run_step
 from tweetops.schema import CORRUPT_RECORD_COLUMN, RAW_TWEET_SCHEMA
 from tweetops.settings import FeaturesSettings, Settings
 from tweetops.spark import spark_path
@@ -176,7 +176,7 @@ def build_features(settings: Settings) -> FeaturesResult:
             settings,
             "features",
             ("features", "spark"),
-            lambda run: stream_feature_tables(_session(run), config, on_batch, stop),
+            lambda run: stream_feature_tables(run.spark, config, on_batch, stop),
             needs_spark=True,
             inputs={"raw_tweets": config.raw_dir},
         )
@@ -232,7 +232,8 @@ def stream_feature_tables(
     reported: set[int] = set()
     stopping = False
     while True:
-        finished = query.awaitTermination(POLL_SECONDS)
+        # PySpark's hint says int, but it takes any number of seconds (it sends int(s * 1000))
+        finished = query.awaitTermination(POLL_SECONDS)  # type: ignore[arg-type]
         _report(query, job, reported, on_batch)
         if finished or not query.isActive:
             break
@@ -326,11 +327,6 @@ def _report(
         ):
             reported.add(batch_id)
             on_batch(BatchProgress(job.counts[batch_id], duration_ms))
-
-
-def _session(run: StepRun) -> SparkSession:
-    assert run.spark is not None
-    return run.spark
 
 
 def _count_parquet(spark: SparkSession, folder: Path) -> int:

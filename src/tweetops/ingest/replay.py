@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -329,13 +329,13 @@ def page_candidates(page: dict[str, Any], location: str, stats: ReplayStats) -> 
         yield with_author(tweet, users), where
 
 
-def _open(path: Path) -> IO[bytes]:
+def _open(path: Path) -> BinaryIO | gzip.GzipFile:
     if path.name.lower().endswith(".gz"):
         return gzip.open(path, "rb")
     return path.open("rb", buffering=1 << 20)
 
 
-def _looks_line_delimited(handle: IO[bytes]) -> bool:
+def _looks_line_delimited(handle: BinaryIO | gzip.GzipFile) -> bool:
     """True when a `.json` file holds JSON Lines rather than one document.
 
     JSON Lines: the first non-blank line is a complete JSON value and more lines follow, or a
@@ -356,7 +356,7 @@ def _looks_line_delimited(handle: IO[bytes]) -> bool:
     return type(_loads_or(second, _BROKEN)) is dict
 
 
-def _first_lines(handle: IO[bytes], count: int) -> list[bytes]:
+def _first_lines(handle: BinaryIO | gzip.GzipFile, count: int) -> list[bytes]:
     lines: list[bytes] = []
     for line in handle:
         if line.strip(_WHITESPACE):

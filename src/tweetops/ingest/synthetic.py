@@ -375,8 +375,9 @@ def _generate_users(rng: np.random.Generator, spec: SyntheticSpec) -> dict[str, 
 
 
 def _zipf_weights(size: int) -> np.ndarray:
-    weights = 1.0 / np.arange(1, size + 1)
-    return weights / weights.sum()
+    weights: np.ndarray = 1.0 / np.arange(1, size + 1)
+    normalised: np.ndarray = weights / weights.sum()
+    return normalised
 
 
 def _compose_text(

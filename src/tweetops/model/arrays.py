@@ -1,10 +1,9 @@
 """A fitted pipeline as plain arrays, and its predictions computed with numpy (no JVM).
 
 :func:`export_pipeline` reads a fitted `PipelineModel` (StringIndexer -> VectorAssembler ->
-RandomForestRegressionModel) from the files Spark writes when it saves the model: the indexer's
-labels, the assembler's input order, and every node of every tree with its split. Reading the
-saved Parquet is one bulk read, where walking the trees through py4j would be one JVM call per
-node. :class:`Forest` evaluates the exported arrays vectorised over rows with Spark's semantics:
+RandomForestRegressionModel) as it is in memory: the indexer's labels, the assembler's input
+order, and every node of every tree with its split (:func:`read_forest`). :class:`Forest`
+evaluates the exported arrays vectorised over rows with Spark's semantics:
 
 - the indexer maps a value to its position in the labels; an unseen value or a null maps to
   `len(labels)` (`handleInvalid="keep"`);
@@ -14,17 +13,19 @@ node. :class:`Forest` evaluates the exported arrays vectorised over rows with Sp
 - the forest's prediction is the mean of its trees' leaf predictions (Spark's
   RandomForestRegressionModel averages; its tree weights are all 1.0).
 
-This module imports numpy and pandas only at evaluation time, never pyspark.
+This module imports numpy, never pyspark: the served model imports it.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pyspark.ml import PipelineModel
 
 LEAF = -1
 
@@ -36,7 +37,7 @@ class Forest:
     `feature[n]` is the feature index a node splits on (`LEAF` for a leaf), `threshold[n]` its
     continuous threshold, `category_row[n]` its row in `left_categories` (-1 when the split is
     continuous), `left`/`right` the global ids of its children, `value[n]` a leaf's prediction,
-    `roots` each tree's root and `depth` the deepest path.
+    `roots` each tree's root and `depth` the deepest path. Every tree weighs 1.0.
     """
 
     feature: np.ndarray
@@ -47,7 +48,6 @@ class Forest:
     right: np.ndarray
     value: np.ndarray
     roots: np.ndarray
-    weights: np.ndarray
     depth: int
 
     def predict(self, features: np.ndarray) -> np.ndarray:
@@ -73,10 +73,8 @@ class Forest:
             )
             child = np.where(go_left, self.left[nodes], self.right[nodes])
             nodes = np.where(inner, child, nodes)
-        leaf_values = self.value[nodes]
-        if np.all(self.weights == 1.0):
-            return leaf_values.sum(axis=1) / len(self.roots)
-        return (leaf_values * self.weights).sum(axis=1) / len(self.roots)
+        mean: np.ndarray = self.value[nodes].sum(axis=1) / len(self.roots)
+        return mean
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The arrays to store (see :meth:`from_arrays`)."""
@@ -89,7 +87,6 @@ class Forest:
             "right": self.right,
             "value": self.value,
             "roots": self.roots,
-            "weights": self.weights,
             "depth": np.array([self.depth], dtype=np.int64),
         }
 
@@ -105,7 +102,6 @@ class Forest:
             right=arrays["right"],
             value=arrays["value"],
             roots=arrays["roots"],
-            weights=arrays["weights"],
             depth=int(arrays["depth"][0]),
         )
 
@@ -151,116 +147,132 @@ def index_labels(values: np.ndarray, labels: list[str]) -> np.ndarray:
     )
 
 
-def export_pipeline(saved_dir: Path) -> ExportedPipeline:
-    """Read a PipelineModel saved by Spark at `saved_dir` (its `stages/` folder) into arrays."""
-    stages = sorted((saved_dir / "stages").iterdir(), key=lambda path: int(path.name.split("_")[0]))
+def export_pipeline(model: PipelineModel) -> ExportedPipeline:
+    """Read the stages of a fitted `model` (in memory) into arrays.
+
+    Refuses, in one sentence, a stage other than StringIndexer(handleInvalid="keep"),
+    VectorAssembler and RandomForestRegressionModel.
+    """
     labels: dict[str, list[str]] = {}
     indexed: dict[str, str] = {}
     assembled: list[str] | None = None
     forest: Forest | None = None
-    for stage in stages:
-        metadata = _metadata(stage)
-        kind = metadata["class"].rsplit(".", 1)[-1]
-        params = {**metadata.get("defaultParamMap", {}), **metadata.get("paramMap", {})}
+    stage: Any  # a fitted stage, read by duck typing: this module does not import pyspark
+    for stage in model.stages:
+        kind = type(stage).__name__
         if kind == "StringIndexerModel":
-            if params.get("handleInvalid") != "keep":
+            if stage.getHandleInvalid() != "keep":
                 raise ValueError("only StringIndexer(handleInvalid='keep') can be exported")
-            inputs, outputs = _columns(params, "inputCol"), _columns(params, "outputCol")
-            arrays = _read_parquet(stage / "data").column("labelsArray").to_pylist()[0]
-            for source, target, values in zip(inputs, outputs, arrays, strict=True):
+            inputs, outputs = _columns(stage, "InputCol"), _columns(stage, "OutputCol")
+            for source, target, values in zip(inputs, outputs, stage.labelsArray, strict=True):
                 labels[source], indexed[target] = list(values), source
         elif kind == "VectorAssembler":
-            assembled = list(params["inputCols"])
+            assembled = list(stage.getInputCols())
         elif kind == "RandomForestRegressionModel":
-            forest = _read_forest(stage)
+            forest = read_forest(stage.toDebugString)
         else:
             raise ValueError(f"cannot export pipeline stage {kind}")
     if assembled is None or forest is None:
-        raise ValueError(f"{saved_dir} holds no VectorAssembler and random forest to export")
+        raise ValueError("the pipeline holds no VectorAssembler and random forest to export")
     return ExportedPipeline(labels=labels, indexed=indexed, assembled=assembled, forest=forest)
 
 
-def _metadata(stage: Path) -> dict[str, Any]:
-    part = next(
-        path for path in sorted((stage / "metadata").iterdir()) if path.name.startswith("part-")
-    )
-    return json.loads(part.read_text(encoding="utf-8").splitlines()[0])
+def _columns(stage: Any, name: str) -> list[str]:
+    """The stage's `inputCols`/`outputCols` when set, else its single `inputCol`/`outputCol`."""
+    if stage.isSet(f"{name[0].lower()}{name[1:]}s"):
+        return list(getattr(stage, f"get{name}s")())
+    return [getattr(stage, f"get{name}")()]
 
 
-def _columns(params: dict[str, Any], name: str) -> list[str]:
-    if f"{name}s" in params:
-        return list(params[f"{name}s"])
-    return [params[name]]
+_TREE = re.compile(r"^Tree (\d+) \(weight ([^)]+)\):$")
+_SPLIT = re.compile(r"^(?:If|Else) \(feature (\d+) (<=|>|in|not in) (.+)\)$")
+_LEAF = re.compile(r"^Predict: (.+)$")
 
 
-def _read_parquet(folder: Path) -> Any:
-    import pyarrow.parquet as pq
+def read_forest(description: str) -> Forest:
+    """The forest of a RandomForestRegressionModel's `toDebugString`.
 
-    return pq.read_table(folder)
-
-
-def _read_forest(stage: Path) -> Forest:
-    nodes = _read_parquet(stage / "data").to_pylist()
-    # treesMetadata rows are (treeID, metadata JSON, weight), written as a tuple: _1, _2, _3
-    weights_by_tree = {
-        row["_1"]: float(row["_3"]) for row in _read_parquet(stage / "treesMetadata").to_pylist()
-    }
-    by_tree: dict[int, list[dict[str, Any]]] = {}
-    for row in nodes:
-        by_tree.setdefault(row["treeID"], []).append(row["nodeData"])
-    feature, threshold, category_row, left, right, value = [], [], [], [], [], []
-    categories: list[list[float]] = []
-    roots, weights = [], []
-    depth = 0
-    offset = 0
-    for tree_id in sorted(by_tree):
-        tree = sorted(by_tree[tree_id], key=lambda node: node["id"])
-        ids = {node["id"]: offset + position for position, node in enumerate(tree)}
-        for node in tree:
-            split = node["split"]
-            value.append(float(node["prediction"]))
-            if node["leftChild"] < 0:
-                feature.append(LEAF), threshold.append(0.0), category_row.append(-1)
-                left.append(ids[node["id"]]), right.append(ids[node["id"]])
-                continue
-            feature.append(int(split["featureIndex"]))
-            left.append(ids[node["leftChild"]]), right.append(ids[node["rightChild"]])
-            if int(split["numCategories"]) < 0:
-                threshold.append(float(split["leftCategoriesOrThreshold"][0]))
-                category_row.append(-1)
-            else:
-                threshold.append(0.0)
-                category_row.append(len(categories))
-                categories.append(list(split["leftCategoriesOrThreshold"]))
-        roots.append(ids[tree[0]["id"]])  # the root is node 0 (ids are preorder)
-        weights.append(weights_by_tree.get(tree_id, 1.0))
-        depth = max(depth, _depth(tree))
-        offset += len(tree)
-    width = int(max((max(c) for c in categories if c), default=0.0)) + 2
-    table = np.zeros((max(len(categories), 1), width), dtype=bool)
-    for row, chosen in enumerate(categories):
-        table[row, np.asarray(chosen, dtype=np.int64)] = True
-    return Forest(
-        feature=np.asarray(feature, dtype=np.int64),
-        threshold=np.asarray(threshold, dtype=np.float64),
-        category_row=np.asarray(category_row, dtype=np.int64),
-        left_categories=table,
-        left=np.asarray(left, dtype=np.int64),
-        right=np.asarray(right, dtype=np.int64),
-        value=np.asarray(value, dtype=np.float64),
-        roots=np.asarray(roots, dtype=np.int64),
-        weights=np.asarray(weights, dtype=np.float64),
-        depth=depth,
-    )
+    The description is the whole forest in one JVM call (walking the trees through py4j would be
+    one call per node). Its numbers are Java's `Double.toString`, which parses back to the same
+    double, so the arrays hold exactly the model's thresholds and leaf predictions. A tree
+    weighted other than 1.0 (never, in a RandomForestRegressionModel) is refused.
+    """
+    lines = [line.strip() for line in description.splitlines()[1:] if line.strip()]
+    nodes = _ForestNodes()
+    position = 0
+    while position < len(lines):
+        header = _TREE.match(lines[position])
+        if header is None:
+            raise ValueError(f"unexpected line in the forest's description: {lines[position]!r}")
+        if float(header.group(2)) != 1.0:
+            raise ValueError(f"tree {header.group(1)} is weighted {header.group(2)}, not 1.0")
+        root = len(nodes.value)
+        position, depth = nodes.read_subtree(lines, position + 1)
+        nodes.roots.append(root)
+        nodes.depth = max(nodes.depth, depth)
+    return nodes.forest()
 
 
-def _depth(tree: list[dict[str, Any]]) -> int:
-    by_id = {node["id"]: node for node in tree}
-    deepest, stack = 0, [(tree[0]["id"], 0)]
-    while stack:
-        node_id, level = stack.pop()
-        node = by_id[node_id]
-        deepest = max(deepest, level)
-        if node["leftChild"] >= 0:
-            stack.extend([(node["leftChild"], level + 1), (node["rightChild"], level + 1)])
-    return deepest
+@dataclass
+class _ForestNodes:
+    """Nodes of every tree, appended in preorder: a node's global id is its position."""
+
+    feature: list[int] = field(default_factory=list)
+    threshold: list[float] = field(default_factory=list)
+    category_row: list[int] = field(default_factory=list)
+    categories: list[list[float]] = field(default_factory=list)
+    left: list[int] = field(default_factory=list)
+    right: list[int] = field(default_factory=list)
+    value: list[float] = field(default_factory=list)
+    roots: list[int] = field(default_factory=list)
+    depth: int = 0
+
+    def read_subtree(self, lines: list[str], position: int) -> tuple[int, int]:
+        """Append the subtree starting at `lines[position]`; return the next line and its depth."""
+        node = len(self.value)
+        leaf = _LEAF.match(lines[position])
+        if leaf is not None:
+            self._append(LEAF, 0.0, -1, float(leaf.group(1)))
+            self.left[node] = self.right[node] = node
+            return position + 1, 0
+        split = _SPLIT.match(lines[position])
+        if split is None or not lines[position].startswith("If"):
+            raise ValueError(f"unexpected line in the forest's description: {lines[position]!r}")
+        feature, operator, operand = int(split.group(1)), split.group(2), split.group(3)
+        if operator == "<=":
+            self._append(feature, float(operand), -1, 0.0)
+        else:
+            self._append(feature, 0.0, len(self.categories), 0.0)
+            self.categories.append([float(x) for x in operand.strip("{}").split(",") if x])
+        self.left[node] = len(self.value)
+        position, left_depth = self.read_subtree(lines, position + 1)
+        if not lines[position].startswith("Else"):
+            raise ValueError(f"expected the Else branch, got {lines[position]!r}")
+        self.right[node] = len(self.value)
+        position, right_depth = self.read_subtree(lines, position + 1)
+        return position, 1 + max(left_depth, right_depth)
+
+    def _append(self, feature: int, threshold: float, category_row: int, value: float) -> None:
+        self.feature.append(feature)
+        self.threshold.append(threshold)
+        self.category_row.append(category_row)
+        self.value.append(value)
+        self.left.append(-1)
+        self.right.append(-1)
+
+    def forest(self) -> Forest:
+        width = int(max((max(c) for c in self.categories if c), default=0.0)) + 2
+        table = np.zeros((max(len(self.categories), 1), width), dtype=bool)
+        for row, chosen in enumerate(self.categories):
+            table[row, np.asarray(chosen, dtype=np.int64)] = True
+        return Forest(
+            feature=np.asarray(self.feature, dtype=np.int64),
+            threshold=np.asarray(self.threshold, dtype=np.float64),
+            category_row=np.asarray(self.category_row, dtype=np.int64),
+            left_categories=table,
+            left=np.asarray(self.left, dtype=np.int64),
+            right=np.asarray(self.right, dtype=np.int64),
+            value=np.asarray(self.value, dtype=np.float64),
+            roots=np.asarray(self.roots, dtype=np.int64),
+            depth=self.depth,
+        )

@@ -6,11 +6,13 @@ module has no side effects.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pandas as pd
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.evaluation import RegressionEvaluator
 from pyspark.ml.feature import StringIndexer, VectorAssembler
-from pyspark.ml.regression import RandomForestRegressor
+from pyspark.ml.regression import RandomForestRegressionModel, RandomForestRegressor
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -19,7 +21,7 @@ from tweetops.schema import CATEGORICAL_FEATURES, LABEL_COLUMN, NUMERIC_FEATURES
 from tweetops.settings import TrainSettings
 
 MIN_TRAINING_ROWS = 50
-METRIC_NAMES = ("rmse", "mae", "r2")
+METRIC_NAMES: tuple[Literal["rmse", "mae", "r2"], ...] = ("rmse", "mae", "r2")
 INDEXED_SUFFIX = "_index"
 
 
@@ -61,7 +63,7 @@ def evaluate(
 
 def baseline_metrics(train: DataFrame, test: DataFrame) -> dict[str, float]:
     """Metrics of predicting the training mean for every test row."""
-    mean = train.agg(F.avg(LABEL_COLUMN)).first()[0]
+    mean = train.agg(F.avg(LABEL_COLUMN)).collect()[0][0]
     return evaluate(
         test.withColumn("baseline_prediction", F.lit(float(mean))), "baseline_prediction"
     )
@@ -71,6 +73,7 @@ def feature_importances(model: PipelineModel) -> pd.DataFrame:
     """Importance per assembled input column, largest first."""
     assembler = next(stage for stage in model.stages if isinstance(stage, VectorAssembler))
     forest = model.stages[-1]
+    assert isinstance(forest, RandomForestRegressionModel)
     names = assembler.getInputCols()
     values = forest.featureImportances.toArray()
     table = pd.DataFrame({"feature": names, "importance": values[: len(names)]})

@@ -35,7 +35,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, set_model
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-from mlflow.pyfunc import PythonModel
+from mlflow.pyfunc.model import PythonModel
 from mlflow.types.schema import ColSpec, Schema
 
 from tweetops.model import PREDICTION_COLUMN
@@ -183,10 +183,11 @@ def _vectorised(series: pd.Series, kind: str) -> np.ndarray | None:
     else (object, float with a fraction or NaN) takes the row-by-row check and its message.
     """
     dtype = series.dtype
-    if kind == "boolean" and pd.api.types.is_bool_dtype(dtype):
-        return series.to_numpy(dtype=np.float64)
-    if kind in ("integer", "double") and pd.api.types.is_integer_dtype(dtype):
-        return series.to_numpy(dtype=np.float64)
+    if (kind == "boolean" and pd.api.types.is_bool_dtype(dtype)) or (
+        kind in ("integer", "double") and pd.api.types.is_integer_dtype(dtype)
+    ):
+        floats: np.ndarray = series.to_numpy(dtype=np.float64)
+        return floats
     if pd.api.types.is_float_dtype(dtype) and kind in ("integer", "double"):
         values = series.to_numpy(dtype=np.float64)
         whole = kind == "double" or bool(np.all(values == np.floor(values)))
@@ -239,7 +240,7 @@ class EngagementModel(PythonModel):
             forest=forest,
         )
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         """Predictions for the rows of `model_input`; a refused input raises a 400 error."""
         try:
             frame = _as_frame(model_input, self.kinds)
@@ -298,7 +299,8 @@ def log_serving_model(
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / ARTIFACT_KEY
         folder.mkdir()
-        np.savez(folder / ARRAYS_FILE, **exported.forest.to_arrays())
+        # numpy's hint takes `allow_pickle` for any keyword; the arrays are keywords here
+        np.savez(folder / ARRAYS_FILE, **exported.forest.to_arrays())  # type: ignore[arg-type]
         (folder / DESCRIPTION_FILE).write_text(
             json.dumps(
                 {

@@ -74,7 +74,13 @@ def max_features(strategy: str, num_trees: int) -> float | str:
     """scikit-learn's `max_features` for Spark's `featureSubsetStrategy` (regression)."""
     if strategy == "auto":  # Spark: all features for one tree, a third for a forest
         strategy = "all" if num_trees == 1 else "onethird"
-    return {"onethird": 1.0 / 3.0, "all": 1.0, "sqrt": "sqrt", "log2": "log2"}[strategy]
+    choices: dict[str, float | str] = {
+        "onethird": 1.0 / 3.0,
+        "all": 1.0,
+        "sqrt": "sqrt",
+        "log2": "log2",
+    }
+    return choices[strategy]
 
 
 def forest_params(params: Mapping[str, Any], base: TrainSettings) -> dict[str, Any]:
@@ -158,8 +164,8 @@ def collect_rows(
         fit_rows = fit_rows.sample(fraction=fraction, seed=config.seed)
         validation_rows = validation_rows.sample(fraction=fraction, seed=config.seed)
     columns = [*CATEGORICAL_FEATURES, *NUMERIC_FEATURES, LABEL_COLUMN]
-    fit = fit_rows.select(*columns).toPandas()
-    validation = validation_rows.select(*columns).toPandas()
+    fit: pd.DataFrame = fit_rows.select(*columns).toPandas()
+    validation: pd.DataFrame = validation_rows.select(*columns).toPandas()
     if len(fit) < MIN_TRAINING_ROWS or len(validation) == 0:
         raise TweetopsError(
             f"tune.max_rows={config.max_rows} leaves {len(fit)} fit and {len(validation)} "
@@ -195,7 +201,7 @@ class SklearnObjective:
     are read from the broadcast on the executor.
     """
 
-    rows: Broadcast
+    rows: Broadcast[LocalRows]
     base: TrainSettings
     record_trial: RecordTrial
 

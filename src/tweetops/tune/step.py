@@ -47,7 +47,7 @@ from tweetops.dataset import (
 from tweetops.errors import TweetopsError
 from tweetops.model.pipeline import MIN_TRAINING_ROWS, build_pipeline, evaluate
 from tweetops.progress import trial_progress
-from tweetops.runner import StepRun, run_step
+from tweetops.runner import SparkStepRun, run_step
 from tweetops.settings import Settings, TrainSettings, TuneSettings
 from tweetops.spark import connect_remote, is_local_master
 from tweetops.tracking import data_label
@@ -430,12 +430,11 @@ def tune(settings: Settings) -> TuneResult:
     check_max_rows(config)
     require_training_rows(base.training_rows_dir)
 
-    def core(run: StepRun) -> TuneResult:
-        assert run.spark is not None
+    def core(run: SparkStepRun) -> TuneResult:
         rows = load_training_rows(run.spark, base.training_rows_dir)
         return search(rows, config, base, recorder_for_active_run(config.backend))
 
-    def publish(found: TuneResult, run: StepRun) -> TuneResult:
+    def publish(found: TuneResult, run: SparkStepRun) -> TuneResult:
         result = replace(found, run_id=run.run_id, result_file=config.result_file)
         # the best forest under train's names: what `train -S tuned_from=...` will fit
         mlflow.log_params({f"train.{key}": value for key, value in result.best_params.items()})

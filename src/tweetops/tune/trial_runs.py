@@ -110,7 +110,7 @@ class TrialRecorder:
                     "tweetops.tune.worker_dir": os.getcwd(),
                 },
             )
-            run_id = run.info.run_id
+            run_id: str = run.info.run_id
             client.log_batch(
                 run_id,
                 metrics=[

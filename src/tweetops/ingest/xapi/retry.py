@@ -50,10 +50,10 @@ class RetryPolicy:
         attempt = retry_state.attempt_number
         if isinstance(exc, tweepy.TooManyRequests):
             if exc.reset_time is not None:
-                until_reset = max(exc.reset_time - time.time(), 0.0)
+                until_reset = max(float(exc.reset_time) - time.time(), 0.0)
                 return min(until_reset + self.rate_limit_margin, self.rate_limit_cap)
-            return min(self.rate_limit_default * 2 ** (attempt - 1), self.rate_limit_cap)
-        return min(self.backoff_base * 2 ** (attempt - 1), self.backoff_cap)
+            return min(self.rate_limit_default * 2.0 ** (attempt - 1), self.rate_limit_cap)
+        return min(self.backoff_base * 2.0 ** (attempt - 1), self.backoff_cap)
 
 
 # the policy of calls given none; read at call time, so a test may replace it
@@ -119,7 +119,7 @@ def with_retries(endpoint: str, policy: RetryPolicy | None = None) -> Callable[[
     return decorate
 
 
-def _status_text(exc: BaseException) -> str:
+def _status_text(exc: BaseException | None) -> str:
     if isinstance(exc, tweepy.HTTPException):
         response = exc.response
         text = f"{response.status_code} {response.reason}"

@@ -7,8 +7,6 @@ tweepy itself is not patched.
 
 from __future__ import annotations
 
-from typing import Any
-
 import requests
 from requests.adapters import HTTPAdapter
 
@@ -38,20 +36,30 @@ class ApiAdapter(HTTPAdapter):
         self.base_url = base_url.rstrip("/") if base_url else None
         self.timeout = timeout
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float | None, float | None] | None = None,
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+        proxies: dict[str, str] | None = None,
+    ) -> requests.Response:
         """Rewrite the URL prefix, then send as usual."""
         url = request.url or ""
         if self.base_url and url.startswith(DEFAULT_API_BASE_URL):
             request.url = self.base_url + url[len(DEFAULT_API_BASE_URL) :]
             if requests.utils.should_bypass_proxies(request.url, no_proxy=None):
-                kwargs["proxies"] = {}
-        if kwargs.get("timeout") is None and self.timeout is not None:
-            kwargs["timeout"] = self.timeout
-        response = super().send(request, **kwargs)
+                proxies = {}
+        if timeout is None and self.timeout is not None:
+            timeout = self.timeout
+        response = super().send(
+            request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+        )
         # retrying does not turn a web page into JSON: refused at once (a body cut short keeps
         # its JSON content type and is retried); the filtered stream reads its own lines
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if response.status_code == 200 and "json" not in content_type and not kwargs.get("stream"):
+        if response.status_code == 200 and "json" not in content_type and not stream:
             response.close()
             raise NotJsonAnswer(content_type)
         return response

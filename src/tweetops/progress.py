@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from pyspark.sql import SparkSession
-from tqdm import tqdm  # type: ignore[import-untyped]
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 

@@ -53,8 +53,8 @@ def stage_state(settings: Settings, step: str, root: Path | None = None) -> Stag
         return None
     if not (root / ".dvc").is_dir():
         return None
-    from dvc.dependency.param import ParamsDependency  # type: ignore[import-untyped]
-    from dvc.repo import Repo  # type: ignore[import-untyped]
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
         [stage] = repo.stage.collect(step)

@@ -6,7 +6,8 @@ those of a run whose `outs` are still there, unchanged. Params are the values th
 with, `-S` overrides included (DVC reads params.yaml only), and the `data` section (where
 things go). Nothing is written to dvc.lock: a successful step's MLflow run is tagged with the
 fingerprint of its deps and params and with the md5 of each of its outs, and a later `main`
-looks for such a run. Outside a DVC repo (no dvc.yaml and .dvc) every step runs.
+looks for such a run. Outside a DVC repo (no dvc.yaml and .dvc, or .dvc outside a git
+repository) every step runs.
 
 Only deterministic steps are skipped: `ingest` from the seeded synthetic source (search, stream
 and replay read the world, which no dep describes) and `features`. `train` and `promote` always
@@ -54,9 +55,15 @@ def stage_state(settings: Settings, step: str, root: Path | None = None) -> Stag
     if not (root / ".dvc").is_dir():
         return None
     from dvc.dependency.param import ParamsDependency
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    with Repo(str(root)) as repo:
+    try:
+        repo = Repo(str(root))
+    except DvcException as exc:  # e.g. .dvc without git: DVC would not run either; rerun
+        log.debug("not skipping %s: %s is no usable DVC repo (%s)", step, root, exc)
+        return None
+    with repo:
         [stage] = repo.stage.collect(step)
         deps = {
             dep.def_path: dvc_hash(root / dep.def_path)

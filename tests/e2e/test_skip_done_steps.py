@@ -74,3 +74,8 @@ def test_unchanged_ingest_is_skipped_and_a_changed_param_reruns_it_and_what_foll
 def test_outside_a_dvc_repo_every_step_runs(project: Project) -> None:
     assert not Path("dvc.yaml").exists()
     assert stage_state(project.settings(), "ingest") is None
+
+
+def test_a_dvc_folder_outside_git_is_no_repo_to_skip_in(project: Project) -> None:
+    copy_project(project.root)  # dvc.yaml and .dvc, but no git repository
+    assert stage_state(project.settings(), "ingest") is None

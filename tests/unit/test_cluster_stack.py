@@ -43,7 +43,7 @@ def _tree() -> subprocess.Popen[bytes]:
 def _running(process: psutil.Process) -> bool:
     """Running and not a zombie (dead, waiting for a parent to reap it)."""
     try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        return bool(process.is_running() and process.status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
 

@@ -38,6 +38,7 @@ AUTH_DATABASE = "mlflow_auth"
 READY_TIMEOUT_S = 300.0
 STOP_TIMEOUT_S = 30.0
 _POLL_S = 0.5
+POSTGRES_LIB = Path("/usr/lib/postgresql")  # where Debian's postgresql-NN packages install
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,8 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def _write_pid(pid_file: Path, pid: int) -> None:
+def write_pid_file(pid_file: Path, pid: int) -> None:
+    """Record `pid` with its start time, so a later reuse of the number is not mistaken for it."""
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(f"{pid} {_start_time(pid) or ''}\n")
 
@@ -207,7 +209,7 @@ def _spawn(command: list[str], *, name: str, layout: Layout, env: dict[str, str]
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    _write_pid(layout.pids / f"{name}.pid", process.pid)
+    write_pid_file(layout.pids / f"{name}.pid", process.pid)
     return process.pid
 
 
@@ -241,7 +243,7 @@ def _tail(log: Path) -> str:
 def postgres_bin() -> Path:
     """The folder of PostgreSQL's server programs (Debian's newest version first)."""
     versions = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        POSTGRES_LIB.glob("*/bin/initdb"),
         key=lambda path: int(path.parts[-3]) if path.parts[-3].isdigit() else 0,
         reverse=True,
     )

@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
-from tests.conftest import Project
+from tests.conftest import Project, TrainedProject
 from tests.support.mlflow_server import mlflow_server
 from tweetops import registry
 from tweetops.dataset import load_training_rows, split_train_test
@@ -23,6 +23,7 @@ from tweetops.ingest.step import ingest
 from tweetops.predict import predict
 from tweetops.promote import promote
 from tweetops.schema import MODEL_INPUT_COLUMNS
+from tweetops.settings import Settings
 from tweetops.tracking import dvc_hash
 from tweetops.train import train
 
@@ -32,16 +33,18 @@ pytestmark = pytest.mark.slow
 SMALL = ("ingest.n_tweets=2500", "ingest.n_users=250", "train.num_trees=20")
 
 
-def _prepare(project: Project, *overrides: str):
+def _prepare(project: Project, *overrides: str) -> Settings:
     settings = project.settings(*SMALL, *overrides)
     ingest(settings)
     build_features(settings)
     return settings
 
 
-def test_train_logs_params_metrics_artifacts_lineage_and_model(project: Project) -> None:
-    settings = _prepare(project)
-    result = train(settings)
+def test_train_logs_params_metrics_artifacts_lineage_and_model(
+    trained_project: TrainedProject,
+) -> None:
+    settings = trained_project.settings()
+    result = trained_project.trained
 
     run = MlflowClient().get_run(result.run_id)
     params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
@@ -119,21 +122,11 @@ def test_train_logs_params_metrics_artifacts_lineage_and_model(project: Project)
     assert on_disk["rmse"] == pytest.approx(result.metrics["rmse"])
 
 
-@pytest.mark.slow
-def test_on_the_default_data_the_model_clearly_beats_the_mean_baseline(project: Project) -> None:
-    settings = project.settings()  # params.yaml as shipped: 20000 tweets, 60 trees
-    assert settings.ingest.n_tweets == 20000
-    ingest(settings)
-    build_features(settings)
-    metrics = train(settings).metrics
-    assert metrics["r2"] > 0.5
-    assert metrics["r2"] > metrics["baseline_r2"] + 0.5
-    assert metrics["rmse"] < 0.75 * metrics["baseline_rmse"]
-
-
-def test_split_does_not_depend_on_input_partitioning(project: Project, spark: SparkSession) -> None:
-    settings = _prepare(project)
-    rows = load_training_rows(spark, settings.train.training_rows_dir)
+def test_split_does_not_depend_on_input_partitioning(
+    trained_project_template: TrainedProject, spark: SparkSession
+) -> None:
+    template = trained_project_template
+    rows = load_training_rows(spark, template.root / template.settings().train.training_rows_dir)
 
     def test_ids(frame) -> set[str]:
         _, test = split_train_test(frame, seed=42, test_fraction=0.2, partitions=4)
@@ -147,21 +140,22 @@ def test_split_does_not_depend_on_input_partitioning(project: Project, spark: Sp
     assert 0.1 < len(baseline) / rows.count() < 0.3
 
 
-def test_champion_moves_only_when_the_challenger_wins(project: Project) -> None:
-    mediocre = _prepare(project, "train.num_trees=3", "train.max_depth=3")
+def test_champion_moves_only_when_the_challenger_wins(trained_project: TrainedProject) -> None:
+    project = trained_project
+    mediocre = project.settings("train.num_trees=3", "train.max_depth=3")
     train(mediocre)
     first = promote(mediocre)
     assert (first.version, first.promoted) == ("1", True)
     assert first.reason.startswith("no champion yet")
 
-    worse = project.settings(*SMALL, "train.num_trees=1", "train.max_depth=1")
+    worse = project.settings("train.num_trees=1", "train.max_depth=1")
     train(worse)
     second = promote(worse)
     assert second.version == "2" and not second.promoted
     assert second.champion_rmse is not None and second.challenger_rmse > second.champion_rmse
     assert "does not beat champion v1" in second.reason
 
-    better = project.settings(*SMALL, "train.num_trees=40", "train.max_depth=10")
+    better = project.settings("train.num_trees=40", "train.max_depth=10")
     trained_better = train(better)
     third = promote(better)
     assert third.version == "3" and third.promoted

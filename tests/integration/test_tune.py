@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -11,12 +10,9 @@ import pytest
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import PARAMS_FILE, TEST_SPARK_OVERRIDES, Project
+from tests.conftest import Project, TrainedProject
 from tweetops.contracts import TuneOutcome, read_contract
 from tweetops.dataset import load_training_rows, split_train_test
-from tweetops.features import build_features
-from tweetops.ingest.step import ingest
-from tweetops.settings import load_settings
 from tweetops.spark import build_spark
 from tweetops.train import train
 from tweetops.tune.step import tune
@@ -28,18 +24,11 @@ SMALL = ("tune.num_trees=[5,15]", "tune.max_depth=[3,6]")
 
 
 @pytest.fixture(scope="module")
-def training_rows(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One small features table for every test of this module (built once)."""
-    root = tmp_path_factory.mktemp("tune-data")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        settings = load_settings(
-            PARAMS_FILE, [*TEST_SPARK_OVERRIDES, "ingest.n_tweets=2500", "ingest.n_users=250"]
-        )
-        ingest(settings)
-        build_features(settings)
-    yield root / "data" / "features" / "training"
+def training_rows(trained_project_template: TrainedProject) -> Path:
+    """The small project's features table, read by every test of this module."""
+    return (
+        trained_project_template.root / trained_project_template.settings().train.training_rows_dir
+    )
 
 
 def _children(parent: Run) -> list[Run]:
@@ -54,7 +43,7 @@ def test_spark_trials_run_in_workers_as_nested_runs_then_train_takes_the_best(
 ) -> None:
     # MLflow's default store kind (SQLite) and two trials at once: no "database is locked"
     settings = project.settings(
-        *SMALL, f"data.training_rows={training_rows}", "tune.max_evals=4", "tune.parallelism=2"
+        *SMALL, f"data.training_rows={training_rows}", "tune.max_evals=2", "tune.parallelism=2"
     )
     assert settings.tune.backend == "spark_trials"
     result = tune(settings)
@@ -62,7 +51,7 @@ def test_spark_trials_run_in_workers_as_nested_runs_then_train_takes_the_best(
     client = MlflowClient()
     parent = client.get_run(result.run_id)
     children = _children(parent)
-    assert len(children) == 4 == len(result.trials)
+    assert len(children) == 2 == len(result.trials)
     assert {run.info.status for run in children} == {"FINISHED"}
     # recorded from Spark's Python workers, not from the driver
     assert all(run.data.tags["tweetops.tune.worker_pid"] != str(os.getpid()) for run in children)
@@ -88,7 +77,7 @@ def test_spark_trials_run_in_workers_as_nested_runs_then_train_takes_the_best(
     assert not any(key.startswith("best.") for key in parent.data.params)
     assert parent.data.tags["tweetops.tune.best_trial_run_id"] == result.best_trial_run_id
     assert parent.data.tags["tweetops.data.training.dvc_md5"].endswith(".dir")
-    assert parent.info.run_name.startswith("tune spark_trials x4 data:")
+    assert parent.info.run_name.startswith("tune spark_trials x2 data:")
     artifacts = {item.path for item in client.list_artifacts(result.run_id, "tune")}
     assert {"tune/trials.csv", "tune/loss-by-trial.png"} <= artifacts
     table = pd.read_csv(client.download_artifacts(result.run_id, "tune/trials.csv"))

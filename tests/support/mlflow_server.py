@@ -65,8 +65,11 @@ def http_server(
 
 
 @contextmanager
-def mlflow_server(root: Path) -> Iterator[str]:
-    """Start `mlflow server` storing into `root`; yield its tracking URI; stop it after."""
+def mlflow_server(root: Path, timeout: float = 180) -> Iterator[str]:
+    """Start `mlflow server` storing into `root`; yield its tracking URI; stop it after.
+
+    `timeout` bounds the wait for its first healthy answer (seconds).
+    """
     port = free_port()
     root.mkdir(parents=True, exist_ok=True)
     with http_server(
@@ -90,5 +93,6 @@ def mlflow_server(root: Path) -> Iterator[str]:
         health_path="/health",
         cwd=root,
         log=root / "mlflow-server.log",
+        timeout=timeout,
     ) as tracking_uri:
         yield tracking_uri

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 import mlflow
 import numpy as np
 from hyperopt import STATUS_OK, SparkTrials, Trials, fmin, hp, rand, tpe
+from hyperopt.exceptions import AllTrialsFailed
 from pyspark.sql import DataFrame
 
 from tweetops.contracts import TuneOutcome
@@ -198,11 +200,17 @@ def _run_search(
         "max_evals": config.max_evals,
         "rstate": np.random.default_rng(config.seed),
         "show_progressbar": False,
+        # the caller picks the best of the finished trials; with none (every trial cancelled at
+        # tune.timeout_s) fmin's own argmin would end in "There are no evaluation tasks"
+        "return_argmin": False,
     }
     if config.backend == "mllib":
         trials = Trials()
         objective = _mllib_objective(fit_rows, validation_rows, base, record_trial)
-        fmin(objective, search_space(config), trials=trials, timeout=config.timeout_s, **options)
+        with suppress(AllTrialsFailed):  # no finished trial: search() says so
+            fmin(
+                objective, search_space(config), trials=trials, timeout=config.timeout_s, **options
+            )
         return trials, 1, sum(counts)
 
     spark = fit_rows.sparkSession
@@ -227,13 +235,14 @@ def _run_search(
         # no early_stop_fn: with SparkTrials it can hang the search in hyperopt 0.3.0.
         # max_queue_len: fmin proposes one trial per second by default; with `parallelism`
         # proposals queued, a freed slot takes the next trial at SparkTrials' next poll.
-        fmin(
-            SklearnObjective(shipped, base, record_trial),
-            search_space(config),
-            trials=trials,
-            max_queue_len=parallelism,
-            **options,
-        )
+        with suppress(AllTrialsFailed):  # no finished trial: search() says so
+            fmin(
+                SklearnObjective(shipped, base, record_trial),
+                search_space(config),
+                trials=trials,
+                max_queue_len=parallelism,
+                **options,
+            )
     finally:
         shipped.destroy()
     return trials, parallelism, local.rows

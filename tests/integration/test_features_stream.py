@@ -178,3 +178,24 @@ def test_live_mode_follows_appends_stops_cleanly_and_resumes(
     )
     assert steps == list(range(len(steps))) and len(steps) >= 4
     assert all(run.info.status == "FINISHED" for run in runs)
+
+
+@pytest.mark.slow
+def test_a_checkpoint_deleted_under_a_live_job_stops_it_with_one_sentence(
+    project: Project,
+) -> None:
+    base = ("ingest.n_users=40", "ingest.tweets_per_file=100", "ingest.synthetic_days=1")
+    settings = project.settings(*base, "ingest.n_tweets=200", day(1))
+    ingest(settings)
+    log = project.root / "live.log"
+    live = _start_live(project, log)
+    _wait_until_caught_up(settings, live, log)
+    shutil.rmtree(settings.features.checkpoint_dir)
+    ingest(
+        project.settings(
+            *base, "ingest.n_tweets=150", "ingest.mode=append", day(2), "ingest.seed=43"
+        )
+    )
+    assert live.wait(timeout=300) == 2, log.read_text()
+    output = log.read_text()
+    assert "was deleted while features ran" in output and "Traceback" not in output

@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import Project, TrainedProject
 from tweetops.contracts import TuneOutcome, read_contract
 from tweetops.dataset import load_training_rows, split_train_test
+from tweetops.errors import TweetopsError
 from tweetops.spark import build_spark
 from tweetops.train import train
 from tweetops.tune.step import tune
@@ -174,3 +175,23 @@ def test_timeout_bounds_the_search(
         assert (run.data.tags.get("tweetops.tune.trial_state") == "uncounted") == (
             run.info.run_id not in counted
         )
+
+
+def test_a_search_whose_every_trial_was_cancelled_says_so_in_one_sentence(
+    project: Project, training_rows: Path
+) -> None:
+    # forests this big take longer than the bound: SparkTrials cancels every trial
+    settings = project.settings(
+        "tune.num_trees=[400,500]",
+        "tune.max_depth=[12,14]",
+        f"data.training_rows={training_rows}",
+        "tune.timeout_s=1",
+        "tune.max_evals=2",
+        "tune.parallelism=1",
+    )
+    with pytest.raises(TweetopsError, match=r"^No trial finished within tune.timeout_s=1: raise"):
+        tune(settings)
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(settings.mlflow.experiment)
+    runs = client.search_runs([experiment.experiment_id])
+    assert runs and all(run.info.status != "RUNNING" for run in runs)

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import FrameType
 
 import mlflow
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
@@ -232,8 +233,7 @@ def stream_feature_tables(
     reported: set[int] = set()
     stopping = False
     while True:
-        # PySpark's hint says int, but it takes any number of seconds (it sends int(s * 1000))
-        finished = query.awaitTermination(POLL_SECONDS)  # type: ignore[arg-type]
+        finished = _await(query, config)
         _report(query, job, reported, on_batch)
         if finished or not query.isActive:
             break
@@ -300,6 +300,20 @@ def _start(spark: SparkSession, config: FeaturesSettings, job: FeatureStream) ->
     else:
         writer = writer.trigger(availableNow=True)
     return writer.start()
+
+
+def _await(query: StreamingQuery, config: FeaturesSettings) -> bool:
+    """Wait for the query up to POLL_SECONDS; a checkpoint deleted under it is one sentence."""
+    try:
+        return bool(query.awaitTermination(POLL_SECONDS))
+    except StreamingQueryException:
+        if checkpoint_is_complete(config):
+            raise
+        raise TweetopsError(
+            f"The checkpoint {config.checkpoint_dir} was deleted while features ran, so the "
+            f"query stopped: run `tweetops features` again and it rebuilds the feature tables "
+            f"from scratch."
+        ) from None
 
 
 def _stop_between_batches(query: StreamingQuery) -> None:

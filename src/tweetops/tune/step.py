@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from urllib.parse import urlparse
 import mlflow
 import numpy as np
 from hyperopt import STATUS_OK, SparkTrials, Trials, fmin, hp, rand, tpe
+from hyperopt.exceptions import AllTrialsFailed
 from pyspark.sql import DataFrame
 
 from tweetops.contracts import TuneOutcome
@@ -288,12 +290,18 @@ def _run_search(
         "algo": algorithm,
         "max_evals": config.max_evals,
         "rstate": np.random.default_rng(config.seed),
+        # the caller picks the best of the finished trials; with none (every trial cancelled at
+        # tune.timeout_s) fmin's own argmin would end in "There are no evaluation tasks"
+        "return_argmin": False,
     }
     if config.backend == "mllib":
         trials = Trials()
         options["show_progressbar"] = trial_progress("tune", lambda: _best_loss(trials))
         objective = _mllib_objective(fit_rows, validation_rows, base, record_trial)
-        fmin(objective, search_space(config), trials=trials, timeout=config.timeout_s, **options)
+        with suppress(AllTrialsFailed):  # no finished trial: search() says so
+            fmin(
+                objective, search_space(config), trials=trials, timeout=config.timeout_s, **options
+            )
         return trials, 1, sum(counts)
 
     spark = fit_rows.sparkSession
@@ -323,22 +331,21 @@ def _run_search(
         spark_trials_log = logging.getLogger("hyperopt-spark")
         spark_trials_log.addHandler(failures)
         try:
-            fmin(
-                SklearnObjective(shipped, base, record_trial),
-                search_space(config),
-                trials=trials,
-                max_queue_len=parallelism,
-                **options,
-            )
-        except Exception as exc:  # when every trial failed: Hyperopt's "no evaluation tasks"
+            with suppress(AllTrialsFailed):  # no finished trial: said below or by search()
+                fmin(
+                    SklearnObjective(shipped, base, record_trial),
+                    search_space(config),
+                    trials=trials,
+                    max_queue_len=parallelism,
+                    **options,
+                )
             error = first_trial_error(trials, failures.messages)
-            if error is None or trials.count_successful_trials() > 0:
-                raise
-            raise TweetopsError(
-                f"All {trials.count_failed_trials()} tune trials failed, the first with "
-                f"{error!r}: fix that (on a cluster: the workers' Python, the tweetops package, "
-                f"a tracking server every node reaches) and run tune again."
-            ) from exc
+            if error is not None and trials.count_successful_trials() == 0:
+                raise TweetopsError(
+                    f"All {trials.count_failed_trials()} tune trials failed, the first with "
+                    f"{error!r}: fix that (on a cluster: the workers' Python, the tweetops "
+                    f"package, a tracking server every node reaches) and run tune again."
+                )
         finally:
             spark_trials_log.removeHandler(failures)
     finally:

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from tests.conftest import Project
 from tests.support.fake_x_api import RULES_PATH, SEARCH_PATH, STREAM_PATH, FakeXApi
 from tweetops.errors import TweetopsError
 from tweetops.ingest import xapi
-from tweetops.ingest.record import validate_record
+from tweetops.ingest.record import format_api_time, validate_record
 from tweetops.ingest.snapshot import iter_part_records, part_files
 from tweetops.ingest.source_batch import SourceBatch
 from tweetops.ingest.step import ingest
@@ -127,9 +128,12 @@ def _killed_after(parts: int, source: Callable[..., SourceBatch]) -> Callable[..
 def test_search_pages_through_every_tweet_with_authors_embedded(
     project: Project, api: FakeXApi, token: str
 ) -> None:
+    before = format_api_time(datetime.now(UTC))
     result = ingest(_search(project, api))
+    after = format_api_time(datetime.now(UTC))
 
     records = list(iter_part_records(RAW))
+    assert all(before <= r["fetched_at"] <= after for r in records)  # the page's receipt
     ids = [r["id"] for r in records]
     assert sorted(ids) == sorted(api.tweet_ids()) and len(ids) == len(set(ids)) == 55
     users = {u["id"]: u for u in api.users}
@@ -442,7 +446,9 @@ def test_stream_syncs_rules_and_collects_max_tweets_through_keep_alives(
     kept_id = next(r["id"] for r in api.rules if r["value"] == "mlops")
     old_id = next(r["id"] for r in api.rules if r["value"] == "old rule")
 
+    before = format_api_time(datetime.now(UTC))
     result = ingest(_stream(project, api, "ingest.max_tweets=12"))
+    after = format_api_time(datetime.now(UTC))
 
     assert {r["value"] for r in api.rules} == {"spark OR mlflow", "mlops"}
     assert next(r["id"] for r in api.rules if r["value"] == "mlops") == kept_id
@@ -454,6 +460,7 @@ def test_stream_syncs_rules_and_collects_max_tweets_through_keep_alives(
     assert result.counts.accepted == 12
     records = list(iter_part_records(RAW))
     assert [r["id"] for r in records] == [t["id"] for t in api.tweets[:12]]
+    assert all(before <= r["fetched_at"] <= after for r in records)  # each tweet's receipt
     assert all(validate_record(r) == r for r in records)
     stream_request = api.requests_to(STREAM_PATH)[0]
     assert stream_request.params["expansions"] == "author_id"

@@ -37,7 +37,12 @@ from tweetops.ingest.synthetic import SyntheticSpec, generate_tweets
 SPEC = SyntheticSpec(
     seed=11, n_tweets=400, n_users=40, start_time=datetime(2026, 10, 1, tzinfo=UTC), days=4
 )
-RECORDS = list(generate_tweets(SPEC))
+# archives hold what the API sent: no `fetched_at` (replay takes twarc2's `retrieved_at`)
+RECORDS = [
+    {key: value for key, value in record.items() if key != "fetched_at"}
+    for record in generate_tweets(SPEC)
+]
+RETRIEVED_AT = "2026-10-15T12:00:00.000Z"  # archives.TWARC_META's retrieved_at, normalized
 RAW_DIR = Path("data/raw/tweets")
 QUARANTINE_DIR = Path("data/raw/quarantine")
 
@@ -268,7 +273,11 @@ def _replay(project: Project, path: Path, *overrides: str) -> IngestResult:
 
 
 def _snapshot() -> list[dict[str, Any]]:
-    return list(iter_part_records(RAW_DIR))
+    """The snapshot's records without `fetched_at` (test_fetched_at_* check it)."""
+    return [
+        {key: value for key, value in record.items() if key != "fetched_at"}
+        for record in iter_part_records(RAW_DIR)
+    ]
 
 
 def _manifest(result: IngestResult) -> dict[str, Any]:
@@ -458,6 +467,19 @@ def test_v1_jsonl_pretty_and_extended_mode(project: Project, tmp_path: Path) -> 
     )
     _assert_snapshot_is(expected)  # sorted walk: pretty/ < statuses-classic.json < statuses.jsonl
     _assert_counts(result, accepted=160)
+
+
+def test_fetched_at_is_twarc2_retrieved_at_else_null(project: Project, tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    archives.write_twarc2_raw(folder / "a-raw.jsonl", RECORDS[:100], page_size=50)
+    archives.write_twarc2_flat(folder / "b-flat.jsonl", RECORDS[100:200])
+    archives.write_v2_pages(folder / "c-pages.json", RECORDS[200:300], page_size=50)
+    archives.write_v1_jsonl(folder / "d-statuses.jsonl", RECORDS[300:])
+    _replay(project, folder)
+    fetched = {r["id"]: r["fetched_at"] for r in iter_part_records(RAW_DIR)}
+    assert len(fetched) == len(RECORDS)
+    assert {fetched[r["id"]] for r in RECORDS[:200]} == {RETRIEVED_AT}
+    assert {fetched[r["id"]] for r in RECORDS[200:]} == {None}  # the archive does not say
 
 
 def test_gzip_archives(project: Project, tmp_path: Path) -> None:

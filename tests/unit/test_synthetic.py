@@ -1,6 +1,8 @@
+import dataclasses
 import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -80,3 +82,28 @@ def test_ids_rise_with_time_and_are_unique() -> None:
     times = [r["created_at"] for r in records]
     assert times == sorted(times)
     assert orjson.loads(orjson.dumps(records[0])) == records[0]
+
+
+def _engagement(record: dict[str, Any]) -> int:
+    return sum(record["public_metrics"].values())
+
+
+def test_every_tweet_is_fetched_at_the_end_of_the_window() -> None:
+    assert {r["fetched_at"] for r in generate_tweets(SPEC)} == {"2026-10-08T00:00:00.000Z"}
+
+
+def test_engagement_grows_with_age_at_fetch() -> None:
+    """The same tweets fetched a month later: the young ones gained, the old ones barely."""
+    early = list(generate_tweets(SPEC))
+    later = list(
+        generate_tweets(dataclasses.replace(SPEC, fetched_at=datetime(2026, 11, 8, tzinfo=UTC)))
+    )
+    assert [r["id"] for r in early] == [r["id"] for r in later]
+    young = [i for i, r in enumerate(early) if r["created_at"] >= "2026-10-07T21:00:00"]
+    old = [i for i, r in enumerate(early) if r["created_at"] < "2026-10-05T00:00:00"]
+    young_early = sum(_engagement(early[i]) for i in young)
+    young_later = sum(_engagement(later[i]) for i in young)
+    old_early = sum(_engagement(early[i]) for i in old)
+    old_later = sum(_engagement(later[i]) for i in old)
+    assert young_later > 1.5 * young_early  # at most 3 h old: under 40% of their engagement
+    assert abs(old_later - old_early) < 0.01 * old_early  # over 3 days old: all of it

@@ -12,7 +12,12 @@ One JSON object per line: X API v2 tweet fields with the author's user object em
      "author": {"id": "1000007919", "username": "ana_data",
                 "created_at": "2019-03-02T10:00:00.000Z", "verified": false,
                 "public_metrics": {"followers_count": 310, "following_count": 200,
-                                   "tweet_count": 5120, "listed_count": 3, "like_count": 900}}}
+                                   "tweet_count": 5120, "listed_count": 3, "like_count": 900}},
+     "fetched_at": "2026-10-02T09:00:00.000Z"}
+
+`fetched_at` is when the source fetched the tweet (its metrics are counts at that time):
+search and stream stamp the time of receipt, replay takes twarc2's `__twarc.retrieved_at`
+(null when the archive does not say), synthetic the end of its window.
 """
 
 from __future__ import annotations
@@ -176,8 +181,11 @@ class TweetRecord(_Strict):
         default_factory=list, max_length=MAX_REFERENCES
     )
     author: Author
+    # when the source fetched the tweet, so its engagement counts mean something: null when
+    # the source does not say (a replayed archive without twarc2's `retrieved_at`)
+    fetched_at: ApiTime | None = None
 
-    @field_validator("created_at", mode="before")
+    @field_validator("created_at", "fetched_at", mode="before")
     @classmethod
     def _created_at_in_utc(cls, value: Any) -> Any:
         return _parse_time(value)
@@ -194,7 +202,7 @@ def _parse_time(value: Any) -> Any:
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError as exc:
-            raise ValueError(f"created_at {value!r} is not an ISO-8601 timestamp") from exc
+            raise ValueError(f"{value!r} is not an ISO-8601 timestamp") from exc
         return _require_utc(parsed)
     if isinstance(value, datetime):
         return _require_utc(value)

@@ -215,7 +215,7 @@ def parse_lines(lines: Iterable[bytes], label: str, stats: ReplayStats) -> Itera
             if type(value) is dict and _shape(value) == "tweet":  # the hot path, inlined
                 fmt = "twarc2_flat" if "__twarc" in value else "v2_tweet"
                 formats[fmt] = formats.get(fmt, 0) + 1
-                yield value, location
+                yield ({**value, **_retrieved_at(value)} if "__twarc" in value else value), location
             else:
                 yield from candidates_from_value(value, location, stats)
     except _READ_ERRORS as exc:
@@ -269,7 +269,7 @@ def candidates_from_value(value: Any, location: str, stats: ReplayStats) -> Iter
     shape = _shape(value)
     if shape == "tweet":
         stats.count("twarc2_flat" if "__twarc" in value else "v2_tweet")
-        yield value, location
+        yield {**value, **_retrieved_at(value)}, location
     elif shape == "v1.1":
         stats.count("v1.1")
         try:
@@ -326,7 +326,15 @@ def page_candidates(page: dict[str, Any], location: str, stats: ReplayStats) -> 
             yield Rejected(tweet, f"tweet is a JSON {json_type(tweet)}, not an object"), where
             continue
         stats.count(fmt)
-        yield with_author(tweet, users), where
+        yield {**with_author(tweet, users), **_retrieved_at(page)}, where
+
+
+def _retrieved_at(value: dict[str, Any]) -> dict[str, Any]:
+    """`fetched_at` from twarc2's `__twarc.retrieved_at`; nothing when the archive has none."""
+    twarc = value.get("__twarc")
+    if type(twarc) is dict and twarc.get("retrieved_at") is not None:
+        return {"fetched_at": twarc["retrieved_at"]}
+    return {}
 
 
 def _open(path: Path) -> BinaryIO | gzip.GzipFile:

@@ -19,13 +19,18 @@ model has something real (and not everything) to learn. For every tweet but a re
              + LANG_EFFECT[lang]
              + author_effect                    # per author, N(0, 0.35), not observable
              + noise                            # per tweet, N(0, 0.5)
-    total    ~ Poisson(exp(min(log_mu, 14)))
+    total    ~ Poisson(exp(min(log_mu, 14)) * (1 - exp(-age / 6 h)))
     likes    = floor(0.7 * total + (u1 - 0.5) * sqrt(total)), clipped to [0, total]
     retweets = min(round(rest * (0.35 + 0.4 * u2)), rest)      # rest = total - likes
     replies  = min(round(rest * (0.5 + 0.4 * u3)), rest)       # rest = total - likes - retweets
     quotes   = rest - replies
 
 with u1, u2, u3 ~ Uniform(0, 1), drawn per tweet.
+
+`age` is the tweet's age when it was fetched. Every tweet is fetched at the end of the window
+(`fetched_at` = start + days, as one crawl of the window would), so ages run from `days` down to
+nothing: a tweet has 98% of its engagement after a day, 63% after 6 hours, a quarter after 1.7
+hours; the last hours of the window carry labels that are not yet what they will be.
 
 Retweets (25% of tweets) carry zero metrics of their own and are not training rows, but they do
 count as activity of their author. Profile metrics drift over the window (followers grow, the
@@ -58,6 +63,7 @@ LANG_EFFECT = {
     "ar": 0.00,
     "und": -0.50,
 }
+ACCRUAL_HOURS = 6.0
 HOUR_WEIGHTS = tuple(1.0 + 0.8 * math.cos(2 * math.pi * (h - 19) / 24) for h in range(24))
 WORDS = tuple(
     "data model stream spark tweet people today great new time update learn python news "
@@ -87,6 +93,8 @@ class SyntheticSpec:
     n_users: int
     start_time: datetime
     days: int
+    # when every tweet is fetched; None: at the end of the window
+    fetched_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,9 @@ def generate_tweets(spec: SyntheticSpec) -> Iterator[dict[str, Any]]:
     window_ms = spec.days * 86_400_000
     seen_by_author = np.zeros(spec.n_users, dtype=np.int64)
     emitted_ids: list[int] = []
+    fetch_time = spec.fetched_at or spec.start_time + timedelta(days=spec.days)
+    fetch_ms = int(fetch_time.timestamp() * 1000)
+    fetched_at = format_api_time(fetch_time)
 
     for i in range(spec.n_tweets):
         u = int(draws.author[i])
@@ -177,11 +188,13 @@ def generate_tweets(spec: SyntheticSpec) -> Iterator[dict[str, Any]]:
                 + users["effect"][u]
                 + draws.noise[i]
             )
-            total = int(word_rng.poisson(math.exp(min(log_mu, 14.0))))
+            age_hours = (fetch_ms - created_ms) / 3_600_000
+            total = int(word_rng.poisson(math.exp(min(log_mu, 14.0)) * accrued_share(age_hours)))
             record["public_metrics"] = split_engagement(
                 total, draws.likes_share[i], draws.retweets_share[i], draws.replies_share[i]
             )
         emitted_ids.append(tweet_id)
+        record["fetched_at"] = fetched_at
         yield record
 
 
@@ -312,6 +325,11 @@ def split_engagement(
         "like_count": likes,
         "quote_count": rest - replies,
     }
+
+
+def accrued_share(age_hours: float) -> float:
+    """The share of its engagement a tweet has `age_hours` after it was posted (see above)."""
+    return 1.0 - math.exp(-max(age_hours, 0.0) / ACCRUAL_HOURS)
 
 
 def engagement_log_mean(

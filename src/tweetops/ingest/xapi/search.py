@@ -16,7 +16,7 @@ from typing import Any
 
 import tweepy
 
-from tweetops.ingest.record import users_by_id, with_author
+from tweetops.ingest.record import format_api_time, users_by_id, with_author
 from tweetops.ingest.source_batch import SourceBatch
 from tweetops.ingest.xapi.auth import bearer_token
 from tweetops.ingest.xapi.checkpoint import (
@@ -105,6 +105,7 @@ class SearchCollection(Collection):
             next_token = (page.get("meta") or {}).get("next_token")
             tweets = [t for t in page.get("data") or [] if isinstance(t, dict)]
             users = users_by_id(page.get("includes"))
+            fetched_at = format_api_time(datetime.now(UTC))  # the page's receipt
             done = [str(t.get("id")) for t in tweets if str(t.get("id")) in skip]
             for index, tweet in enumerate(tweets):
                 tweet_id = str(tweet.get("id"))
@@ -118,7 +119,10 @@ class SearchCollection(Collection):
                     page_number, request_token, next_token, list(done), rest_done
                 )
                 self._remember(tweet_id)
-                yield with_author(tweet, users), f"search:page={page_number}:index={index}"
+                yield (
+                    {**with_author(tweet, users), "fetched_at": fetched_at},
+                    f"search:page={page_number}:index={index}",
+                )
             skip = set()
             request_token = next_token
             if len(self._seen) >= budget:

@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import requests
 import tweepy
 
 from tweetops.errors import TweetopsError
-from tweetops.ingest.record import users_by_id, with_author
+from tweetops.ingest.record import format_api_time, users_by_id, with_author
 from tweetops.ingest.snapshot import Rejected
 from tweetops.ingest.source_batch import SourceBatch
 from tweetops.ingest.xapi.auth import auth_error, bearer_token
@@ -251,7 +252,8 @@ class StreamCollection(Collection):
             return payload
         tweet = payload["data"]
         self._remember(str(tweet.get("id")))
-        return with_author(tweet, users_by_id(payload.get("includes")))
+        received = format_api_time(datetime.now(UTC))
+        return {**with_author(tweet, users_by_id(payload.get("includes"))), "fetched_at": received}
 
 
 def _join(thread: threading.Thread | None, deadline: float) -> None:

@@ -305,7 +305,8 @@ def _start(spark: SparkSession, config: FeaturesSettings, job: FeatureStream) ->
 def _await(query: StreamingQuery, config: FeaturesSettings) -> bool:
     """Wait for the query up to POLL_SECONDS; a checkpoint deleted under it is one sentence."""
     try:
-        return bool(query.awaitTermination(POLL_SECONDS))
+        # PySpark's hint says int, but it takes any number of seconds (it sends int(s * 1000))
+        return bool(query.awaitTermination(POLL_SECONDS))  # type: ignore[arg-type]
     except StreamingQueryException:
         if checkpoint_is_complete(config):
             raise

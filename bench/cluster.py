@@ -31,7 +31,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from tests.cluster.conftest import make, parse_exports  # noqa: E402
-
 from tests.e2e.conftest import copy_project, user_env  # noqa: E402
 from tests.support.mlflow_server import free_port  # noqa: E402
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,8 +32,9 @@ def test_a_step_and_a_tune_trial_leave_git_status_clean(tmp_path: Path) -> None:
     assert experiment is not None
     parent = client.create_run(experiment.experiment_id).info.run_id
     # a tune trial takes the SQLite store's lock file (mlflow.db.tweetops.lock) to record itself
+    now_ms = int(time.time() * 1000)
     TrialRecorder(store, experiment.experiment_id, parent, "spark_trials")(
-        "trial 0", {"num_trees": 10}, {"validation_rmse": 1.0}
+        "trial 0", {"train.num_trees": 10}, {"validation_rmse": 1.0}, now_ms - 500, now_ms
     )
     client.set_terminated(parent)
 

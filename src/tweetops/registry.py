@@ -171,13 +171,33 @@ def history(client: MlflowClient, name: str) -> list[AliasMove]:
         version = value.split(": ", 1)[0].rsplit("→ v", 1)[-1]
         try:
             record = client.get_model_version(name, version).tags[key]
-        except (MlflowException, KeyError):
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise registry_error(f"reading the history of {name}", exc) from None
+            # the version was deleted, and its full record with it: the sentence remains
+            moves.append(move_from_sentence(value, version))
+            continue
+        except KeyError:
             raise TweetopsError(
                 f"The record of {name}'s move {key} ({value}) is missing from v{version}: "
                 f"its tags were edited by hand; restore them or delete the move's tag."
             ) from None
         moves.append(AliasMove(**json.loads(record)))
     return moves
+
+
+def move_from_sentence(sentence: str, version: str) -> AliasMove:
+    """What a move's short sentence (:func:`move_sentence`) still says once its version is gone."""
+    head, said = sentence.split(": ", 1)
+    source = head.split(" → ", 1)[0]
+    return AliasMove(
+        at="",
+        alias=CHAMPION,
+        action="rollback" if said == "rolled back" else "promote",
+        from_version=None if source == "none" else source.removeprefix("v"),
+        to_version=version,
+        reason=f"v{version} was deleted from the registry with its full record: {sentence}",
+    )
 
 
 def move_champion(

@@ -96,7 +96,15 @@ def test_only_a_missing_model_or_alias_means_no_champion() -> None:
     assert champion_version(_Registry(RESOURCE_DOES_NOT_EXIST), "m") is None
 
 
-@pytest.mark.parametrize("code", [INTERNAL_ERROR, PERMISSION_DENIED, TEMPORARILY_UNAVAILABLE])
+def test_a_refused_registry_read_names_the_permission_to_ask_for() -> None:
+    with pytest.raises(TweetopsError) as failed:
+        champion_version(_Registry(PERMISSION_DENIED), "m")
+    message = str(failed.value)
+    assert message.startswith("The tracking server refused reading the aliases of m to user ")
+    assert "EDIT permission" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("code", [INTERNAL_ERROR, TEMPORARILY_UNAVAILABLE])
 def test_any_other_registry_error_is_one_sentence(code: int) -> None:
     with pytest.raises(TweetopsError) as failed:
         champion_version(_Registry(code), "m")

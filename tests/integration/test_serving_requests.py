@@ -37,7 +37,8 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> PyFuncModel:
             assembled=["lang_index", "hour_of_day"],
             forest=FOREST,
         )
-        with mlflow.start_run():
+        # this store's own experiment: an earlier test's active experiment is not in it
+        with mlflow.start_run(experiment_id=mlflow.create_experiment("serving")):
             info = log_serving_model(
                 pipeline,
                 KINDS,

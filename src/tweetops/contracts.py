@@ -61,10 +61,14 @@ class TuneOutcome:
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write `payload` as stable JSON (sorted keys, trailing newline), whole or not at all."""
+    """Write `payload` as JSON (keys in the payload's order, trailing newline), whole or not at all.
+
+    The order is the writer's: `dvc exp show` and `dvc metrics diff` show a metrics file's keys in
+    file order, so train writes the numbers a user reads first.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.tmp")
-    partial.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    partial.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     partial.replace(path)
 
 

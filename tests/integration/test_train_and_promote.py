@@ -97,9 +97,12 @@ def test_train_logs_params_metrics_artifacts_lineage_and_model(
     # the served model is the JVM-free pyfunc; the Spark pipeline is logged beside it
     model_info = mlflow.models.get_model_info(result.model_uri)
     assert "spark" not in model_info.flavors
-    assert model_info.flavors["python_function"]["loader_module"] == "mlflow.pyfunc.model"
+    # logged from code, as MLflow recommends: nothing pickled
+    assert (
+        model_info.flavors["python_function"]["loader_module"] == "mlflow.pyfunc.loaders.code_model"
+    )
     assert "spark" in mlflow.models.get_model_info(result.spark_model_uri).flavors
-    assert list(model_info.metadata["input_kinds"]) == list(MODEL_INPUT_COLUMNS)
+    assert sorted(model_info.metadata["input_kinds"]) == sorted(MODEL_INPUT_COLUMNS)
     assert model_info.metadata["input_ranges"]["hour_of_day"] == [0, 23]
     loaded = mlflow.pyfunc.load_model(result.model_uri)
     example = pd.DataFrame(

@@ -116,6 +116,9 @@ def _start_live(project: Project, log: Path) -> subprocess.Popen:
         "features.trigger=continuous",
         "-S",
         "features.trigger_interval_s=1",
+        # a day of synthetic tweets per batch: all younger than the default label_min_age
+        "-S",
+        "features.label_min_age=null",
         *(arg for override in TEST_SPARK_OVERRIDES for arg in ("-S", override)),
     ]
     return subprocess.Popen(
@@ -133,7 +136,7 @@ def test_live_mode_follows_appends_stops_cleanly_and_resumes(
     project: Project, spark: SparkSession
 ) -> None:
     base = ("ingest.n_users=40", "ingest.tweets_per_file=100", "ingest.synthetic_days=1")
-    settings = project.settings(*base, "ingest.n_tweets=200", day(1))
+    settings = project.settings(*base, "ingest.n_tweets=200", day(1), "features.label_min_age=null")
     ingest(settings)
     log = project.root / "live.log"
     live = _start_live(project, log)
@@ -185,7 +188,7 @@ def test_a_checkpoint_deleted_under_a_live_job_stops_it_with_one_sentence(
     project: Project,
 ) -> None:
     base = ("ingest.n_users=40", "ingest.tweets_per_file=100", "ingest.synthetic_days=1")
-    settings = project.settings(*base, "ingest.n_tweets=200", day(1))
+    settings = project.settings(*base, "ingest.n_tweets=200", day(1), "features.label_min_age=null")
     ingest(settings)
     log = project.root / "live.log"
     live = _start_live(project, log)

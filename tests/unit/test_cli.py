@@ -127,7 +127,9 @@ def test_a_read_only_data_folder_is_one_sentence_naming_it(project: Project) -> 
         data.chmod(0o755)
     assert done.returncode == 2, done.stderr
     line = one_sentence(done.stderr)
-    assert "because data is not writable (Permission denied)" in line
+    # the folder it could not write, and the read-only folder that is why
+    assert "could not write " in line and "data/raw because " in line
+    assert "data is not writable (Permission denied)" in line
     assert run_statuses(project.root / "mlflow.db") == ["FAILED"]
 
 

@@ -177,6 +177,8 @@ def test_incremental_run_reads_only_new_part_files(project: Project, spark: Spar
         watermark=config.watermark,
         activity_window=config.activity_window,
         activity_slide=config.activity_slide,
+        flush_at_end=config.flush_at_end,
+        label_min_age=config.label_min_age,
     )
     assert second.users == batch.users.count()
     assert_same_rows(read_table(spark, config.users_dir), batch.users)

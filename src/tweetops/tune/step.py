@@ -330,6 +330,7 @@ def _run_search(
         failures = FailedTrialLog()
         spark_trials_log = logging.getLogger("hyperopt-spark")
         spark_trials_log.addHandler(failures)
+        searching = time.monotonic()
         try:
             with suppress(AllTrialsFailed):  # no finished trial: said below or by search()
                 fmin(
@@ -339,8 +340,12 @@ def _run_search(
                     max_queue_len=parallelism,
                     **options,
                 )
+            # trials cancelled at tune.timeout_s fail too: search() says that in its own words
+            timed_out = (
+                config.timeout_s is not None and time.monotonic() - searching >= config.timeout_s
+            )
             error = first_trial_error(trials, failures.messages)
-            if error is not None and trials.count_successful_trials() == 0:
+            if error is not None and not timed_out and trials.count_successful_trials() == 0:
                 raise TweetopsError(
                     f"All {trials.count_failed_trials()} tune trials failed, the first with "
                     f"{error!r}: fix that (on a cluster: the workers' Python, the tweetops "

@@ -33,6 +33,7 @@ from tweetops import registry
 from tweetops.contracts import SplitSpec, TrainedModel, read_contract
 from tweetops.dataset import SPLIT_METHOD, is_test_row, load_training_rows
 from tweetops.errors import TweetopsError
+from tweetops.model.metrics import rmse as score_rmse
 from tweetops.runner import SparkStepRun, run_step
 from tweetops.schema import LABEL_COLUMN, MODEL_INPUT_COLUMNS
 from tweetops.settings import PromoteSettings, Settings
@@ -314,7 +315,7 @@ def compare(
     train_mean = rows.where(~flag).agg(F.avg(LABEL_COLUMN)).collect()[0][0]
     table: pd.DataFrame = rows.where(both).drop("tweet_id").toPandas()
     labels = table[LABEL_COLUMN].to_numpy(dtype=float)
-    baseline_rmse = _rmse(labels, float(train_mean or 0.0))
+    baseline_rmse = score_rmse(labels, float(train_mean or 0.0))
     # a run registered before keeps its version; a new one is compared before it has one
     version = contenders.challenger_version or UNREGISTERED
     challenger = Scored(version, _rmse_of(contenders.challenger, table, labels))
@@ -406,17 +407,11 @@ def _publish(
     )
 
 
-def _rmse(labels: np.ndarray, predictions: np.ndarray | float) -> float:
-    if len(labels) == 0:
-        return float("nan")
-    return float(np.sqrt(np.mean((labels - predictions) ** 2)))
-
-
 def _rmse_of(model: PyFuncModel, table: pd.DataFrame, labels: np.ndarray) -> float:
     if len(table) == 0:
         return float("nan")
     predictions = np.asarray(model.predict(table.drop(columns=[LABEL_COLUMN])), dtype=float)
-    return _rmse(labels, predictions.reshape(-1))
+    return score_rmse(labels, predictions.reshape(-1))
 
 
 def _load(model_uri: str) -> PyFuncModel:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +11,7 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from tests.e2e.conftest import copy_project, run, user_env
-from tests.support.mlflow_server import free_port, http_server
+from tests.support.mlflow_server import MLFLOW_RUN, free_port, http_server, models_serve_command
 from tweetops.schema import MODEL_INPUT_COLUMNS
 
 pytestmark = pytest.mark.slow
@@ -22,19 +21,7 @@ def test_mlflow_run_main_then_serve_the_champion(tmp_path: Path) -> None:
     project = copy_project(tmp_path / "tweetops", ingest={"n_users": 300}, train={"num_trees": 20})
     env = user_env()
     run(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "run",
-            ".",
-            "--env-manager",
-            "local",
-            "--experiment-name",
-            "tweetops",
-            "-P",
-            "n_tweets=3000",
-        ],
+        [*MLFLOW_RUN, "-P", "n_tweets=3000"],
         cwd=project,
         env=env,
     )
@@ -65,21 +52,7 @@ def test_mlflow_run_main_then_serve_the_champion(tmp_path: Path) -> None:
     records = rows[list(MODEL_INPUT_COLUMNS)].to_dict(orient="records")
     port = free_port()
     with http_server(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            "models:/tweet-engagement@champion",
-            "--env-manager",
-            "local",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        models_serve_command("models:/tweet-engagement@champion", port),
         port=port,
         health_path="/ping",
         cwd=project,

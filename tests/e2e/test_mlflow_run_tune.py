@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,22 +10,11 @@ from mlflow.tracking import MlflowClient
 
 from tests.e2e.conftest import copy_project, run, user_env
 from tests.support.fake_x_api import FakeXApi
+from tests.support.mlflow_server import MLFLOW_RUN
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "xtest-bearer-AAAAAAAAAAAAAAAAAAAAAK9qZ7uF2mW4pR8sT1vY3nB6cD0eH5jL"
-# the experiment every `mlflow run` example of the README names
-MLFLOW_RUN = [
-    sys.executable,
-    "-m",
-    "mlflow",
-    "run",
-    ".",
-    "--env-manager",
-    "local",
-    "--experiment-name",
-    "tweetops",
-]
 
 
 def test_mlflow_run_tune_true_trains_the_champion_with_tuned_params(tmp_path: Path) -> None:

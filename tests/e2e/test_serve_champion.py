@@ -24,7 +24,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from tests.conftest import PARAMS_FILE, TEST_SPARK_OVERRIDES
-from tests.support.mlflow_server import free_port, http_server
+from tests.support.mlflow_server import free_port, http_server, models_serve_command
 from tweetops.dataset import load_training_rows, split_train_test
 from tweetops.features import build_features
 from tweetops.ingest.step import ingest
@@ -98,21 +98,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, spark: SparkSession) -> Ite
             "MLFLOW_TRACKING_URI": tracking_uri,
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         }
-        command = [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            "models:/tweet-engagement@champion",
-            "--env-manager",
-            "local",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
+        command = models_serve_command("models:/tweet-engagement@champion", port)
         log = root / "serve.log"
         with http_server(
             command, port=port, health_path="/ping", cwd=root, env=env, log=log

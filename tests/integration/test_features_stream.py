@@ -19,8 +19,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from tests.conftest import TEST_SPARK_OVERRIDES, Project
-from tests.support.frames import assert_same_rows, read_table
-from tweetops.features import build_features, build_features_batch
+from tests.support.frames import assert_same_rows, build_features_batch_for, read_table
+from tweetops.features import build_features
 from tweetops.ingest.step import ingest
 from tweetops.settings import Settings
 
@@ -161,13 +161,7 @@ def test_live_mode_follows_appends_stops_cleanly_and_resumes(
     output = log.read_text()
     assert "features: batch 0:" in output and "Traceback" not in output
     config = settings.features
-    batch = build_features_batch(
-        spark,
-        config.raw_dir,
-        watermark=config.watermark,
-        activity_window=config.activity_window,
-        label_min_age=config.label_min_age,
-    )
+    batch = build_features_batch_for(spark, config, flush_at_end=False)
     assert_same_rows(read_table(spark, config.users_dir), batch.users)
     assert_same_rows(read_table(spark, config.training_rows_dir), batch.training)
     assert_same_rows(read_table(spark, config.user_activity_dir), batch.activity)

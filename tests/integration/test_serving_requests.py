@@ -17,7 +17,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PyFuncModel
 from mlflow.pyfunc.scoring_server import invocations
 
-from tests.unit.test_serving_inputs import FOREST
+from tests.support.forest import FOREST
 from tweetops.model.arrays import ExportedPipeline
 from tweetops.model.pyfunc import log_serving_model
 

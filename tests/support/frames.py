@@ -7,6 +7,9 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from tweetops.features import FeatureTables, build_features_batch
+from tweetops.settings import FeaturesSettings
+
 DIFF_ROWS_SHOWN = 10
 
 
@@ -47,3 +50,19 @@ def read_table(spark: SparkSession, folder: Path) -> DataFrame:
     """A Parquet table the features step wrote, without its `batch_id` bookkeeping column."""
     frame = spark.read.parquet(str(folder.resolve()))
     return frame.drop("batch_id") if "batch_id" in frame.columns else frame
+
+
+def build_features_batch_for(
+    spark: SparkSession, config: FeaturesSettings, *, flush_at_end: bool | None = None
+) -> FeatureTables:
+    """The batch twin of the features step as `config` runs it (its folders, windows, watermark,
+    flush and label age); `flush_at_end` overrides the setting (a live run never flushes)."""
+    return build_features_batch(
+        spark,
+        config.raw_dir,
+        watermark=config.watermark,
+        activity_window=config.activity_window,
+        activity_slide=config.activity_slide,
+        flush_at_end=config.flush_at_end if flush_at_end is None else flush_at_end,
+        label_min_age=config.label_min_age,
+    )

@@ -12,6 +12,38 @@ from pathlib import Path
 
 import requests
 
+# `mlflow run .` as the README's examples run it: the current interpreter, no environment to build
+MLFLOW_RUN = [
+    sys.executable,
+    "-m",
+    "mlflow",
+    "run",
+    ".",
+    "--env-manager",
+    "local",
+    "--experiment-name",
+    "tweetops",
+]
+
+
+def models_serve_command(model_uri: str, port: int) -> list[str]:
+    """`mlflow models serve` of `model_uri` on 127.0.0.1:`port`, in the current environment."""
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        model_uri,
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+
 
 def free_port() -> int:
     """An unused TCP port on the loopback interface."""

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from pyspark.sql import SparkSession
 
-from tests.unit.test_features import raw_frame, tweet
+from tests.support.tweets import raw_frame, tweet
 from tweetops.features import parse_tweets, rejected_rows, valid_tweets
 from tweetops.ingest.record import InvalidRecord, validate_record
 from tweetops.ingest.snapshot import SnapshotWriter

@@ -23,10 +23,11 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from tests.conftest import Project
+from tests.support.frames import build_features_batch_for
 from tests.support.oracle import OracleCounts, build_oracle, compare_with_parquet
-from tests.unit.test_features import tweet
+from tests.support.tweets import tweet
 from tweetops.features import batch as batch_module
-from tweetops.features import build_features, build_features_batch
+from tweetops.features import build_features
 from tweetops.features.step import FeaturesResult
 from tweetops.features.tables import EVENT_MS, author_history
 from tweetops.markers import mark_complete, read_marker
@@ -143,15 +144,7 @@ def stream_folders(settings: Settings) -> dict[str, Path]:
 
 def batch_folders(spark: SparkSession, settings: Settings, target: Path) -> dict[str, Path]:
     config = settings.features
-    tables = build_features_batch(
-        spark,
-        config.raw_dir,
-        watermark=config.watermark,
-        activity_window=config.activity_window,
-        activity_slide=config.activity_slide,
-        flush_at_end=config.flush_at_end,
-        label_min_age=config.label_min_age,
-    )
+    tables = build_features_batch_for(spark, config)
     folders = {}
     for name, frame in zip(("users", "training", "activity"), tables, strict=True):
         frame.write.mode("overwrite").parquet(str(target / name))

@@ -9,12 +9,11 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from tests.conftest import Project
-from tests.support.frames import assert_same_rows, read_table
+from tests.support.frames import assert_same_rows, build_features_batch_for, read_table
 from tests.support.tweets import as_lines, raw_frame, tweet
 from tweetops.features import (
     author_history,
     build_features,
-    build_features_batch,
     parse_tweets,
     rejected_rows,
     training_rows,
@@ -131,15 +130,7 @@ def test_streaming_job_equals_batch_job(project: Project, spark: SparkSession) -
     assert result.rejected == 0 and result.late == 0
 
     config = settings.features
-    batch = build_features_batch(
-        spark,
-        config.raw_dir,
-        watermark=config.watermark,
-        activity_window=config.activity_window,
-        activity_slide=config.activity_slide,
-        flush_at_end=config.flush_at_end,
-        label_min_age=config.label_min_age,
-    )
+    batch = build_features_batch_for(spark, config)
     assert result.users == batch.users.count()
     assert result.training_rows == batch.training.count() > 0
     assert result.activity_rows == batch.activity.count() > 0
@@ -171,15 +162,7 @@ def test_incremental_run_reads_only_new_part_files(project: Project, spark: Spar
     assert second.input_rows == 500  # only the new file was read
     # the aggregation state carried over: the tables equal one batch job over both files
     config = settings.features
-    batch = build_features_batch(
-        spark,
-        config.raw_dir,
-        watermark=config.watermark,
-        activity_window=config.activity_window,
-        activity_slide=config.activity_slide,
-        flush_at_end=config.flush_at_end,
-        label_min_age=config.label_min_age,
-    )
+    batch = build_features_batch_for(spark, config)
     assert second.users == batch.users.count()
     assert_same_rows(read_table(spark, config.users_dir), batch.users)
     assert_same_rows(read_table(spark, config.training_rows_dir), batch.training)

@@ -10,6 +10,7 @@ from pyspark.ml.feature import StringIndexer
 from pyspark.sql import SparkSession
 
 from tests.conftest import PARAMS_FILE
+from tweetops.model.metrics import regression_metrics
 from tweetops.settings import load_settings
 from tweetops.tune.sklearn_trials import (
     CategoryIndex,
@@ -18,7 +19,6 @@ from tweetops.tune.sklearn_trials import (
     fit_and_score,
     forest_params,
     max_features,
-    regression_metrics,
 )
 from tweetops.tune.trial_runs import TrialRecorder
 

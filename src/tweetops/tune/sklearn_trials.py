@@ -23,6 +23,7 @@ from pyspark import Broadcast
 from pyspark.sql import DataFrame
 
 from tweetops.errors import TweetopsError
+from tweetops.model.metrics import regression_metrics
 from tweetops.model.pipeline import MIN_TRAINING_ROWS
 from tweetops.schema import CATEGORICAL_FEATURES, LABEL_COLUMN, NUMERIC_FEATURES
 from tweetops.settings import TrainSettings, TuneSettings
@@ -114,17 +115,6 @@ def trial_name(params: Mapping[str, Any]) -> str:
         f"trial nt{params['num_trees']}-d{params['max_depth']}-"
         f"m{params['min_instances_per_node']}-s{params['subsampling_rate']:.2f}"
     )
-
-
-def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """rmse, mae and r2, as Spark's RegressionEvaluator computes them."""
-    errors = predicted - actual
-    total = float(np.sum((actual - actual.mean()) ** 2))
-    return {
-        "rmse": float(np.sqrt(np.mean(errors**2))),
-        "mae": float(np.mean(np.abs(errors))),
-        "r2": 1.0 - float(np.sum(errors**2)) / total if total > 0 else 0.0,
-    }
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,11 @@ from tests.conftest import Project, TrainedProject
 from tests.support.mlflow_server import mlflow_server
 from tweetops import registry
 from tweetops.dataset import load_training_rows, split_train_test
+from tweetops.errors import TweetopsError
 from tweetops.features import build_features
 from tweetops.ingest.step import ingest
 from tweetops.predict import predict
-from tweetops.promote import promote
+from tweetops.promote import promote, split_of
 from tweetops.schema import MODEL_INPUT_COLUMNS
 from tweetops.settings import Settings
 from tweetops.tracking import dvc_hash
@@ -210,6 +211,36 @@ def test_champion_moves_only_when_the_challenger_wins(trained_project: TrainedPr
     described = client.get_model_version("tweet-engagement", "3").description
     assert trained_better.run_id in described and "DVC md5" in described
     assert "lang" in client.get_registered_model("tweet-engagement").description
+
+
+def test_a_champion_without_split_settings_is_replaced_only_by_force(
+    trained_project: TrainedProject,
+) -> None:
+    project = trained_project
+    settings = project.settings("train.num_trees=3", "train.max_depth=3")
+    train(settings)
+    promote(settings)
+    client = MlflowClient()
+    # a champion registered by hand from a folder: no split tags, no training run to read them
+    folder = mlflow.artifacts.download_artifacts(
+        "models:/tweet-engagement/1", dst_path=str(project.root / "by-hand")
+    )
+    manual = client.create_model_version("tweet-engagement", source=folder)
+    assert not manual.run_id
+    registry.move_champion(client, "tweet-engagement", manual.version, action="promote", reason="x")
+
+    better = project.settings("train.num_trees=30", "train.max_depth=8")
+    train(better)
+    with pytest.raises(TweetopsError, match=r"promote with -S force=true to compare on the chall"):
+        promote(better)
+    assert registry.champion_version(client, "tweet-engagement") == str(manual.version)
+
+    forced = promote(
+        project.settings("train.num_trees=30", "train.max_depth=8", "promote.force=true")
+    )
+    assert forced.promoted and forced.champion_after == forced.version
+    assert f"champion v{manual.version}'s split is unknown" in forced.reason
+    assert split_of(client, "tweet-engagement", manual.version) is None
 
 
 def _tweetops(project: Project, *args: str) -> subprocess.CompletedProcess[str]:

@@ -213,3 +213,12 @@ def test_csv_rows_score_as_json_does_with_the_same_checks(served: Served) -> Non
     assert refused.status_code == 400
     assert refused.json()["message"].startswith("row 2: column 'hour_of_day' must be between 0")
     assert "Traceback" not in refused.text
+    ragged = requests.post(
+        f"{served.url}/invocations",
+        data=rows.to_csv(index=False) + "en,1,2\n",  # one field too many for the header
+        headers={"Content-Type": "text/csv"},
+        timeout=60,
+    )
+    assert ragged.status_code == 400
+    assert ragged.json()["message"].startswith("line 7 of the CSV body has 3 field(s)")
+    assert "stack_trace" not in ragged.json() and "Traceback" not in ragged.text

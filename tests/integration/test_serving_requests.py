@@ -139,6 +139,37 @@ def test_csv_rows_score_like_json_and_get_the_same_checks(model: PyFuncModel) ->
     )
 
 
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # more fields on a later line: pandas' own error and stack trace before
+        (
+            "lang,hour_of_day\nen,3\nen,3,7\n",
+            "line 3 of the CSV body has 3 field(s) where the header has 2",
+        ),
+        # more fields on the only line: pandas took `en` as an index and shifted every value
+        ("lang,hour_of_day\nen,3,7\n", "line 2 of the CSV body has 3 field(s)"),
+        # fewer fields: pandas padded the row with a null
+        ("hour_of_day,lang\n3,en\n7\n", "line 3 of the CSV body has 1 field(s)"),
+        ('lang,hour_of_day\nen,3\n"en,7\nja,4\n', "the CSV body ends inside a quoted field "),
+        ('lang,hour_of_day\n"en"x,3\n', "line 2 of the CSV body is not valid CSV"),
+        ("", "the CSV body is empty"),
+    ],
+)
+def test_a_ragged_or_broken_csv_gets_a_400_naming_the_line(
+    model: PyFuncModel, body: str, expected: str
+) -> None:
+    assert refusal(model, body, "text/csv").startswith(expected)
+
+
+def test_csv_blank_lines_a_byte_order_mark_and_quoted_commas_still_score(
+    model: PyFuncModel,
+) -> None:
+    body = '\ufefflang,hour_of_day\r\n\r\n"en",3\r\n"fr,ja",7\r\n\r\n'
+    assert answer(model, body, "text/csv") == (200, {"predictions": [5.5, 6.5]})
+    assert answer(model, "lang,hour_of_day\n", "text/csv") == (200, {"predictions": []})
+
+
 def test_pyfunc_predict_refuses_a_frame_without_columns(model: PyFuncModel) -> None:
     with pytest.raises(MlflowException, match="the rows have none of the model's columns"):
         model.predict(pd.DataFrame([{}]))

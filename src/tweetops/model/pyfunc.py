@@ -17,15 +17,27 @@ true, `astype(int64)` truncates 19.7), dropping unknown columns and, when none i
 row (a request of rows without the model's columns would get 200 and no predictions), and
 breaking CSV parsing when a type is `Any`. So the model checks its inputs itself, from the kinds
 and ranges stored beside the arrays (`pipeline.json`, also in the model's metadata).
+
+A CSV body is parsed by the scoring server with pandas before the model sees it: a row with more
+fields than the header either shifts every value one column (pandas takes the first as an index)
+or fails with pandas' error and a stack trace in the body, a row with fewer fields is padded with
+nulls, and an unclosed quote fails with a trace. Loaded inside the scoring server, the model checks
+the shape of a CSV body first (:func:`check_csv_shape`, installed by
+:func:`install_strict_csv`): a ragged row or a broken quote is a 400 with one sentence naming the
+line. MLflow has no hook for this, so the server's parser is wrapped where the server looks it up.
 """
 
 from __future__ import annotations
 
+import csv
+import functools
 import json
 import math
 import numbers
+import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +57,8 @@ ARTIFACT_KEY = "pipeline"
 ARRAYS_FILE = "forest.npz"
 DESCRIPTION_FILE = "pipeline.json"
 KINDS = ("string", "boolean", "integer", "double")
+SCORING_SERVER_MODULE = "mlflow.pyfunc.scoring_server"
+_STRICT_CSV_MARK = "_tweetops_strict_csv"
 
 
 Range = tuple[float | None, float | None]
@@ -223,7 +237,12 @@ class EngagementModel(PythonModel):
     _skip_type_hint_validation = True
 
     def load_context(self, context: Any) -> None:
-        """Read the arrays and the input description logged with the model."""
+        """Read the arrays and the input description logged with the model.
+
+        Inside the scoring server, also make it check the shape of CSV bodies
+        (:func:`install_strict_csv`).
+        """
+        install_strict_csv()
         folder = Path(context.artifacts[ARTIFACT_KEY])
         described = json.loads((folder / DESCRIPTION_FILE).read_text(encoding="utf-8"))
         with np.load(folder / ARRAYS_FILE) as arrays:
@@ -270,6 +289,77 @@ def _as_frame(model_input: Any, kinds: Mapping[str, str]) -> pd.DataFrame:
         f"model's columns ({', '.join(kinds)}) as dataframe_records, dataframe_split with "
         f"columns, or CSV with a header"
     )
+
+
+def check_csv_shape(text: str) -> None:
+    """Raise InputError unless every row of the CSV `text` has as many fields as its header.
+
+    Blank lines are skipped (as pandas skips them); a leading byte-order mark is ignored; a
+    quote left open, or text after a closing quote, is refused. Lines are counted from 1, the
+    header being line 1.
+    """
+    reader = csv.reader(StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
+    header: list[str] | None = None
+    while True:
+        starts_on = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                raise InputError(
+                    f"the CSV body ends inside a quoted field that starts on line {starts_on}: "
+                    f"close the quote (a quote inside a quoted field is written twice)"
+                ) from None
+            raise InputError(
+                f"line {starts_on} of the CSV body is not valid CSV ({exc}): quote a field "
+                f"holding a comma, a quote or a line break, and double the quotes inside it"
+            ) from None
+        if not row:
+            continue
+        if header is None:
+            header = row
+        elif len(row) != len(header):
+            raise InputError(
+                f"line {starts_on} of the CSV body has {len(row)} field(s) where the header "
+                f"has {len(header)}: send one value per header column on every line (an empty "
+                f"value for a null)"
+            )
+    if header is None:
+        raise InputError(
+            "the CSV body is empty: send a header line naming the model's columns, then one "
+            "line per row"
+        )
+
+
+def install_strict_csv() -> None:
+    """Make the scoring server, when it is loaded in this process, check a CSV body's shape.
+
+    The server parses `text/csv` with its module's `parse_csv_input` before the model is called;
+    this wraps that function (once) so a ragged body is refused by :func:`check_csv_shape` with
+    HTTP 400 and one sentence. Outside the server (batch predictions, Spark UDFs) nothing is
+    imported or changed.
+    """
+    server = sys.modules.get(SCORING_SERVER_MODULE)
+    parse = getattr(server, "parse_csv_input", None)
+    if parse is None or getattr(parse, _STRICT_CSV_MARK, False):
+        return
+    vars(server)["parse_csv_input"] = _strict_csv(parse)
+
+
+def _strict_csv(parse: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(parse)
+    def parse_checked(csv_input: Any, schema: Any = None) -> Any:
+        if isinstance(csv_input, StringIO):  # a request body (a file or stdin is left to pandas)
+            try:
+                check_csv_shape(csv_input.getvalue())
+            except InputError as exc:
+                raise RefusedInput(str(exc)) from None
+        return parse(csv_input=csv_input, schema=schema)
+
+    setattr(parse_checked, _STRICT_CSV_MARK, True)
+    return parse_checked
 
 
 def output_signature() -> ModelSignature:

@@ -4,9 +4,12 @@ In mode `replace` the new snapshot is written into staging folders beside the li
 (`data/raw/.tweets.staging` next to `data/raw/tweets`, and so for manifests and quarantine).
 Only a run that finished is swapped in: a journal naming the folders is written (durably), each
 live folder is renamed aside (`.tweets.old`) and its staging folder renamed into place, then the
-journal and the old folders are removed. Renames of folders are what the filesystem makes atomic;
-a crash between them leaves the journal, and the next run finishes the swap before anything
-else (:func:`recover`). A failed or killed run never touches the live folders; its staging
+journal and the old folders are removed. Renames of folders are what the filesystem makes atomic,
+so the swap of the three folders is made one unit by the journal: a failure inside the process
+puts back every folder already renamed before it is raised; a crash between renames leaves the
+journal, and the next run settles the swap before anything else (:func:`recover`): forward when
+the new snapshot is whole (complete, every folder of it staged or in place), back otherwise.
+A run that fails or is killed before the swap never touches the live folders; its staging
 folders are continued when the source resumes the stopped run, and otherwise discarded by the
 next run together with the stopped collection's checkpoint.
 
@@ -23,9 +26,11 @@ import logging
 import os
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from tweetops.errors import TweetopsError
+from tweetops.markers import read_marker
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +80,27 @@ def journal_path(folders: Sequence[Path]) -> Path:
 
 
 def recover(folders: Sequence[Path]) -> None:
-    """Finish a swap a crash interrupted (its journal is there), then drop retired folders."""
+    """Settle a swap a crash interrupted (its journal is there), then drop retired folders.
+
+    The swap is finished forward only when the new snapshot is whole: every folder's new
+    version is still in staging or already in place, and the new tweets carry their completion
+    marker. Otherwise (a staging folder lost, a journal that cannot be read) it is undone, and
+    the last good snapshot is back in place, marked as before.
+    """
     journal = journal_path(folders)
     if journal.exists():
-        try:
-            named = [Path(name) for name in json.loads(journal.read_text(encoding="utf-8"))]
-        except (OSError, ValueError):
-            named = list(folders)
-        log.warning("Finishing the snapshot swap an interrupted ingest run started.")
-        _swap(named)
+        plan = _read_journal(journal)
+        if plan is not None and _new_is_whole(plan):
+            log.warning("Finishing the snapshot swap an interrupted ingest run started.")
+            _swap(plan.folders)
+        else:
+            log.warning(
+                "Undoing the snapshot swap an interrupted ingest run started: its new snapshot "
+                "is not whole, so the last good snapshot stays in place."
+            )
+            _roll_back(plan if plan is not None else _SwapPlan(tuple(folders), None))
         journal.unlink()
+        _sync_folder(journal.parent)
     for folder in folders:
         shutil.rmtree(retired_dir(folder), ignore_errors=True)
 
@@ -114,22 +130,113 @@ def abandon_stopped_collections(checkpoint_dir: Path) -> list[Path]:
 
 
 def swap_in(folders: Sequence[Path]) -> None:
-    """Make the staging folders the live ones, as atomically as the filesystem allows.
+    """Make the staging folders the live ones, all of them or none.
 
     The tweets folder (`folders[0]`, the one readers check for the completion marker) moves
-    last, so until it does a reader still sees the complete old snapshot.
+    last, so until it does a reader still sees the complete old snapshot. A journal naming the
+    folders (and which of them had a live version) is written durably first; a failure inside
+    this process undoes the renames already made at once and is raised as one sentence, and a
+    crash is settled by the next run's :func:`recover`.
     """
+    plan = _SwapPlan(tuple(folders), tuple(folder.exists() for folder in folders))
     journal = journal_path(folders)
-    partial = journal.with_name(f"{journal.name}.tmp")
-    with partial.open("w", encoding="utf-8") as handle:
-        handle.write(json.dumps([str(folder) for folder in folders]))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, journal)
-    _swap(folders)
+    try:
+        _write_journal(journal, plan)
+        _swap(folders)
+    except BaseException as exc:
+        if journal.exists():
+            try:
+                _roll_back(plan)
+                journal.unlink()
+                _sync_folder(journal.parent)
+            except OSError as undo:
+                raise TweetopsError(
+                    f"The new snapshot could not be swapped in ({exc}), nor the renames undone "
+                    f"now ({undo.strerror or undo}): fix the storage, then run `tweetops ingest` "
+                    f"again, which settles the swap from its journal {journal} before anything "
+                    f"else."
+                ) from None
+        if isinstance(exc, OSError):
+            raise TweetopsError(
+                f"The new snapshot could not be swapped in ({exc.strerror or exc}: "
+                f"{exc.filename}), so every renamed folder was put back and {folders[0]} is the "
+                f"last good snapshot, as it was: fix the storage and run `tweetops ingest` again."
+            ) from None
+        raise
     journal.unlink()
+    _sync_folder(journal.parent)
     for folder in folders:
         shutil.rmtree(retired_dir(folder), ignore_errors=True)
+
+
+def _write_journal(journal: Path, plan: _SwapPlan) -> None:
+    partial = journal.with_name(f"{journal.name}.tmp")
+    try:
+        with partial.open("w", encoding="utf-8") as handle:
+            json.dump(
+                {"folders": [str(f) for f in plan.folders], "had_live": plan.had_live}, handle
+            )
+            handle.flush()
+            os.fsync(handle.fileno())
+        _move(partial, journal)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class _SwapPlan:
+    """The folders of one swap, and which had a live version before it (None: not known)."""
+
+    folders: tuple[Path, ...]
+    had_live: tuple[bool, ...] | None
+
+
+def _read_journal(journal: Path) -> _SwapPlan | None:
+    try:
+        data = json.loads(journal.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(data, list):  # the journal of an earlier version: the folders only
+        return _SwapPlan(tuple(Path(name) for name in data), None)
+    if not isinstance(data, dict) or not isinstance(data.get("folders"), list):
+        return None
+    folders = tuple(Path(name) for name in data["folders"])
+    had_live = data.get("had_live")
+    if not isinstance(had_live, list) or len(had_live) != len(folders):
+        return _SwapPlan(folders, None)
+    return _SwapPlan(folders, tuple(bool(flag) for flag in had_live))
+
+
+def _moved_in(plan: _SwapPlan, index: int) -> bool:
+    """Whether the swap already renamed the new version of `plan.folders[index]` into place."""
+    folder = plan.folders[index]
+    if staging_dir(folder).exists() or not folder.exists():
+        return False
+    if retired_dir(folder).exists():
+        return True
+    # no old version waiting aside: in place only if there was none before the swap
+    return plan.had_live is not None and not plan.had_live[index]
+
+
+def _new_is_whole(plan: _SwapPlan) -> bool:
+    for index, folder in enumerate(plan.folders):
+        staged = staging_dir(folder)
+        new = staged if staged.is_dir() else folder if _moved_in(plan, index) else None
+        if new is None or not new.is_dir():
+            return False
+        if index == 0 and read_marker(new) is None:
+            return False
+    return True
+
+
+def _roll_back(plan: _SwapPlan) -> None:
+    """Undo the renames of a swap: every live folder as before it, the new ones in staging."""
+    for index, folder in enumerate(plan.folders):  # the tweets first: readers check them
+        old = retired_dir(folder)
+        if _moved_in(plan, index):
+            _move(folder, staging_dir(folder))
+        if old.exists() and not folder.exists():
+            _move(old, folder)
 
 
 def _swap(folders: Sequence[Path]) -> None:
@@ -141,5 +248,19 @@ def _swap(folders: Sequence[Path]) -> None:
         old = retired_dir(folder)
         if folder.exists():
             shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-        os.replace(staging, folder)
+            _move(folder, old)
+        _move(staging, folder)
+
+
+def _move(source: Path, target: Path) -> None:
+    """Rename `source` to `target` (atomic on one filesystem), durably: the folder is synced."""
+    os.replace(source, target)
+    _sync_folder(target.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

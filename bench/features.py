@@ -75,6 +75,21 @@ def _settings(root: Path, tweets: int, *extra: str) -> Settings:
     )
 
 
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and of its children (the JVM) so far."""
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            total += sum(child.cpu_times()[:2])
+    return total
+
+
+def load_average() -> str:
+    """The machine's 1-minute load average (others' work distorts wall times)."""
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
 class PeakRss:
     """Samples the RSS of this process and of its children (the JVM) every 0.2 s."""
 
@@ -103,17 +118,20 @@ class PeakRss:
         self._thread.join()
 
 
-def _spark_run(settings: Settings, label: str, tweets: int) -> float:
+def _spark_run(settings: Settings, label: str, tweets: int) -> tuple[float, float]:
+    """One one-shot run: its wall time and CPU seconds (driver and JVM)."""
     spark = build_spark(settings.spark)
     batches: list[BatchProgress] = []
     with PeakRss() as rss:
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), cpu_seconds()
         result = stream_feature_tables(spark, settings.features, batches.append)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_before
     print(
-        f"spark {label}: {seconds:.1f} s, {tweets / seconds:,.0f} tweets/s, "
+        f"spark {label}: {seconds:.1f} s ({cpu:.1f} CPU s, {load_average()}), "
+        f"{tweets / seconds:,.0f} tweets/s, "
         f"{result.micro_batches} micro-batches, {result.users} users, {result.training_rows} "
-        f"training rows, {result.activity_rows} activity windows; peak RSS driver "
+        f"training rows ({result.too_young} too young), {result.activity_rows} activity "
+        f"windows; peak RSS driver "
         f"{rss.driver / 2**20:,.0f} MiB, JVM {rss.jvm / 2**20:,.0f} MiB",
         flush=True,
     )
@@ -127,7 +145,7 @@ def _spark_run(settings: Settings, label: str, tweets: int) -> float:
         f"{seconds - sum(phases.values()):.1f} s",
         flush=True,
     )
-    return seconds
+    return seconds, cpu
 
 
 def _micro_batches(settings: Settings) -> list[list[Path]]:
@@ -138,7 +156,7 @@ def _micro_batches(settings: Settings) -> list[list[Path]]:
     return [files[n : n + step] for n in range(0, len(files), step)]
 
 
-def _oracle(settings: Settings, spark_seconds: float) -> None:
+def _oracle(settings: Settings, spark_seconds: float, spark_cpu: float) -> None:
     """The DuckDB oracle on the same snapshot: its time, and whether Spark's tables equal it."""
     import duckdb
 
@@ -146,7 +164,7 @@ def _oracle(settings: Settings, spark_seconds: float) -> None:
 
     config = settings.features
     con = duckdb.connect()
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), cpu_seconds()
     counts = build_oracle(
         con,
         _micro_batches(settings),
@@ -154,8 +172,9 @@ def _oracle(settings: Settings, spark_seconds: float) -> None:
         activity_window=config.activity_window,
         activity_slide=config.activity_slide,
         flush_at_end=config.flush_at_end,
+        label_min_age=config.label_min_age,  # the job's settings, every one of them
     )
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_before
     differences = [
         compare_with_parquet(con, table, folder)
         for table, folder in (
@@ -169,7 +188,8 @@ def _oracle(settings: Settings, spark_seconds: float) -> None:
         for name in ("users", "training", "activity")
     )
     print(
-        f"duckdb oracle (three tables): {seconds:.1f} s, {sizes}, {counts.accepted} accepted; "
+        f"duckdb oracle (three tables): {seconds:.1f} s ({cpu:.1f} CPU s, {load_average()}), "
+        f"{sizes} ({counts.too_young} too young), {counts.accepted} accepted; "
         f"Spark's tables equal the oracle's: {all(d.equal for d in differences)}",
         flush=True,
     )
@@ -178,7 +198,7 @@ def _oracle(settings: Settings, spark_seconds: float) -> None:
             print(f"  differs: {difference}", flush=True)
     print(
         f"ratio Spark (three tables) / DuckDB (three tables): {spark_seconds / seconds:.1f}x "
-        f"(target at most 4x)",
+        f"wall, {spark_cpu / cpu:.1f}x CPU (target at most 4x)",
         flush=True,
     )
 
@@ -357,7 +377,7 @@ def main() -> None:
         build_spark(settings.spark)  # JVM start-up is not the job's cost
         default = _spark_run(settings, "defaults", args.tweets)
         if "duckdb" not in args.skip:
-            _oracle(settings, default)
+            _oracle(settings, *default)
         if "storage" not in args.skip:
             _storage_levels(settings, args.storage_rows)
         if parts <= settings.features.max_files_per_trigger:
@@ -368,7 +388,9 @@ def main() -> None:
                 "one micro-batch",
                 args.tweets,
             )
-            print(f"ratio default sizing / one micro-batch: {default / single:.2f}x", flush=True)
+            print(
+                f"ratio default sizing / one micro-batch: {default[0] / single[0]:.2f}x", flush=True
+            )
         for files in args.sizing_files:
             capped = _spark_run(
                 _settings(root, args.tweets, f"features.max_files_per_trigger={files}"),
@@ -376,7 +398,8 @@ def main() -> None:
                 args.tweets,
             )
             print(
-                f"ratio maxFilesPerTrigger={files} / defaults: {capped / default:.2f}x", flush=True
+                f"ratio maxFilesPerTrigger={files} / defaults: {capped[0] / default[0]:.2f}x",
+                flush=True,
             )
         if "live" not in args.skip:
             _live_throughput(

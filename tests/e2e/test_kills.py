@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import PARAMS_FILE, TEST_SPARK_OVERRIDES, Project
@@ -152,13 +153,26 @@ def test_a_run_left_running_by_kill_9_is_marked_killed_by_the_next_step(project:
     assert sorted(run.info.status for run in runs.values()) == ["FINISHED", "KILLED"]
 
 
+def _waits_for_a_lock(process: subprocess.Popen[str]) -> bool:
+    """Whether the process's main thread sleeps: between two tries of a lock filelock sleeps.
+
+    A step starting up imports and reads (it does not sleep) until it reaches the store's lock;
+    the lock is held by the test, so the first sleep is the wait for it.
+    """
+    try:
+        return "nanosleep" in Path(f"/proc/{process.pid}/wchan").read_text()
+    except OSError:
+        return False
+
+
 def test_two_steps_at_once_on_a_fresh_store_both_succeed(tmp_path: Path) -> None:
     root = tmp_path / "fresh"
     root.mkdir()
     (root / "params.yaml").write_text(PARAMS_FILE.read_text())
-    for attempt in range(3):  # the race is a race: give it a few chances to show
-        store = root / "mlflow.db"
-        store.unlink(missing_ok=True)
+    store = root / "mlflow.db"
+    # the test holds the store's lock until both steps wait for it, then lets them go at once:
+    # the race on the fresh store happens every time, and the lock must settle it
+    with FileLock(str(store.with_name("mlflow.db.lock"))):
         processes = [
             _spawn(
                 root,
@@ -172,5 +186,12 @@ def test_two_steps_at_once_on_a_fresh_store_both_succeed(tmp_path: Path) -> None
             for i in range(2)
         ]
         for process in processes:
-            _, stderr = process.communicate(timeout=300)
-            assert process.returncode == 0, (attempt, stderr)
+            _when(lambda: _waits_for_a_lock(process), process)  # noqa: B023
+        assert not store.exists()  # neither touched the store without the lock
+    for process in processes:
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+    client = MlflowClient(f"sqlite:///{store}")
+    [experiment] = [e for e in client.search_experiments() if e.name == "tweetops"]
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(run.info.status for run in runs) == ["FINISHED", "FINISHED"]

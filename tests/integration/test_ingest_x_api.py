@@ -122,6 +122,25 @@ def _killed_after(parts: int, source: Callable[..., SourceBatch]) -> Callable[..
     return killing_source
 
 
+def _timed(source: Callable[..., SourceBatch], spans: list[float]) -> Callable[..., SourceBatch]:
+    """`source`, appending to `spans` the seconds its candidates took from the first tweet asked
+    for to the last (or to the error): the collection alone, not the step's set-up around it."""
+
+    def timed_source(settings: Any) -> SourceBatch:
+        batch = source(settings)
+
+        def candidates() -> Iterator[tuple[Any, str]]:
+            started = time.monotonic()
+            try:
+                yield from batch.candidates
+            finally:
+                spans.append(time.monotonic() - started)
+
+        return dataclasses.replace(batch, candidates=candidates())
+
+    return timed_source
+
+
 # --- search --------------------------------------------------------------------------------
 
 
@@ -494,27 +513,31 @@ def test_stream_reconnects_after_a_drop_without_duplicates(
     assert not _stream_threads()
 
 
-def test_stream_stops_at_max_seconds(project: Project, api: FakeXApi, token: str) -> None:
+def test_stream_stops_at_max_seconds(
+    project: Project, api: FakeXApi, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     api.set_rules("spark OR mlflow", "mlops")
-    api.limit_stream(3)
+    api.limit_stream(3)  # then keep-alives only: below max_tweets, only the clock ends it
+    spans: list[float] = []
+    monkeypatch.setitem(ingest_step.SOURCES, "stream", _timed(xapi.stream_source, spans))
 
-    started = time.monotonic()
     result = ingest(_stream(project, api, "ingest.max_tweets=100", "ingest.max_seconds=1"))
-    elapsed = time.monotonic() - started
 
     assert result.counts.accepted == 3
-    assert elapsed < 1 + 8  # the step's MLflow bookkeeping included
+    [collecting] = spans
+    assert 1 <= collecting < 1 + 5  # max_seconds, then the stream thread's join
     assert not _stream_threads()
     assert _checkpoint("stream.json")["complete"] is True
 
 
 def test_stream_refused_token_fails_once_instead_of_reconnecting(
-    project: Project, api: FakeXApi, token: str
+    project: Project, api: FakeXApi, token: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api.set_rules("spark OR mlflow", "mlops")
     api.fail_next("401", endpoint="stream")
+    spans: list[float] = []
+    monkeypatch.setitem(ingest_step.SOURCES, "stream", _timed(xapi.stream_source, spans))
 
-    started = time.monotonic()
     with pytest.raises(TweetopsError) as raised:
         ingest(_stream(project, api))
 
@@ -522,7 +545,8 @@ def test_stream_refused_token_fails_once_instead_of_reconnecting(
     assert "X_BEARER_TOKEN" in message and "GET /2/tweets/search/stream" in message
     assert "401" in message and message.endswith(".") and ". " not in message
     assert len(api.requests_to(STREAM_PATH)) == 1
-    assert time.monotonic() - started < 15
+    [collecting] = spans
+    assert collecting < 5  # failed at once: not after tweepy's first HTTP-error wait (5 s)
     assert not _stream_threads()
 
 

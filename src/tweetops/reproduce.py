@@ -327,9 +327,16 @@ def reproduce(
 
 def _train_in(checkout: Path, overrides: list[str], report_dir: Path) -> str:
     """Run `tweetops train` with the code of `checkout` (its params.yaml, the workspace's data
-    and tracking store); the new run's id."""
+    and tracking store, the checked-out commit as its git commit); the new run's id."""
     paths = [str(checkout / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    git_dir = _git("rev-parse", "--absolute-git-dir", cwd=checkout).stdout.strip()
+    # the run records the checked-out commit (git reads it from the worktree, not the cwd)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(paths),
+        "GIT_DIR": git_dir,
+        "GIT_WORK_TREE": str(checkout),
+    }
     command = [sys.executable, "-m", "tweetops", "train", "--params", str(checkout / "params.yaml")]
     for override in overrides:
         command += ["-S", override]

@@ -194,12 +194,26 @@ PY4J_TASK_FAILURE = (
 )
 
 
+JVM_TASK_FAILURE = (
+    "An error occurred while calling z:org.apache.spark.api.python.PythonRDD.collectAndServe.\n"
+    ": org.apache.spark.SparkException: Job aborted due to stage failure: Task 0 in stage 0.0 "
+    "failed 4 times, most recent failure: Lost task 0.3 in stage 0.0 (TID 3) (127.0.0.1 "
+    'executor 0): java.io.IOException: Cannot run program "/gone/python": error=2, No such file'
+    "\n\tat java.base/java.lang.ProcessBuilder.start(ProcessBuilder.java:1)\n"
+    "Caused by: java.io.IOException: error=2, No such file or directory\n"
+)
+
+
 def test_the_error_line_of_a_trial_is_its_python_error_not_the_jvm_wrapper() -> None:
     assert error_line(PY4J_TASK_FAILURE) == "ModuleNotFoundError: No module named 'tweetops'"
     assert error_line("Traceback\n  x\nmlflow.exceptions.MlflowException: No Experiment") == (
         "mlflow.exceptions.MlflowException: No Experiment"
     )
     assert error_line("plain words\nmore") == "plain words"
+    # no Python ran: the executor could not start the workers' interpreter
+    assert error_line(JVM_TASK_FAILURE) == (
+        'java.io.IOException: Cannot run program "/gone/python": error=2, No such file'
+    )
 
 
 def test_the_first_failed_trial_is_quoted_from_its_document_or_from_the_log() -> None:

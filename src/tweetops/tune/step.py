@@ -203,6 +203,8 @@ def check_backend(settings: Settings) -> None:
         )
 
 
+# a job aborted by a task that failed on its executor: that error (the JVM's own, no Python)
+_TASK_FAILURE = re.compile(r"most recent failure: Lost task [^:\n]*?\): (.+)")
 _PYTHON_ERROR = re.compile(r"^\s*((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit)): .+$")
 _JVM_PACKAGES = ("org.", "java.", "javax.", "scala.", "py4j.")
 _FAILED_TRIAL = re.compile(r"trial task (\d+) failed, exception is ")
@@ -226,14 +228,18 @@ class FailedTrialLog(logging.Handler):
 
 def error_line(text: str) -> str:
     """The last Python error line of `text` (`ModuleNotFoundError: No module named 'x'`), else
-    its first line; at most 300 characters."""
+    the executor's error of a failed Spark task (`java.io.IOException: Cannot run program ...`),
+    else its first line; at most 300 characters."""
     found = [
         match.group(0).strip()
         for match in map(_PYTHON_ERROR.match, text.splitlines())
         if match and not match.group(1).startswith(_JVM_PACKAGES)
     ]
+    task = _TASK_FAILURE.search(text)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return (found[-1] if found else (lines[0] if lines else "unknown error"))[:300]
+    if found:
+        return found[-1][:300]
+    return (task.group(1).strip() if task else (lines[0] if lines else "unknown error"))[:300]
 
 
 def first_trial_error(trials: Trials, logged: dict[int, str]) -> str | None:

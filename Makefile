@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: main test check lint repro ui serve clean cluster-up cluster-down
+.PHONY: main test check lint repro ui serve clean cluster-up cluster-down plots-template
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ lint: $(STAMP)
 ## repro: the same chain through DVC (a second run does nothing)
 repro: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+## plots-template: rewrite .dvc/plots/offline.html (Vega inlined) after a vl-convert-python bump
+plots-template: $(STAMP)
+	$(BIN)/python .dvc/plots/offline_template.py
 
 ui: $(STAMP)
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000

@@ -123,6 +123,7 @@ class DataSettings(_Section):
     promotion_report: Path
     predictions_plot: Path
     importance_plot: Path
+    tune_trials_plot: Path
 
 
 class IngestSettings(_Section):
@@ -242,6 +243,7 @@ class TuneSettings(_Section):
         Annotated[float, Field(gt=0.0, le=1.0)], Annotated[float, Field(gt=0.0, le=1.0)]
     ]
     result_file: Path
+    trials_plot_file: Path  # the loss-by-trial table `dvc plots` draws
 
     @field_validator("num_trees", "max_depth", "min_instances_per_node", "subsampling_rate")
     @classmethod
@@ -382,8 +384,8 @@ def load_settings(
 ) -> Settings:
     """Read `params_file`, apply `overrides`, and validate the result.
 
-    Empty override values (`train.num_trees=`) are ignored: that is how MLproject entry points
-    say "use params.yaml". Any invalid value raises :class:`TweetopsError` with one sentence.
+    Empty override values (`train.num_trees=`) are ignored: an empty value means "use
+    params.yaml". Any invalid value raises :class:`TweetopsError` with one sentence.
     """
     path = Path(params_file)
     if not path.is_file():

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from tests.e2e.conftest import DVC, commit_clone, copy_project, git_user_env, run
+from tweetops import registry
 
 pytestmark = pytest.mark.slow
+
+
+def _single(values: Iterator[Any]) -> Any:
+    found = list(values)
+    assert len(found) == 1, found
+    return found[0]
 
 
 def _values(node: Any, key: str) -> Iterator[Any]:
@@ -53,51 +63,92 @@ def test_two_dvc_experiments_show_their_metrics_and_plots(tmp_path: Path) -> Non
     run(["git", "commit", "-qm", "baseline"], cwd=project, env=env)
     baseline_rmse = json.loads((project / "reports/metrics.json").read_text())["rmse"]
 
+    # independent experiments, as the README queues them: each changes one setting of HEAD
+    # and runs in its own temporary copy, so the tracking store is named by absolute path
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
     committed_params = (project / "params.yaml").read_text()
-    rmse = {}
-    for name, trees in (("few", 4), ("more", 16)):
-        done = run(
-            [*DVC, "exp", "run", "-n", name, "-S", f"train.num_trees={trees}"], cwd=project, env=env
-        )
-        output = done.stdout + done.stderr
-        rmse[name] = json.loads((project / "reports/metrics.json").read_text())["rmse"]
+    for name, change in (("few", "train.num_trees=4"), ("shallow", "train.max_depth=3")):
+        run([*DVC, "exp", "run", "--queue", "-n", name, "-S", change], cwd=project, env=env)
+    assert (project / "params.yaml").read_text() == committed_params  # queued, not applied
+    done = run([*DVC, "exp", "run", "--run-all"], cwd=project, env=env, timeout=1800)
+    logs = {
+        name: run([*DVC, "queue", "logs", name], cwd=project, env=env).stdout
+        for name in ("few", "shallow")
+    }
+    for name, output in logs.items():
         # only what the change reaches reruns: `-S` keeps the other sections as committed
-        assert "Running stage 'train'" in output
+        assert "Running stage 'train'" in output, (name, output, done.stdout, done.stderr)
         assert "Running stage 'ingest'" not in output, output
         assert "Running stage 'features'" not in output, output
-    assert (
-        (project / "params.yaml").read_text().count("$data.")
-        == committed_params.count("$data.")
-        > 0
-    )
-    assert len({baseline_rmse, *rmse.values()}) == 3
 
     shown = json.loads(run([*DVC, "exp", "show", "--json"], cwd=project, env=env).stdout)
-    shown_rmse = set(_values(shown, "rmse"))
-    assert {baseline_rmse, *rmse.values()} <= shown_rmse
     assert "!" not in json.dumps(shown)
+    rmse = {
+        experiment["name"]: _single(_values(experiment, "rmse"))
+        for baseline in shown
+        for experiment in baseline.get("experiments") or []
+    }
+    assert set(rmse) == {"few", "shallow"}
+    assert len({baseline_rmse, *rmse.values()}) == 3
 
-    diff = json.loads(run([*DVC, "metrics", "diff", "HEAD", "--json"], cwd=project, env=env).stdout)
-    change = diff["reports/metrics.json"]["rmse"]
-    assert change["old"] == baseline_rmse and change["new"] == rmse["more"]
+    # `dvc exp show`: the four metrics, numbers only; each row's params and MLflow training run
+    table = list(
+        csv.DictReader(
+            io.StringIO(run([*DVC, "exp", "show", "--csv"], cwd=project, env=env).stdout)
+        )
+    )
+    metric_columns = ["rmse", "r2", "mae", "baseline_rmse"]
+    header = list(table[0])
+    assert header[header.index("rmse") : header.index("rmse") + 4] == metric_columns
+    assert not {"reason", "model_name", "champion_after", "promoted"} & set(header)
+    rows = {row["Experiment"]: row for row in table if row["Experiment"]}
+    assert set(rows) == {"few", "shallow"}
+    for row in table:
+        for column in metric_columns:
+            float(row[column])  # numbers, in every row
+    # independent experiments: each changed one setting against HEAD
+    assert (rows["few"]["train.num_trees"], rows["few"]["train.max_depth"]) == ("4", "8")
+    assert (rows["shallow"]["train.num_trees"], rows["shallow"]["train.max_depth"]) == ("10", "3")
 
-    plots = json.loads(run([*DVC, "plots", "diff", "HEAD", "--json"], cwd=project, env=env).stdout)
-    text = json.dumps(plots)
-    assert "predictions.csv" in text and "feature_importance.csv" in text
-    assert "workspace" in text and "HEAD" in text
+    diff = json.loads(
+        run([*DVC, "exp", "diff", "HEAD", "shallow", "--json"], cwd=project, env=env).stdout
+    )
+    change = diff["metrics"]["reports/metrics.json"]["rmse"]
+    assert change["old"] == baseline_rmse and change["new"] == rmse["shallow"]
 
-    # MLflow: runs of one `dvc repro` / `dvc exp run` share a pipeline_run tag, and only those
+    # `dvc plots diff`: exactly the intended charts, revisions told apart; tune's loss chart
+    # has nothing to draw, as no revision here ran tune
+    shown_plots = run(
+        [*DVC, "plots", "diff", "HEAD", "few", "shallow", "--json"], cwd=project, env=env
+    ).stdout
+    plots = json.loads(shown_plots)["data"]
+    assert {path: len(charts) for path, charts in plots.items()} == {
+        "reports/plots/predictions.csv": 1,
+        "reports/plots/feature_importance.csv": 1,
+        "reports/plots/tune_trials.csv": 0,
+    }
+    scatter = json.dumps(plots["reports/plots/predictions.csv"])
+    assert "y = x: a perfect prediction" in scatter  # the identity line layer
+    assert all(revision in scatter for revision in ("HEAD", "few", "shallow"))
+    assert '"sort": "-x"' in json.dumps(plots["reports/plots/feature_importance.csv"])
+
+    # MLflow: grouping runs by the DVC experiment gives one group per `dvc exp show` row
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("tweetops")
-    groups: dict[str, list[tuple[str, str | None]]] = {}
+    groups: dict[str, dict[str, Run]] = {}
     for found in client.search_runs([experiment.experiment_id]):
-        groups.setdefault(found.data.tags["tweetops.pipeline_run"], []).append(
-            (found.data.tags["tweetops.step"], found.data.params.get("train.num_trees"))
-        )
-    assert len(groups) == 3
-    trees = set()
-    for steps in groups.values():
-        names = [name for name, _ in steps]
-        assert names.count("train") == 1 and names.count("promote") == 1
-        trees.add(next(value for name, value in steps if name == "train"))
-    assert trees == {"10", "4", "16"}
+        group = groups.setdefault(found.data.tags.get("tweetops.dvc_experiment", ""), {})
+        group[found.data.tags["tweetops.step"]] = found
+    assert set(groups) == {"", "few", "shallow"}
+    for name, row in rows.items():
+        train_run = groups[name]["train"]
+        assert row["run_id"] == train_run.info.run_id  # the row names its training run
+        assert train_run.info.run_name.endswith(f" exp:{name}")
+        assert "promote" in groups[name]
+    # experiments register versions tagged with their name; no production alias moved
+    assert registry.aliases(client, "tweet-engagement") == {"champion": "1", "challenger": "1"}
+    tagged = {
+        version.tags.get("tweetops.dvc_experiment")
+        for version in client.search_model_versions("name = 'tweet-engagement'")
+    }
+    assert tagged == {None, "few", "shallow"}

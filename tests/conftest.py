@@ -1,8 +1,9 @@
 """Fixtures shared by every test: the repo's params.yaml, one Spark session, isolated projects.
 
 Costly things are built once per test session and copied where a test needs its own: a migrated
-MLflow store (copied into every `project`), and a small project that ran ingest, features and
-train (copied into every `trained_project`; read in place by tests that only read it).
+MLflow store (copied into every `project`), a small project that ran ingest and features (copied
+into every `featured_project`), and the same project after train (copied into every
+`trained_project`; read in place by tests that only read it).
 """
 
 from __future__ import annotations
@@ -69,14 +70,19 @@ class Project:
 
 
 @dataclass
-class TrainedProject(Project):
-    """A project where ingest, features and train ran with :data:`SMALL_PROJECT`."""
-
-    trained: TrainResult
+class FeaturedProject(Project):
+    """A project where ingest and features ran with :data:`SMALL_PROJECT`."""
 
     def settings(self, *overrides: str) -> Settings:
         """The small project's settings, then `overrides`."""
         return super().settings(*SMALL_PROJECT, *overrides)
+
+
+@dataclass
+class TrainedProject(FeaturedProject):
+    """A project where ingest, features and train ran with :data:`SMALL_PROJECT`."""
+
+    trained: TrainResult
 
 
 @pytest.fixture(scope="session")
@@ -106,21 +112,45 @@ def project(
 
 
 @pytest.fixture(scope="session")
-def trained_project_template(
+def featured_project_template(
     tmp_path_factory: pytest.TempPathFactory, migrated_store_template: Path, spark: SparkSession
-) -> TrainedProject:
-    """The small project, built once per test session. Read it, never change it: tests that
-    change a project take `trained_project`, a copy of it."""
-    root = tmp_path_factory.mktemp("trained") / "project"
+) -> FeaturedProject:
+    """The small project after ingest and features, built once per test session. Read it,
+    never change it: tests that change it take `featured_project`, a copy of it."""
+    root = tmp_path_factory.mktemp("featured") / "project"
     root.mkdir()
     shutil.copy(PARAMS_FILE, root / "params.yaml")
     copy_store(migrated_store_template, root)
     with pytest.MonkeyPatch.context() as patch:
         _enter_project(root, patch)
-        settings = Project(root).settings(*SMALL_PROJECT)
+        settings = FeaturedProject(root).settings()
         ingest(settings)
         build_features(settings)
-        trained = train(settings)
+    return FeaturedProject(root)
+
+
+@pytest.fixture
+def featured_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, featured_project_template: FeaturedProject
+) -> FeaturedProject:
+    """`project`, holding a copy of the small project's snapshot and features (no model yet)."""
+    root = tmp_path / "project"
+    copy_project(featured_project_template.root, root)
+    _enter_project(root, monkeypatch)
+    return FeaturedProject(root)
+
+
+@pytest.fixture(scope="session")
+def trained_project_template(
+    tmp_path_factory: pytest.TempPathFactory, featured_project_template: FeaturedProject
+) -> TrainedProject:
+    """The small project after train, built once per test session. Read it, never change it:
+    tests that change a project take `trained_project`, a copy of it."""
+    root = tmp_path_factory.mktemp("trained") / "project"
+    copy_project(featured_project_template.root, root)
+    with pytest.MonkeyPatch.context() as patch:
+        _enter_project(root, patch)
+        trained = train(FeaturedProject(root).settings())
     return TrainedProject(root, trained)
 
 

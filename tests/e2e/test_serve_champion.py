@@ -23,15 +23,12 @@ import requests
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from tests.conftest import PARAMS_FILE, TEST_SPARK_OVERRIDES
+from tests.conftest import TrainedProject
 from tests.support.mlflow_server import free_port, http_server, models_serve_command
+from tests.support.stores import STORE_NAME, copy_project, sqlite_uri
 from tweetops.dataset import load_training_rows, split_train_test
-from tweetops.features import build_features
-from tweetops.ingest.step import ingest
 from tweetops.promote import promote
 from tweetops.schema import MODEL_INPUT_COLUMNS
-from tweetops.settings import load_settings
-from tweetops.train import train
 
 pytestmark = pytest.mark.slow
 
@@ -45,27 +42,21 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, spark: SparkSession) -> Iterator[Served]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory,
+    spark: SparkSession,
+    trained_project_template: TrainedProject,
+) -> Iterator[Served]:
+    # a copy of the session's small trained project, its model promoted to champion
     root = tmp_path_factory.mktemp("serve") / "project"
-    root.mkdir()
-    (root / "params.yaml").write_text(PARAMS_FILE.read_text())
+    copy_project(trained_project_template.root, root)
+    trained = trained_project_template.trained
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
-        tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+        tracking_uri = sqlite_uri(root / STORE_NAME)
         patch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
         patch.delenv("MLFLOW_RUN_ID", raising=False)
-        settings = load_settings(
-            root / "params.yaml",
-            [
-                *TEST_SPARK_OVERRIDES,
-                "ingest.n_tweets=2500",
-                "ingest.n_users=250",
-                "train.num_trees=20",
-            ],
-        )
-        ingest(settings)
-        build_features(settings)
-        trained = train(settings)
+        settings = TrainedProject(root, trained).settings()
         promote(settings)
 
         rows = load_training_rows(spark, settings.train.training_rows_dir)

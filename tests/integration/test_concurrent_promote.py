@@ -9,30 +9,26 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import TEST_SPARK_OVERRIDES, Project
+from tests.conftest import TEST_SPARK_OVERRIDES, TrainedProject
 from tweetops import registry
-from tweetops.features import build_features
-from tweetops.ingest.step import ingest
 from tweetops.train import train
 
 pytestmark = pytest.mark.slow
-SMALL = ("ingest.n_tweets=2500", "ingest.n_users=250")
 
 
-def test_two_promotes_at_once_leave_the_better_model_champion(project: Project) -> None:
-    ingest(project.settings(*SMALL))
-    build_features(project.settings(*SMALL))
+def test_two_promotes_at_once_leave_the_better_model_champion(
+    trained_project: TrainedProject,
+) -> None:
+    project = trained_project
+    # the small project's model (20 trees, depth 8) is the strong one; a weak one beside it
+    strong = project.trained
     weak = train(
         project.settings(
-            *SMALL, "train.num_trees=2", "train.max_depth=2", "train.run_file=reports/weak.json"
-        )
-    )
-    strong = train(
-        project.settings(
-            *SMALL, "train.num_trees=20", "train.max_depth=8", "train.run_file=reports/strong.json"
+            "train.num_trees=2", "train.max_depth=2", "train.run_file=reports/weak.json"
         )
     )
     assert strong.metrics["rmse"] < weak.metrics["rmse"]
+    run_files = {"weak": "reports/weak.json", "strong": str(project.settings().train.run_file)}
 
     def start(name: str) -> subprocess.Popen:
         overrides = [f"-S{item}" for item in TEST_SPARK_OVERRIDES]
@@ -43,7 +39,7 @@ def test_two_promotes_at_once_leave_the_better_model_champion(project: Project) 
                 "tweetops",
                 "promote",
                 *overrides,
-                f"-Spromote.run_file=reports/{name}.json",
+                f"-Spromote.run_file={run_files[name]}",
                 f"-Spromote.promotion_file=reports/promotion-{name}.json",
             ],
             cwd=project.root,

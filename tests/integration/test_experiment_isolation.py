@@ -9,8 +9,7 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import Project
-from tests.integration.test_train_and_promote import _prepare
+from tests.conftest import FeaturedProject
 from tweetops import registry
 from tweetops.promote import promote
 from tweetops.train import train
@@ -21,9 +20,10 @@ NAME = "tweet-engagement"
 
 
 def test_an_experiment_registers_a_tagged_version_and_moves_no_alias(
-    project: Project, monkeypatch: pytest.MonkeyPatch
+    featured_project: FeaturedProject, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    mediocre = _prepare(project, "train.num_trees=3", "train.max_depth=3")
+    project = featured_project
+    mediocre = project.settings("train.num_trees=3", "train.max_depth=3")
     train(mediocre)
     assert promote(mediocre).promoted  # the main workspace: v1 becomes champion
 

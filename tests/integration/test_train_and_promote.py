@@ -14,31 +14,19 @@ import pytest
 from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
-from tests.conftest import Project, TrainedProject
+from tests.conftest import FeaturedProject, Project, TrainedProject
 from tests.support.mlflow_server import mlflow_server
 from tweetops import registry
 from tweetops.dataset import load_training_rows, split_train_test
 from tweetops.errors import TweetopsError
-from tweetops.features import build_features
-from tweetops.ingest.step import ingest
 from tweetops.predict import predict
 from tweetops.promote import promote, split_of
 from tweetops.schema import MODEL_INPUT_COLUMNS
-from tweetops.settings import Settings
 from tweetops.tracking import dvc_hash
 from tweetops.train import train
 
 # fits, registrations and promotions on real Spark and MLflow: the slow loop, not `make check`
 pytestmark = pytest.mark.slow
-
-SMALL = ("ingest.n_tweets=2500", "ingest.n_users=250", "train.num_trees=20")
-
-
-def _prepare(project: Project, *overrides: str) -> Settings:
-    settings = project.settings(*SMALL, *overrides)
-    ingest(settings)
-    build_features(settings)
-    return settings
 
 
 def test_train_logs_params_metrics_artifacts_lineage_and_model(
@@ -256,7 +244,6 @@ def _tweetops(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_promote_refuses_a_deleted_training_run_in_one_sentence(project: Project) -> None:
     from tweetops.contracts import SplitSpec, TrainedModel, write_contract
-    from tweetops.errors import TweetopsError
 
     settings = project.settings()
     mlflow.set_experiment("tweetops")
@@ -304,7 +291,6 @@ def test_promote_refuses_a_deleted_training_run_in_one_sentence(project: Project
 
 
 def test_promote_without_a_training_run_says_what_to_do(project: Project) -> None:
-    from tweetops.errors import TweetopsError
 
     with pytest.raises(TweetopsError, match="run `tweetops train` first"):
         promote(project.settings())
@@ -312,11 +298,15 @@ def test_promote_without_a_training_run_says_what_to_do(project: Project) -> Non
 
 @pytest.mark.slow
 def test_train_promote_predict_through_a_real_mlflow_server(
-    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    featured_project: FeaturedProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    project = featured_project
+    # ingest and features ran into the project's own store; what this test logs must not
+    local_artifacts = project.root / "mlruns"
+    local_before = sorted(local_artifacts.rglob("*"))
     with mlflow_server(tmp_path / "server") as uri:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-        settings = _prepare(project, "predict.output_path=data/predictions")
+        settings = project.settings("predict.output_path=data/predictions")
         trained = train(settings)
         promotion = promote(settings)
         scored = predict(settings)
@@ -348,7 +338,6 @@ def test_train_promote_predict_through_a_real_mlflow_server(
         rows.head(40).reset_index().to_json(jsonl, orient="records", lines=True)
         pinned = predict(
             project.settings(
-                *SMALL,
                 f"predict.input_path={jsonl}",
                 "predict.output_path=data/pinned",
                 "predict.model_uri=models:/tweet-engagement/1",
@@ -364,4 +353,4 @@ def test_train_promote_predict_through_a_real_mlflow_server(
         )
         # the artifacts went through the server, not to a local mlruns folder
         assert any((tmp_path / "server" / "server-artifacts").rglob("MLmodel"))
-        assert not (project.root / "mlruns").exists()
+        assert sorted(local_artifacts.rglob("*")) == local_before

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import duckdb
 import orjson
+import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -304,3 +306,54 @@ def test_a_leaking_history_fails_the_comparison(
     # the rest of the leaking run is right: only the history gives it away
     assert compare_with_parquet(oracle, "users", folders["users"]).equal
     assert compare_with_parquet(oracle, "activity", folders["activity"]).equal
+
+
+def as_written_before_fetched_at(spark: SparkSession, checkpoint_dir: Path) -> None:
+    """Turn a checkpoint into one an earlier release wrote: no `fetched_at` in the history, no
+    waiting or too-young counts in the committed state."""
+    for folder in (checkpoint_dir.resolve() / "history").glob("batch_id=*"):
+        older = folder.with_name(f"older-{folder.name}")
+        spark.read.parquet(str(folder)).drop("fetched_at").write.parquet(str(older))
+        shutil.rmtree(folder)
+        older.rename(folder)
+    for path in (checkpoint_dir / "state").glob("*.json"):
+        state = orjson.loads(path.read_bytes())
+        path.write_bytes(orjson.dumps({k: v for k, v in state.items() if k not in OLD_STATE}))
+
+
+OLD_STATE = ("waiting", "too_young")
+
+
+def test_an_old_checkpoint_without_fetched_at_continues_as_the_oracle_says(
+    project: Project, spark: SparkSession, oracle: duckdb.DuckDBPyConnection
+) -> None:
+    by_time = sorted(hostile_tweets(), key=lambda t: t["created_at"])
+    old = [orjson.dumps({k: v for k, v in t.items() if k != "fetched_at"}) for t in by_time[:150]]
+    settings = project.settings(
+        "features.watermark=12 hours",
+        "features.incremental=true",
+        "features.flush_at_end=false",
+        "features.label_min_age=1 day",
+    )
+    config = settings.features
+    [old_file] = write_parts(config.raw_dir, [old])
+    build_features(settings)
+    as_written_before_fetched_at(spark, config.checkpoint_dir)
+    new_file = config.raw_dir / "part-00000.jsonl"  # read after the old file
+    new_file.write_bytes(b"\n".join(orjson.dumps(t) for t in by_time[150:]) + b"\n")
+    os.utime(new_file, (1_700_000_100, 1_700_000_100))
+    mark_complete(config.raw_dir, "ingest", {"accepted": len(by_time)})
+
+    result = build_features(settings)
+    expected = build_oracle(
+        oracle, [[old_file], [new_file]], watermark="12 hours", label_min_age="1 day"
+    )
+    assert result.micro_batches == 1
+    assert_counts(result, expected)
+    assert_tables_equal(oracle, stream_folders(settings), "old checkpoint vs oracle")
+    # old tweets that waited behind the watermark became training rows now, age unknown (kept)
+    emitted_now = pq.read_table(config.training_rows_dir / "batch_id=1").to_pylist()
+    old_ids = {t["id"] for t in by_time[:150]}
+    from_old = [row["age_at_fetch_hours"] for row in emitted_now if row["tweet_id"] in old_ids]
+    assert from_old and all(age is None for age in from_old)
+    assert expected.too_young > 0  # the new tweets' fetch times still count

@@ -17,10 +17,15 @@ micro-batches minus `features.watermark`. Per micro-batch `N`:
 7. the batch's watermark and counts (the original tweets still waiting behind the watermark
    among them) are committed to `checkpoint_dir/state/N.json`.
 
-The history is shuffled by author once per batch and cached: the author-history window, the
-activity windows and the user table all partition by `user_id`, so none shuffles again; a
-table with nothing closing is not written. At the end of a one-shot run, :meth:`FeatureStream.flush`
-emits what still waits (`features.flush_at_end`).
+The raw batch is parsed once, by the history write: its counts (rows, rejected, late) are
+observed metrics of that write, not a pass of their own, and rejected or late lines are read
+again only when there are some. The history is the job's own state, written as it comes (no
+byte-stable rewrite) and read back with the parsed schema (no footer inference; a column an
+older checkpoint lacks reads as null). It is shuffled by author once per batch and cached: the
+author-history window, the activity windows and the user table all partition by `user_id`, so
+none shuffles again; a table with nothing closing is not written. At the end of a one-shot run,
+:meth:`FeatureStream.flush` emits what still waits (`features.flush_at_end`), windowing only the
+histories of the authors who wait.
 
 Every write of batch `N` overwrites its own `batch_id=N` output and reads only state from
 batches before it, so a batch replayed after a crash or a stop gives the same tables.
@@ -39,11 +44,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import DataFrame, Observation, Row, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import IntegerType, StructField, StructType
 
 from tweetops.features.parquet import write_stable
-from tweetops.features.parse import rejected_rows, valid_tweets
+from tweetops.features.parse import parse_tweets, rejected_rows, valid_tweets
 from tweetops.features.tables import (
     EVENT_MS,
     author_history,
@@ -56,6 +62,7 @@ from tweetops.features.tables import (
     user_features,
     with_event_ms,
 )
+from tweetops.schema import RAW_TWEET_SCHEMA
 from tweetops.settings import FeaturesSettings
 from tweetops.spark import spark_path
 
@@ -83,6 +90,7 @@ class FlushCounts(NamedTuple):
     too_young: int
 
 
+BATCH_ID_FIELD = StructField("batch_id", IntegerType())
 EMPTY_STATE = BatchState(-1, None, None, 0, 0, 0, 0, 0)
 
 
@@ -120,6 +128,7 @@ class FeatureStream:
         self.flush_file = config.checkpoint_dir / "flush.json"
         self.counts: dict[int, BatchCounts] = {}
         self._phases: dict[str, float] = {}
+        self._schema: StructType | None = None
 
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:
@@ -157,11 +166,24 @@ class FeatureStream:
         )
         if not folders:
             return None
+        partitioned = StructType([*self._history_schema(spark).fields, BATCH_ID_FIELD])
         return (
-            spark.read.parquet(spark_path(self.history_dir))
+            spark.read.schema(partitioned)
+            .parquet(spark_path(self.history_dir))
             .where(F.col("batch_id") <= up_to)
             .drop("batch_id")
         )
+
+    def _history_schema(self, spark: SparkSession) -> StructType:
+        """The history's columns: each valid tweet with its event time, as parsed now.
+
+        Read with this schema, not the files' own: no footer is read to infer it, and a column
+        an older checkpoint lacks (`fetched_at`, before ingest recorded it) reads as null.
+        """
+        if self._schema is None:
+            empty = spark.createDataFrame([], RAW_TWEET_SCHEMA)
+            self._schema = with_event_ms(valid_tweets(parse_tweets(empty))).schema
+        return self._schema
 
     # -- one micro-batch ---------------------------------------------------------------
     def process(self, batch: DataFrame, batch_id: int) -> None:
@@ -169,30 +191,44 @@ class FeatureStream:
         spark = batch.sparkSession
         before = self.state_before(batch_id)
         config = self.config
-        batch.persist()
         self._phases = {}
-        try:
-            valid = with_event_ms(valid_tweets(batch))
-            is_late = (
-                F.lit(False)
-                if before.closed_ms is None
-                else F.unix_millis("created_at") < before.closed_ms
+        is_late = (
+            F.lit(False)
+            if before.closed_ms is None
+            else F.unix_millis("created_at") < before.closed_ms
+        )
+        # the counts ride along the history write (observed metrics): no pass of their own
+        read = Observation(f"features-read-{batch_id}")
+        observed = batch.observe(
+            read,
+            F.count(F.lit(1)).alias("input_rows"),
+            F.count("reject_reason").alias("rejected"),
+            F.count(F.when(F.col("reject_reason").isNull() & is_late, 1)).alias("late"),
+        )
+        valid = with_event_ms(valid_tweets(observed))
+        on_time = valid if before.closed_ms is None else valid.where(~is_late)
+        on_time = on_time.dropDuplicates(["tweet_id"])
+        history = self._history(spark, batch_id - 1)
+        if history is not None and before.closed_ms is not None:
+            inside = history.where(F.col(EVENT_MS) >= before.closed_ms - self.delay_ms)
+            on_time = on_time.join(inside.select("tweet_id"), "tweet_id", "left_anti")
+        with self._phase("read and history append"):
+            fresh_folder = self.history_dir / f"batch_id={batch_id}"
+            # the history is the job's own state, not a DVC output: no byte-stable rewrite
+            on_time.write.mode("overwrite").parquet(spark_path(fresh_folder))
+            input_rows, rejected_count, late_count = (
+                int(read.get[name]) for name in ("input_rows", "rejected", "late")
             )
-            # one pass over the cached batch for every count
-            with self._phase("read and count"):
-                input_rows, rejected_count, late_count = _first(
-                    batch.select(
-                        F.count(F.lit(1)),
-                        F.count("reject_reason"),
-                        F.count(F.when(F.col("reject_reason").isNull() & is_late, 1)),
-                    )
-                )
-            if rejected_count:
-                with self._phase("rejected"):
-                    _write(rejected_rows(batch), config.rejected_dir, batch_id)
-            on_time = valid
-            if late_count and before.closed_ms is not None:
-                late = valid.where(F.col(EVENT_MS) < before.closed_ms)
+            fresh = spark.read.schema(self._history_schema(spark)).parquet(spark_path(fresh_folder))
+            accepted, fresh_max = _first(fresh.agg(F.count(F.lit(1)), F.max(EVENT_MS)))
+            if not accepted:  # no history folder for nothing
+                shutil.rmtree(fresh_folder, ignore_errors=True)
+        if rejected_count:  # reads the batch again: only when there is something to say
+            with self._phase("rejected"):
+                _write(rejected_rows(batch), config.rejected_dir, batch_id)
+        if late_count and before.closed_ms is not None:
+            with self._phase("late"):
+                late = with_event_ms(valid_tweets(batch)).where(is_late)
                 _write(
                     late.select(
                         F.lit(_iso(before.closed_ms)).cast("timestamp").alias("watermark"),
@@ -204,67 +240,50 @@ class FeatureStream:
                     config.late_dir,
                     batch_id,
                 )
-            if before.closed_ms is not None:
-                on_time = valid.where(F.col(EVENT_MS) >= before.closed_ms)
-            on_time = on_time.dropDuplicates(["tweet_id"])
-            history = self._history(spark, batch_id - 1)
-            if history is not None and before.closed_ms is not None:
-                inside = history.where(F.col(EVENT_MS) >= before.closed_ms - self.delay_ms)
-                on_time = on_time.join(inside.select("tweet_id"), "tweet_id", "left_anti")
-            accepted, fresh_max = 0, None
-            if input_rows - rejected_count - late_count:  # no history folder for nothing
-                with self._phase("history append"):
-                    _write(on_time, self.history_dir, batch_id)
-                    fresh = spark.read.parquet(
-                        spark_path(self.history_dir / f"batch_id={batch_id}")
-                    )
-                    accepted, fresh_max = _first(fresh.agg(F.count(F.lit(1)), F.max(EVENT_MS)))
-            candidates = [ms for ms in (before.max_event_ms, fresh_max) if ms is not None]
-            max_ms = max(candidates) if candidates else None
-            closed_ms = None if max_ms is None else max_ms - self.delay_ms
-            waiting, too_young_now = before.waiting, 0
-            everything = self._history(spark, batch_id) if accepted else None
-            if everything is not None:
-                # one shuffle by author feeds the history window, the windows and the user
-                # table (each partitions by user_id), decoded once
-                by_author = everything.repartition("user_id").persist()
-                try:
-                    waiting, too_young_now = self._emit(
-                        by_author, batch_id, before.closed_ms, closed_ms
-                    )
-                    with self._phase("users"):
-                        write_stable(user_features(by_author), config.users_dir)
-                finally:
-                    by_author.unpersist()
-            duplicates = input_rows - rejected_count - late_count - accepted
-            state = BatchState(
-                batch_id=batch_id,
-                max_event_ms=max_ms,
-                closed_ms=closed_ms,
-                history_rows=before.history_rows + accepted,
-                input_rows=before.input_rows + input_rows,
-                late=before.late + late_count,
-                duplicates=before.duplicates + duplicates,
-                rejected=before.rejected + rejected_count,
-                waiting=waiting,
-                too_young=before.too_young + too_young_now,
-            )
-            self._commit(state)
-            self.counts[batch_id] = BatchCounts(
-                batch_id,
-                input_rows,
-                accepted,
-                late_count,
-                duplicates,
-                rejected_count,
-                state.history_rows,
-                _iso(closed_ms),
-                waiting,
-                too_young_now,
-                dict(self._phases),
-            )
-        finally:
-            batch.unpersist()
+        candidates = [ms for ms in (before.max_event_ms, fresh_max) if ms is not None]
+        max_ms = max(candidates) if candidates else None
+        closed_ms = None if max_ms is None else max_ms - self.delay_ms
+        waiting, too_young_now = before.waiting, 0
+        everything = self._history(spark, batch_id) if accepted else None
+        if everything is not None:
+            # one shuffle by author feeds the history window, the windows and the user
+            # table (each partitions by user_id), decoded once
+            by_author = everything.repartition("user_id").persist()
+            try:
+                waiting, too_young_now = self._emit(
+                    by_author, batch_id, before.closed_ms, closed_ms
+                )
+                with self._phase("users"):
+                    write_stable(user_features(by_author), config.users_dir)
+            finally:
+                by_author.unpersist()
+        duplicates = input_rows - rejected_count - late_count - accepted
+        state = BatchState(
+            batch_id=batch_id,
+            max_event_ms=max_ms,
+            closed_ms=closed_ms,
+            history_rows=before.history_rows + accepted,
+            input_rows=before.input_rows + input_rows,
+            late=before.late + late_count,
+            duplicates=before.duplicates + duplicates,
+            rejected=before.rejected + rejected_count,
+            waiting=waiting,
+            too_young=before.too_young + too_young_now,
+        )
+        self._commit(state)
+        self.counts[batch_id] = BatchCounts(
+            batch_id,
+            input_rows,
+            accepted,
+            late_count,
+            duplicates,
+            rejected_count,
+            state.history_rows,
+            _iso(closed_ms),
+            waiting,
+            too_young_now,
+            dict(self._phases),
+        )
 
     def _emit(
         self, history: DataFrame, batch_id: int, after_ms: int | None, until_ms: int | None
@@ -345,17 +364,17 @@ class FeatureStream:
             return FlushCounts(0, 0)
         batch_id = state.batch_id + 1
         self._note_flush(batch_id)
-        by_author = everything.repartition("user_id").persist()
-        try:
-            behind = (F.col(EVENT_MS) >= state.closed_ms) & ~F.col("is_retweet")
-            young = int(
-                _first(by_author.select(F.count(F.when(behind & too_young(self.min_age_ms), 1))))[0]
-            )
-            if state.waiting > young:
-                self._write_training(by_author, batch_id, state.closed_ms, 1 << 62)
-            self._write_activity(by_author, batch_id, state.closed_ms, 1 << 62)
-        finally:
-            by_author.unpersist()
+        # no shuffle of the whole history: what waits is its last stretch (the scans skip the
+        # rest by event time), and only its authors' histories are windowed
+        behind = everything.where((F.col(EVENT_MS) >= state.closed_ms) & ~F.col("is_retweet"))
+        young = (
+            0
+            if self.min_age_ms is None
+            else int(_first(behind.select(F.count(F.when(too_young(self.min_age_ms), 1))))[0])
+        )
+        if state.waiting > young:
+            self._write_training(everything, batch_id, state.closed_ms, 1 << 62)
+        self._write_activity(everything, batch_id, state.closed_ms, 1 << 62)
         return FlushCounts(state.waiting - young, young)
 
     def _note_flush(self, batch_id: int) -> None:

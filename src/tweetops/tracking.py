@@ -351,13 +351,17 @@ def log_settings(
     artifact `settings.json` with every other value of the sections. Keys in `exclude` are left
     for the step to log once it knows their final value.
     """
+    active = mlflow.active_run()
+    # `mlflow run -P section.key=value` logged the user's spelling of that setting already
+    logged = active.data.params if active is not None else {}
     params = {}
     for section in sections:
         values = getattr(settings, section)
         for key, value in values.model_dump(mode="json").items():
             name = f"{section}.{key}"
-            if name not in exclude and not _is_path(values, key) and value != "":
-                params[name] = _param_value(value)
+            if name in exclude or name in logged or _is_path(values, key) or value == "":
+                continue
+            params[name] = _param_value(value)
     mlflow.log_params(params)
     mlflow.log_dict(settings.flat(*sections), SETTINGS_ARTIFACT)
 

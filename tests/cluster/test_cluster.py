@@ -67,7 +67,7 @@ def chain(cluster: Cluster, admin: MlflowClient, tmp_path_factory: pytest.TempPa
             *(sys.executable, "-m", "mlflow", "run", ".", "--env-manager", "local"),
             *("--experiment-name", "tweetops"),
             *("-P", "tune=true", "-P", "n_tweets=2000", "-P", f"max_evals={MAX_EVALS}"),
-            *("-P", f"spark_master={cluster.exports['SPARK_MASTER_URL']}"),
+            *("-P", f"spark.master={cluster.exports['SPARK_MASTER_URL']}"),
         ],
         cwd=project,
         env=cluster.env(),

@@ -21,7 +21,7 @@ def test_mlflow_run_main_then_serve_the_champion(tmp_path: Path) -> None:
     project = copy_project(tmp_path / "tweetops", ingest={"n_users": 300}, train={"num_trees": 20})
     env = user_env()
     run(
-        [*MLFLOW_RUN, "-P", "n_tweets=3000"],
+        [*MLFLOW_RUN, "-P", "ingest.n_tweets=3000"],
         cwd=project,
         env=env,
     )
@@ -35,6 +35,11 @@ def test_mlflow_run_main_then_serve_the_champion(tmp_path: Path) -> None:
     parent = parents[0]
     assert parent.data.tags["mlflow.project.entryPoint"] == "main"
     assert parent.data.params["ingest.n_tweets"] == "3000"
+    # MLproject declares no parameter: no run carries an empty one (MLflow logs "" as '')
+    # and the `-P` key MLflow logged is the setting's one name, `section.key`
+    for found in runs:
+        assert not {v for v in found.data.params.values() if v in ("", "''")}, found.data.params
+    assert all("." in name for name in parent.data.params), sorted(parent.data.params)
     children = {
         r.data.tags["tweetops.step"]: r
         for r in runs

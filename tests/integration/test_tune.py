@@ -83,6 +83,12 @@ def test_spark_trials_run_in_workers_as_nested_runs_then_train_takes_the_best(
     assert {"tune/trials.csv", "tune/loss-by-trial.png"} <= artifacts
     table = pd.read_csv(client.download_artifacts(result.run_id, "tune/trials.csv"))
     assert sorted(table["run_id"]) == sorted(rmse_by_run)
+    # the loss-by-trial table dvc.yaml's plots draw, in the workspace
+    plotted = pd.read_csv(settings.tune.trials_plot_file)
+    assert list(plotted.columns) == ["trial", "validation_rmse", "best_so_far"]
+    assert list(plotted["trial"]) == sorted(table["trial"])
+    assert sorted(plotted["validation_rmse"]) == pytest.approx(sorted(rmse_by_run.values()))
+    assert list(plotted["best_so_far"]) == list(plotted["validation_rmse"].cummin())
 
     outcome = read_contract(settings.tune.result_file, TuneOutcome, written_by="tune")
     assert outcome.best_params == result.best_params and outcome.run_id == result.run_id

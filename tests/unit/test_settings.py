@@ -30,7 +30,6 @@ def test_bare_key_belongs_to_the_step_section() -> None:
 
 
 def test_empty_override_keeps_params_yaml() -> None:
-    # MLproject entry points pass "" for parameters the user did not set
     settings = load_settings(PARAMS_FILE, ["train.num_trees="])
     assert settings.train.num_trees == load_settings(PARAMS_FILE).train.num_trees
 

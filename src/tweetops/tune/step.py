@@ -66,6 +66,7 @@ from tweetops.tune.trial_runs import (
     log_trials,
     recorder_for_active_run,
     settle_uncounted_trials,
+    write_trials_plot,
 )
 
 TUNE_SECTIONS = ("tune", "train", "spark", "mlflow")
@@ -460,6 +461,7 @@ def tune(settings: Settings) -> TuneResult:
         mlflow.set_tag("tweetops.tune.best_trial_run_id", result.best_trial_run_id)
         mlflow.log_metric("best_loss", result.best_validation_rmse)
         log_trials(result.trials)
+        write_trials_plot(result.trials, config.trials_plot_file)
         uncounted = settle_uncounted_trials(run.run_id, {t["run_id"] for t in result.trials})
         if uncounted:
             log.warning(

@@ -178,6 +178,22 @@ def settle_uncounted_trials(parent_run_id: str, counted_run_ids: set[str]) -> in
     return len(uncounted)
 
 
+def write_trials_plot(trials: list[dict[str, Any]], path: Path) -> None:
+    """The CSV `dvc plots` draws: each trial's validation rmse and the best one so far."""
+    table = pd.DataFrame(trials).sort_values("trial")
+    plot = pd.DataFrame(
+        {
+            "trial": table["trial"],
+            "validation_rmse": table["validation_rmse"],
+            "best_so_far": table["validation_rmse"].cummin(),
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.tmp")
+    plot.to_csv(partial, index=False, float_format="%.6g")
+    partial.replace(path)
+
+
 def log_trials(trials: list[dict[str, Any]]) -> None:
     """Log the trials table (CSV) and the loss-by-trial chart (PNG) to the active run."""
     import matplotlib

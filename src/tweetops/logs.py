@@ -79,6 +79,11 @@ def configure_logging(verbosity: int = 0) -> None:
     library_level = logging.INFO if verbosity > 0 else logging.ERROR
     for name in NOISY_LIBRARIES:
         logging.getLogger(name).setLevel(library_level)
+    # py4j logs, with its traceback, each error a Python callback (a foreachBatch) raises; the
+    # same error then reaches the step, which explains it in one sentence
+    logging.getLogger("py4j.clientserver").setLevel(
+        library_level if verbosity > 0 else logging.CRITICAL
+    )
     # MLflow prints some messages past logging ("Successfully registered model ...")
     from mlflow.utils import logging_utils as mlflow_logging
 

@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 from tests.cluster.conftest import Cluster
 from tests.e2e.conftest import copy_project, run
 from tests.support.mlflow_server import free_port, http_server
+from tweetops.registry import history, move_champion
 from tweetops.schema import MODEL_INPUT_COLUMNS
 
 # the first test also starts the stack and runs the whole chain: minutes on a busy machine
@@ -184,7 +185,7 @@ def test_no_password_is_logged_or_on_a_command_line(chain: Chain, cluster: Clust
         assert not [line for line in command_lines if secret in line]
 
 
-def test_a_read_only_user_cannot_promote(chain: Chain, cluster: Cluster) -> None:
+def test_a_read_only_user_cannot_promote_or_roll_back(chain: Chain, cluster: Cluster) -> None:
     auth = get_app_client("basic-auth", tracking_uri=cluster.exports["MLFLOW_TRACKING_URI"])
     auth.create_user("reader", "reader-password-1234")
     auth.grant_user_permission("reader", "experiment", chain.main.info.experiment_id, "READ")
@@ -193,16 +194,36 @@ def test_a_read_only_user_cannot_promote(chain: Chain, cluster: Cluster) -> None
     reader = cluster.env(
         MLFLOW_TRACKING_USERNAME="reader", MLFLOW_TRACKING_PASSWORD="reader-password-1234"
     )
+    tweetops = str(Path(sys.executable).parent / "tweetops")
 
-    done = run_refused(
-        [str(Path(sys.executable).parent / "tweetops"), "promote"], chain.project, reader
-    )
+    done = run_refused([tweetops, "promote"], chain.project, reader)
 
+    assert_refused_to_reader(done)
+    assert chain.client.get_model_version_by_alias(MODEL, "champion").version == champion
+
+    # the admin makes a second champion, so the reader's rollback has a version to go back to
+    first = chain.client.get_model_version(MODEL, champion)
+    logged_model = first.model_id or first.source.removeprefix("models:/")
+    second = chain.client.create_model_version(
+        MODEL, first.source, run_id=first.run_id, model_id=logged_model
+    ).version
+    move_champion(chain.client, MODEL, str(second), action="promote", reason="admin's pick")
+    moves = [move.to_version for move in history(chain.client, MODEL)]
+    assert moves[-2:] == [str(champion), str(second)]
+
+    done = run_refused([tweetops, "registry", "rollback"], chain.project, reader)
+
+    assert_refused_to_reader(done)
+    assert chain.client.get_model_version_by_alias(MODEL, "champion").version == str(second)
+    assert [move.to_version for move in history(chain.client, MODEL)] == moves
+
+
+def assert_refused_to_reader(done: subprocess.CompletedProcess[str]) -> None:
+    """One `error:` line saying the server refused user 'reader' and what permission to ask."""
     errors = [line for line in done.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1, done.stderr
     assert "refused" in errors[0] and "'reader'" in errors[0] and "EDIT" in errors[0]
     assert "Traceback" not in done.stderr
-    assert chain.client.get_model_version_by_alias(MODEL, "champion").version == champion
 
 
 def run_refused(

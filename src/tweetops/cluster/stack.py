@@ -493,7 +493,18 @@ def alive_workers(spark_ui_port: int) -> int:
     return sum(1 for worker in state.get("workers", []) if worker.get("state") == "ALIVE")
 
 
-def _start_spark(layout: Layout, ports: ClusterPorts) -> None:
+def start_spark(
+    layout: Layout,
+    ports: ClusterPorts,
+    *,
+    workers: int = WORKERS,
+    wrap_worker: Callable[[list[str]], list[str]] | None = None,
+) -> None:
+    """Start a standalone master and `workers` workers (`--cores 1`) from the pyspark wheel.
+
+    Each worker's command goes through `wrap_worker` when given (a test runs the workers in
+    their own mount namespace that way). Returns when the master shows every worker ALIVE.
+    """
     home = spark_home()
     env = {
         key: value for key, value in os.environ.items() if not key.startswith(("MLFLOW_", "SPARK_"))
@@ -521,41 +532,46 @@ def _start_spark(layout: Layout, ports: ClusterPorts) -> None:
         pid=master_pid,
         log=layout.logs / "spark-master.log",
     )
-    for index in range(1, WORKERS + 1):
+    for index in range(1, workers + 1):
         work_dir = layout.worker_dir(index)
         work_dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            spark_class,
+            "org.apache.spark.deploy.worker.Worker",
+            "--host",
+            LOOPBACK,
+            "--cores",
+            str(WORKER_CORES),
+            "--memory",
+            WORKER_MEMORY,
+            "--webui-port",
+            str(ports.worker_ui + index - 1),
+            "--work-dir",
+            str(work_dir.resolve()),
+            f"spark://{LOOPBACK}:{ports.spark}",
+        ]
         _spawn(
-            [
-                spark_class,
-                "org.apache.spark.deploy.worker.Worker",
-                "--host",
-                LOOPBACK,
-                "--cores",
-                str(WORKER_CORES),
-                "--memory",
-                WORKER_MEMORY,
-                "--webui-port",
-                str(ports.worker_ui + index - 1),
-                "--work-dir",
-                str(work_dir.resolve()),
-                f"spark://{LOOPBACK}:{ports.spark}",
-            ],
+            wrap_worker(command) if wrap_worker else command,
             name=f"spark-worker-{index}",
             layout=layout,
             env=env,
         )
     _poll(
-        lambda: alive_workers(ports.spark_ui) == WORKERS,
-        what=f"The Spark cluster ({WORKERS} ALIVE workers)",
+        lambda: alive_workers(ports.spark_ui) == workers,
+        what=f"The Spark cluster ({workers} ALIVE workers)",
         pid=master_pid,
         log=layout.logs / "spark-master.log",
     )
 
 
+def stop_spark(layout: Layout) -> list[str]:
+    """Stop the Spark workers, then the master, that :func:`start_spark` recorded in `layout`."""
+    names = [path.stem for path in sorted(layout.pids.glob("spark-worker-*.pid"), reverse=True)]
+    return [name for name in (*names, "spark-master") if stop_pid_file(layout.pids / f"{name}.pid")]
+
+
 # ---------------------------------------------------------------------------------------------
 # the two commands
-
-SPARK_PIDS = ("spark-worker-2", "spark-worker-1", "spark-master")
 
 
 def _running(layout: Layout) -> list[str]:
@@ -593,7 +609,7 @@ def cluster_up(folder: Path, ports: ClusterPorts) -> None:
     try:
         _start_postgres(layout, ports.postgres, password)
         admin_password = _start_mlflow(layout, ports, password)
-        _start_spark(layout, ports)
+        start_spark(layout, ports)
     except BaseException:
         cluster_down(folder)
         raise
@@ -603,11 +619,9 @@ def cluster_up(folder: Path, ports: ClusterPorts) -> None:
 def cluster_down(folder: Path) -> list[str]:
     """Stop what `cluster_up` started in `folder`, from its pid files; the parts stopped."""
     layout = Layout(folder.resolve())
-    stopped = [
-        name
-        for name in (*SPARK_PIDS, "mlflow-server")
-        if stop_pid_file(layout.pids / f"{name}.pid")
-    ]
+    stopped = stop_spark(layout)
+    if stop_pid_file(layout.pids / "mlflow-server.pid"):
+        stopped.append("mlflow-server")
     if _stop_postgres(layout):
         stopped.append("postgres")
     return stopped

@@ -34,7 +34,7 @@ from tweetops.markers import clear_marker, mark_complete, require_complete
 from tweetops.runner import run_step
 from tweetops.schema import CORRUPT_RECORD_COLUMN, RAW_TWEET_SCHEMA
 from tweetops.settings import FeaturesSettings, Settings
-from tweetops.spark import spark_path
+from tweetops.spark import cluster_storage_error, spark_path
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
@@ -233,7 +233,7 @@ def stream_feature_tables(
     reported: set[int] = set()
     stopping = False
     while True:
-        finished = _await(query, config)
+        finished = _await(query, config, str(spark.sparkContext.master))
         _report(query, job, reported, on_batch)
         if finished or not query.isActive:
             break
@@ -302,12 +302,16 @@ def _start(spark: SparkSession, config: FeaturesSettings, job: FeatureStream) ->
     return writer.start()
 
 
-def _await(query: StreamingQuery, config: FeaturesSettings) -> bool:
-    """Wait for the query up to POLL_SECONDS; a checkpoint deleted under it is one sentence."""
+def _await(query: StreamingQuery, config: FeaturesSettings, master: str) -> bool:
+    """Wait for the query up to POLL_SECONDS; a checkpoint deleted under it, or data the
+    executors of a cluster cannot see, is one sentence."""
     try:
         # PySpark's hint says int, but it takes any number of seconds (it sends int(s * 1000))
         return bool(query.awaitTermination(POLL_SECONDS))  # type: ignore[arg-type]
-    except StreamingQueryException:
+    except StreamingQueryException as exc:
+        unseen = cluster_storage_error(exc, master)
+        if unseen is not None:
+            raise unseen from None
         if checkpoint_is_complete(config):
             raise
         raise TweetopsError(

@@ -85,6 +85,34 @@ def test_a_deleted_checkpoint_rebuilds_the_tables_with_one_sentence(
     assert (again.users, again.training_rows) == (first.users, first.training_rows)
 
 
+@pytest.mark.parametrize("deleted", ["", "query/sources", "query/commits"])
+def test_a_run_after_a_deleted_checkpoint_equals_the_batch_twin_with_no_row_twice(
+    project: Project, spark: SparkSession, deleted: str
+) -> None:
+    settings = project.settings(
+        *SMALL, "ingest.n_tweets=200", day(1), "features.label_min_age=null"
+    )
+    ingest(settings)
+    build_features(settings)
+    ingest(project.settings(*SMALL, "ingest.n_tweets=100", "ingest.mode=append", day(2)))
+    build_features(settings)  # two runs: tables from more than one batch
+    shutil.rmtree(settings.features.checkpoint_dir / deleted)
+
+    again = build_features(settings)
+
+    config = settings.features
+    batch = build_features_batch_for(spark, config)
+    assert again.rebuilt
+    for table, expected in (
+        (config.users_dir, batch.users),
+        (config.training_rows_dir, batch.training),
+        (config.user_activity_dir, batch.activity),
+    ):
+        rows = read_table(spark, table)
+        assert_same_rows(rows, expected)
+        assert rows.count() == rows.distinct().count()  # no row twice
+
+
 def _total_lines(raw_dir: Path) -> int:
     return sum(len(p.read_bytes().splitlines()) for p in raw_dir.glob("*.jsonl"))
 

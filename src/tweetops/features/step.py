@@ -189,15 +189,56 @@ def prepare_outputs(config: FeaturesSettings) -> bool:
     if not keep:
         clear_outputs(config)
         return False
-    if checkpoint_is_complete(config) or not has_outputs(config):
+    if not has_outputs(config) or checkpoint_matches_tables(config):
         return False
     log.warning(
-        "features: the checkpoint %s is missing or incomplete, so the feature tables "
-        "will be rebuilt from scratch.",
+        "features: the checkpoint %s is missing, incomplete or not the one the feature tables "
+        "were built with, so the feature tables will be rebuilt from scratch.",
         config.checkpoint_dir,
     )
     clear_outputs(config)
     return True
+
+
+def checkpoint_matches_tables(config: FeaturesSettings) -> bool:
+    """Whether a restart from the checkpoint continues the tables without a tweet read twice.
+
+    The checkpoint must be whole (the query's metadata, its file log when it committed a batch,
+    a commit for every batch but the last it planned, the job's state up to its last commit),
+    and every `batch_id` folder of the tables must come from a batch it recorded (or the flush
+    after the last). A checkpoint deleted in part, or recreated by a query still running when
+    it was deleted, fails this: its query would read the snapshot again and append it.
+    """
+    if not checkpoint_is_complete(config):
+        return False
+    query = config.checkpoint_dir / "query"
+    offsets = _batch_ids(query / "offsets")
+    commits = _batch_ids(query / "commits")
+    states = _batch_ids(config.checkpoint_dir / "state")
+    last_state = max(states, default=-1)
+    if not (query / "metadata").is_file():
+        return False
+    if offsets and not set(range(max(offsets))) <= commits:
+        return False
+    if commits and (not _batch_ids(query / "sources" / "0") or last_state < max(commits)):
+        return False
+    written = config.checkpoint_dir / "history", *table_folders(config)
+    return all(
+        int(batch.name.removeprefix("batch_id=")) <= last_state + 1
+        for folder in written
+        if folder.is_dir()
+        for batch in folder.glob("batch_id=*")
+        if batch.name.removeprefix("batch_id=").isdigit()
+    )
+
+
+def _batch_ids(folder: Path) -> set[int]:
+    """The batch ids of a checkpoint log (`N`, `N.compact`, `N.json`; not Spark's `.crc` files)."""
+    if not folder.is_dir():
+        return set()
+    return {
+        int(stem) for stem in (p.name.split(".")[0] for p in folder.iterdir()) if stem.isdigit()
+    }
 
 
 def stream_feature_tables(

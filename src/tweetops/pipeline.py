@@ -148,14 +148,8 @@ def _train_or_skip(
     )
     if trained is not None:
         return trained
-    earlier = read_contract(settings.train.run_file, TrainedModel, written_by="train")
-    return TrainResult(
-        run_id=earlier.run_id,
-        model_uri=earlier.model_uri,
-        metrics=earlier.metrics,
-        train_rows=earlier.train_rows,
-        test_rows=earlier.test_rows,
-        spark_model_uri=earlier.spark_model_uri,
+    return TrainResult.from_contract(
+        read_contract(settings.train.run_file, TrainedModel, written_by="train")
     )
 
 

@@ -81,6 +81,18 @@ class TrainResult:
     test_rows: int
     spark_model_uri: str = ""
 
+    @classmethod
+    def from_contract(cls, trained: TrainedModel) -> TrainResult:
+        """The result an earlier train run handed on in `train.run_file` (its split aside)."""
+        return cls(
+            run_id=trained.run_id,
+            model_uri=trained.model_uri,
+            metrics=trained.metrics,
+            train_rows=trained.train_rows,
+            test_rows=trained.test_rows,
+            spark_model_uri=trained.spark_model_uri,
+        )
+
     def logged_metrics(self) -> dict[str, float]:
         """Model and baseline metrics, and the split sizes."""
         return self.metrics

@@ -4,7 +4,6 @@ temporary git worktree and the data version out of the DVC cache, in a real git 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.e2e.conftest import DVC, commit_clone, copy_project, git_user_env, run
+from tests.support.cli import run_cli_process
 
 pytestmark = pytest.mark.slow
 
@@ -74,15 +74,7 @@ def test_a_run_of_an_older_commit_is_reproduced_from_that_commit_and_its_data(
 
     # uncommitted code is not any commit's code: one sentence, nothing trained
     (project / FOREST).write_text(forest)
-    refused = subprocess.run(
-        [sys.executable, "-m", "tweetops", "reproduce", str(original["run_id"])],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    refused = run_cli_process(project, "reproduce", str(original["run_id"]), env=env, timeout=600)
     assert refused.returncode == 2, refused.stderr[-3000:]
     errors = [line for line in refused.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "has uncommitted changes" in errors[0], refused.stderr

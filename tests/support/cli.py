@@ -36,7 +36,7 @@ def run_cli(*args: str) -> CliResult:
 
 
 def run_cli_process(
-    cwd: Path, *args: str, env: dict[str, str] | None = None
+    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """`python -m tweetops <args>` as a new process in `cwd`."""
     return subprocess.run(
@@ -45,7 +45,7 @@ def run_cli_process(
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
 

@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pytest-xdist: the suite mostly waits (JVM starts, servers, subprocesses), so two workers pay
+# even on 2 cores; each test file runs whole on one worker (module fixtures, the cluster stack)
+PYTEST_WORKERS ?= -n 2 --dist loadfile
 
 .PHONY: main test check lint repro ui serve clean cluster-up cluster-down plots-template
 
@@ -22,14 +25,14 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_WORKERS)
 
 ## check: the fast loop while changing code: ruff, then every test not marked slow
 check: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest $(PYTEST_WORKERS) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,25 @@ SMALL_PROJECT = ("ingest.n_tweets=1000", "ingest.n_users=100", "train.num_trees=
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+# pytest-xdist runs its workers under `python -c`, whose __main__ has neither __spec__ nor
+# __file__. PySpark takes that for its own doctest run and exits the worker with status 0 on the
+# first import of pyspark.sql.connect (mlflow.spark.log_model imports it): give it a file name.
+if os.environ.get("PYTEST_XDIST_WORKER") and not hasattr(sys.modules["__main__"], "__file__"):
+    sys.modules["__main__"].__file__ = "<pytest-xdist worker>"
+
+# The test files that take longest (minutes each: whole chains through `mlflow run`, `dvc`,
+# a loopback cluster), started first so that the workers of `make test` finish together.
+LONGEST_FIRST = (
+    "tests/e2e/test_dvc_experiments.py",
+    "tests/e2e/test_reproduce_across_commits.py",
+    "tests/cluster/test_cluster.py",
+    "tests/cluster/test_isolated_workers.py",
+    "tests/e2e/test_dvc_repro.py",
+    "tests/e2e/test_mlflow_run_and_serve.py",
+    "tests/e2e/test_mlflow_run_tune.py",
+    "tests/integration/test_features_stream.py",
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -163,3 +183,9 @@ def trained_project(
     copy_project(trained_project_template.root, root)
     _enter_project(root, monkeypatch)
     return TrainedProject(root, trained_project_template.trained)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run :data:`LONGEST_FIRST` first, in that order, then the rest as collected."""
+    rank = {path: index for index, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))

@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # pytest-xdist: the suite mostly waits (JVM starts, servers, subprocesses), so two workers pay
-# even on 2 cores; each test file runs whole on one worker (module fixtures, the cluster stack)
-PYTEST_WORKERS ?= -n 2 --dist loadfile
+# even on 2 cores; each test file runs whole on one worker (module fixtures, the cluster stack),
+# files in collection order (tests/conftest.py puts the longest first), not by test count
+PYTEST_WORKERS ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 .PHONY: main test check lint repro ui serve clean cluster-up cluster-down plots-template
 

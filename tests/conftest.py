@@ -53,8 +53,6 @@ LONGEST_FIRST = (
     "tests/e2e/test_reproduce_across_commits.py",
     "tests/cluster/test_cluster.py",
     "tests/cluster/test_isolated_workers.py",
-    "tests/e2e/test_dvc_repro.py",
-    "tests/e2e/test_mlflow_run_and_serve.py",
     "tests/e2e/test_mlflow_run_tune.py",
     "tests/integration/test_features_stream.py",
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import hashlib
 import os
 import re
 import shutil
@@ -12,6 +13,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import pyspark
 from pyspark.sql import SparkSession
 
 from tweetops.errors import TweetopsError
@@ -60,6 +62,61 @@ def check_java() -> None:
         )
 
 
+# The driver's class-data-sharing archive (python -m tweetops.spark_cds builds it). Its own
+# diagnostics are off: a mismatched or missing archive only means a slower start.
+QUIET_CDS_LOG = "-Xlog:cds=off -Xlog:cds+dynamic=off"
+CACHE_DIR_VARIABLE = "TWEETOPS_CACHE_DIR"
+# read by tweetops/spark_conf/spark-env.sh
+CLASSPATH_CONF_DIR_VARIABLE = "TWEETOPS_SPARK_CLASSPATH_CONF_DIR"
+
+
+def cache_dir() -> Path:
+    """Where tweetops keeps rebuildable files: $TWEETOPS_CACHE_DIR, else $XDG_CACHE_HOME/tweetops,
+    else ~/.cache/tweetops."""
+    if os.environ.get(CACHE_DIR_VARIABLE):
+        return Path(os.environ[CACHE_DIR_VARIABLE])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tweetops"
+
+
+def empty_classpath_conf_dir() -> Path | None:
+    """An empty folder that spark-env.sh puts on the driver's class path instead of tweetops's
+    spark_conf folder (class-data sharing needs every folder on the class path empty), or None
+    where the cache folder cannot be written."""
+    folder = cache_dir() / "spark-conf-on-classpath"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder
+
+
+def archive_path(java: str) -> Path:
+    """The archive for drivers started with `java` and this environment's PySpark.
+
+    The name changes with the Java binary, the PySpark install and SPARK_HOME, so a JDK
+    upgrade or another virtualenv never even tries an archive made for a different class path.
+    """
+    identity = "\n".join(
+        (
+            os.path.realpath(java),
+            os.path.realpath(pyspark.__file__),
+            os.environ.get("SPARK_HOME", ""),
+            sys.prefix,
+        )
+    )
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return cache_dir() / f"spark-driver-{pyspark.__version__}-{digest}.jsa"
+
+
+def archive_java_options(java: str) -> str:
+    """The driver's JVM options that map the archive, or "" when there is none yet."""
+    archive = archive_path(java)
+    if not archive.is_file():
+        return ""
+    return f"-XX:SharedArchiveFile={archive} {QUIET_CDS_LOG}"
+
+
 # log4j2.properties (errors only) and spark-env.sh (drops the JVM's incubator-module warning)
 QUIET_CONF_DIR = Path(__file__).resolve().parent / "spark_conf"
 _QUIET_LEVELS = ("ERROR", "FATAL", "OFF")
@@ -70,7 +127,8 @@ def quiet_driver_options(settings: SparkSettings) -> dict[str, str]:
 
     Set before the JVM starts (PySpark hands them to spark-submit): the driver reads our
     log4j2.properties; a local driver binds to loopback (SPARK_LOCAL_IP: no hostname warning);
-    without a Spark installation of the user's, SPARK_CONF_DIR points at our spark-env.sh.
+    without a Spark installation of the user's, SPARK_CONF_DIR points at our spark-env.sh (which
+    puts an empty folder on the class path in its place, as class-data sharing needs).
     Under `-v` nothing changes: Spark logs as it would by default.
     """
     if is_verbose():
@@ -79,6 +137,9 @@ def quiet_driver_options(settings: SparkSettings) -> dict[str, str]:
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         if not os.environ.get("SPARK_HOME") and not os.environ.get("SPARK_CONF_DIR"):
             os.environ["SPARK_CONF_DIR"] = str(QUIET_CONF_DIR)
+            classpath_conf_dir = empty_classpath_conf_dir()
+            if classpath_conf_dir is not None:
+                os.environ[CLASSPATH_CONF_DIR_VARIABLE] = str(classpath_conf_dir)
     user_options = settings.conf.get("spark.driver.extraJavaOptions", "")
     quiet = f"-Dlog4j2.configurationFile={QUIET_CONF_DIR / 'log4j2.properties'}"
     return {"spark.driver.extraJavaOptions": f"{quiet} {user_options}".strip()}
@@ -149,7 +210,11 @@ def build_spark(settings: SparkSettings) -> SparkSession:
             .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.python.daemon.module", PRELOADING_DAEMON)
         )
-    for key, value in {**settings.conf, **quiet_driver_options(settings)}.items():
+    options = {**settings.conf, **quiet_driver_options(settings)}
+    java_options = with_class_archive(options.get("spark.driver.extraJavaOptions", ""))
+    if java_options:
+        options["spark.driver.extraJavaOptions"] = java_options
+    for key, value in options.items():
         builder = builder.config(key, value)
     try:
         spark = builder.getOrCreate()
@@ -165,6 +230,22 @@ def build_spark(settings: SparkSettings) -> SparkSession:
         if settings.conf.get("spark.python.daemon.module") == PRELOADING_DAEMON:
             check_daemon_imports(spark)
     return spark
+
+
+# driver options with which the user (or tweetops.spark_cds) manages class sharing itself
+_CLASS_SHARING_OPTIONS = ("-XX:ArchiveClassesAtExit", "-XX:SharedArchiveFile", "-Xshare:off")
+
+
+def with_class_archive(java_options: str) -> str:
+    """The driver's `java_options` with tweetops.spark_cds's class archive mapped first, when
+    the archive exists and the options do not manage class sharing themselves."""
+    if any(option in java_options for option in _CLASS_SHARING_OPTIONS):
+        return java_options
+    try:
+        java = java_executable()
+    except TweetopsError:
+        return java_options  # no Java: the start fails with its own sentence
+    return f"{archive_java_options(java)} {java_options}".strip()
 
 
 def python_for_workers(settings: SparkSettings, user_python: str | None) -> str | None:

@@ -1,4 +1,8 @@
-"""DVC users compare runs: `dvc exp show`, `dvc metrics diff` and `dvc plots diff` see them."""
+"""`dvc repro` runs the chain once in a git clone; DVC users then compare experiments:
+`dvc exp show`, `dvc metrics diff` and `dvc plots diff` see them.
+
+One test, as a user goes: the baseline `dvc repro` it needs is the chain `dvc repro` runs, so the
+chain is checked there instead of being run a second time in a test of its own."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
@@ -17,6 +22,8 @@ from tests.e2e.conftest import DVC, commit_clone, copy_project, git_user_env, ru
 from tweetops import registry
 
 pytestmark = pytest.mark.slow
+
+STAGES = ("ingest", "features", "train", "promote")
 
 
 def _single(values: Iterator[Any]) -> Any:
@@ -47,7 +54,37 @@ def test_two_dvc_experiments_show_their_metrics_and_plots(tmp_path: Path) -> Non
     )
     env = git_user_env()
     commit_clone(project, env)
-    run([*DVC, "repro"], cwd=project, env=env)
+    first = run([*DVC, "repro"], cwd=project, env=env)
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in first.stdout
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    assert set(lock["stages"]) == set(STAGES)
+    raw_out = lock["stages"]["ingest"]["outs"][0]
+    assert raw_out["path"] == "data/raw" and raw_out["md5"].endswith(".dir")
+    metrics = json.loads((project / "reports" / "metrics.json").read_text())
+    assert metrics["rmse"] < metrics["baseline_rmse"]
+    assert json.loads((project / "reports" / "promotion.json").read_text())["promoted"] is True
+
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tweetops")
+    runs_after_first = len(client.search_runs([experiment.experiment_id]))
+    assert runs_after_first == len(STAGES)
+    train_run = client.get_run(
+        json.loads((project / "reports/train_run.json").read_text())["run_id"]
+    )
+    # the run records the git commit of the clone and the DVC hash of the data it read
+    head = run(["git", "rev-parse", "HEAD"], cwd=project, env=env).stdout.strip()
+    assert train_run.data.tags["tweetops.git_commit"] == head
+    training_dep = next(
+        dep for dep in lock["stages"]["train"]["deps"] if dep["path"] == "data/features/training"
+    )
+    assert train_run.data.tags["tweetops.data.training.dvc_md5"] == training_dep["md5"]
+
+    # a second `dvc repro` does nothing: no stage, no run
+    second = run([*DVC, "repro"], cwd=project, env=env)
+    assert "Running stage" not in second.stdout and "up to date" in second.stdout
+    assert len(client.search_runs([experiment.experiment_id])) == runs_after_first
+
     # the metrics, reports and plot tables DVC declares are committed with dvc.lock
     run(["git", "add", "-A"], cwd=project, env=env)
     tracked = run(["git", "diff", "--cached", "--name-only"], cwd=project, env=env).stdout
@@ -78,6 +115,7 @@ def test_two_dvc_experiments_show_their_metrics_and_plots(tmp_path: Path) -> Non
     for name, output in logs.items():
         # only what the change reaches reruns: `-S` keeps the other sections as committed
         assert "Running stage 'train'" in output, (name, output, done.stdout, done.stderr)
+        assert "Running stage 'promote'" in output, output
         assert "Running stage 'ingest'" not in output, output
         assert "Running stage 'features'" not in output, output
 
@@ -133,8 +171,6 @@ def test_two_dvc_experiments_show_their_metrics_and_plots(tmp_path: Path) -> Non
     assert '"sort": "-x"' in json.dumps(plots["reports/plots/feature_importance.csv"])
 
     # MLflow: grouping runs by the DVC experiment gives one group per `dvc exp show` row
-    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("tweetops")
     groups: dict[str, dict[str, Run]] = {}
     for found in client.search_runs([experiment.experiment_id]):
         group = groups.setdefault(found.data.tags.get("tweetops.dvc_experiment", ""), {})

@@ -1,23 +1,61 @@
-"""`mlflow run` as the README shows it: tuned chain, tune alone, and any params.yaml key as -P."""
+"""`mlflow run` as the README shows it: the tuned chain, its champion served by `mlflow models
+serve`, tune alone, and any params.yaml key as -P."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import requests
 from mlflow.tracking import MlflowClient
 
 from tests.e2e.conftest import copy_project, run, user_env
 from tests.support.fake_x_api import FakeXApi
-from tests.support.mlflow_server import MLFLOW_RUN
+from tests.support.mlflow_server import MLFLOW_RUN, free_port, http_server, models_serve_command
+from tweetops.schema import MODEL_INPUT_COLUMNS
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "xtest-bearer-AAAAAAAAAAAAAAAAAAAAAK9qZ7uF2mW4pR8sT1vY3nB6cD0eH5jL"
 
 
-def test_mlflow_run_tune_true_trains_the_champion_with_tuned_params(tmp_path: Path) -> None:
+def _serve_the_champion(project: Path, env: dict[str, str], log: Path) -> None:
+    """`mlflow models serve` of the registry's champion scores rows, an unseen language, and
+    answers 400 naming a missing column."""
+    rows = pd.read_parquet(project / "data" / "features" / "training").head(25)
+    records = rows[list(MODEL_INPUT_COLUMNS)].to_dict(orient="records")
+    port = free_port()
+    with http_server(
+        models_serve_command("models:/tweet-engagement@champion", port),
+        port=port,
+        health_path="/ping",
+        cwd=project,
+        env=env,
+        log=log,
+        timeout=240,
+    ) as base_url:
+        invocations = f"{base_url}/invocations"
+        answer = requests.post(invocations, json={"dataframe_records": records}, timeout=120)
+        assert answer.status_code == 200, answer.text
+        predictions = answer.json()["predictions"]
+        assert len(predictions) == len(records)
+        assert all(math.isfinite(value) and value >= 0 for value in predictions)
+        assert len({round(value, 6) for value in predictions}) > 5  # not a constant
+
+        unseen = {**records[0], "lang": "tlh"}  # a language the indexer never saw
+        answer = requests.post(invocations, json={"dataframe_records": [unseen]}, timeout=120)
+        assert answer.status_code == 200 and len(answer.json()["predictions"]) == 1
+
+        broken = {key: value for key, value in records[0].items() if key != "followers_count"}
+        answer = requests.post(invocations, json={"dataframe_records": [broken]}, timeout=120)
+        assert answer.status_code == 400
+        assert "followers_count" in answer.text
+
+
+def test_mlflow_run_tune_true_trains_the_champion_then_serves_it(tmp_path: Path) -> None:
     project = copy_project(
         tmp_path / "tweetops",
         ingest={"n_users": 250},
@@ -47,14 +85,22 @@ def test_mlflow_run_tune_true_trains_the_champion_with_tuned_params(tmp_path: Pa
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("tweetops")
     runs = client.search_runs([experiment.experiment_id])
-    main = next(r for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "main")
+    (main,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert main.data.tags["mlflow.project.entryPoint"] == "main"
     assert main.info.status == "FINISHED" and main.info.run_name == "main n2500 tuned"
+    # MLproject declares no parameter: no run carries an empty one (MLflow logs "" as '')
+    # and the `-P` key MLflow logged is the setting's one name, `section.key`
+    for found in runs:
+        assert not {v for v in found.data.params.values() if v in ("", "''")}, found.data.params
+    assert all("." in name for name in main.data.params), sorted(main.data.params)
     steps = {
         r.data.tags["tweetops.step"]: r
         for r in runs
         if r.data.tags.get("mlflow.parentRunId") == main.info.run_id
     }
     assert set(steps) == {"ingest", "features", "tune", "train", "promote"}
+    assert steps["ingest"].data.metrics["ingest_accepted"] == 2500
+    assert steps["features"].data.metrics["features_micro_batches"] >= 1
     tune_run = steps["tune"]
     # trials ran in Spark workers that inherited MLFLOW_RUN_ID (the main run): they nest under
     # the tune run instead of resuming main
@@ -83,6 +129,8 @@ def test_mlflow_run_tune_true_trains_the_champion_with_tuned_params(tmp_path: Pa
     split = train_run.data.metrics
     assert main.data.metrics["training_rows"] == split["train_rows"] + split["test_rows"]
     assert main.data.metrics["tune_refit_validation_rmse"] > 0
+
+    _serve_the_champion(project, env, tmp_path / "serve.log")
 
     # tune alone: the entry point's own run is the parent of one nested run per trial
     done = run(

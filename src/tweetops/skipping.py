@@ -87,7 +87,7 @@ def stage_state(
             for dep in stage.deps
             if not isinstance(dep, ParamsDependency)
         }
-        # params of the settings files; those read from another file (promote's run_id of the
+        # params of the settings files; those read from another file (promote's mlflow_run of the
         # train report) are in that file's md5, a dep too
         sections = sorted(
             {

@@ -117,13 +117,13 @@ def test_two_dvc_experiments_show_their_metrics_and_plots(tmp_path: Path) -> Non
     # (here no terminal, so no pager: the same table on stdout, chopped as less would)
     paged = run([*DVC, "exp", "show"], cwd=project, env={**env, "COLUMNS": "160"}).stdout
     screen = [line[:SCREEN_COLUMNS] for line in paged.splitlines()]
-    shown_columns = [*metric_columns, "run_id", "train.num_trees", "train.max_depth"]
+    shown_columns = [*metric_columns, "mlflow_run", "train.num_trees", "train.max_depth"]
     header = next(line.split() for line in screen if "Experiment" in line)
     start = header.index("rmse")
     assert header[start : start + len(shown_columns)] == shown_columns, screen
     for name, row in rows.items():
         [line] = [line.split() for line in screen if f"[{name}]" in line]
-        at = line.index(row["run_id"])  # the whole MLflow run id, after the four metrics
+        at = line.index(row["mlflow_run"])  # the training run, after the four metrics
         for cell, column in zip(line[at - 4 : at], metric_columns, strict=True):
             assert math.isclose(float(cell), float(row[column]), rel_tol=1e-4), (name, line)
         # the changed param and the other, whole: no cell cut to `…`
@@ -161,7 +161,14 @@ def test_two_dvc_experiments_show_their_metrics_and_plots(tmp_path: Path) -> Non
     assert set(groups) == {"", "few", "shallow"}
     for name, row in rows.items():
         train_run = groups[name]["train"]
-        assert row["run_id"] == train_run.info.run_id  # the row names its training run
+        # the row names its training run: the first characters of its id, which MLflow's
+        # runs search takes
+        assert row["mlflow_run"] == train_run.info.run_id[:8]
+        [found] = client.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"attributes.run_id LIKE '{row['mlflow_run']}%'",
+        )
+        assert found.info.run_id == train_run.info.run_id
         assert train_run.info.run_name.endswith(f" exp:{name}")
         assert "promote" in groups[name]
     # experiments register versions tagged with their name; no production alias moved

@@ -52,9 +52,9 @@ def test_entry_points_declare_no_parameters(name: str) -> None:
 def test_dvc_stages_run_the_cli_command_of_their_name() -> None:
     stages = DVC["stages"]
     # promote first: DVC orders `dvc exp show`'s param columns by the first stage declaring each
-    # file, and promote's run_id (the MLflow training run) belongs right after the metrics
+    # file, and promote's mlflow_run (the MLflow training run) belongs right after the metrics
     assert list(stages) == ["promote", "ingest", "features", "train"]
-    assert next(iter(stages["promote"]["params"])) == {"reports/train_run.json": ["run_id"]}
+    assert next(iter(stages["promote"]["params"])) == {"reports/train_run.json": ["mlflow_run"]}
     for name, stage in stages.items():
         assert stage["cmd"] == f"python -m tweetops {name}"
         for dep in _paths(stage["deps"]):

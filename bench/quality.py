@@ -2,7 +2,7 @@
 
     python bench/quality.py [--set section.key=value ...]
 
-Runs the three steps in a temporary project with params.yaml as shipped (20,000 synthetic
+Runs the three steps in a temporary project with the settings files as shipped (20,000 synthetic
 tweets, 60 trees), then prints the test split's r2, rmse and mae beside the mean baseline's, and
 the figures the defaults were chosen to reach: r2 above 0.5, at least 0.5 above the baseline's,
 rmse below 0.75 x the baseline's. Prints figures, asserts nothing.
@@ -37,7 +37,8 @@ def main() -> None:
     configure_logging(-1)
     root = Path(tempfile.mkdtemp(prefix="tweetops-bench-quality-"))
     try:
-        shutil.copy(REPO_ROOT / "params.yaml", root / "params.yaml")
+        for name in ("params.yaml", "plumbing.yaml"):
+            shutil.copy(REPO_ROOT / name, root / name)
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
         os.chdir(root)
         settings = load_settings(root / "params.yaml", ["spark.ui_enabled=false", *args.overrides])

@@ -37,7 +37,8 @@ MODEL_NAME = "tweet-engagement"
 
 def build_project(root: Path) -> None:
     """ingest -> features -> train -> promote, small, in `root` (its own SQLite store)."""
-    (root / "params.yaml").write_text((REPO_ROOT / "params.yaml").read_text())
+    for name in ("params.yaml", "plumbing.yaml"):
+        (root / name).write_text((REPO_ROOT / name).read_text())
     small = [
         "-S",
         "ingest.n_tweets=2500",

@@ -1,4 +1,4 @@
-"""Fixtures shared by every test: the repo's params.yaml, one Spark session, isolated projects.
+"""Fixtures shared by every test: the repo's settings files, one Spark session, isolated projects.
 
 Costly things are built once per test session and copied where a test needs its own: a migrated
 MLflow store (copied into every `project`), a small project that ran ingest and features (copied
@@ -28,6 +28,7 @@ from tweetops.train import TrainResult, train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PARAMS_FILE = REPO_ROOT / "params.yaml"
+PLUMBING_FILE = REPO_ROOT / "plumbing.yaml"  # read with params.yaml, from beside it
 TEST_SPARK_OVERRIDES = (
     "spark.ui_enabled=false",
     "spark.shuffle_partitions=2",
@@ -38,6 +39,15 @@ TEST_SPARK_OVERRIDES = (
 SMALL_PROJECT = ("ingest.n_tweets=1000", "ingest.n_users=100", "train.num_trees=20")
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+
+def copy_settings(root: Path) -> Path:
+    """Copy the repo's params.yaml and plumbing.yaml into `root`; return the params.yaml there."""
+    for source in (PARAMS_FILE, PLUMBING_FILE):
+        shutil.copy(source, root / source.name)
+    return root / PARAMS_FILE.name
+
+
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 # pytest-xdist runs its workers under `python -c`, whose __main__ has neither __spec__ nor
@@ -74,7 +84,7 @@ def spark() -> Iterator[SparkSession]:
 
 @dataclass
 class Project:
-    """A throwaway project directory with the repo's params.yaml and its own MLflow store."""
+    """A throwaway project directory with the repo's settings files and its own MLflow store."""
 
     root: Path
 
@@ -123,7 +133,7 @@ def project(
     """cd into a fresh project dir; MLflow tracks into a SQLite store inside it."""
     root = tmp_path / "project"
     root.mkdir()
-    shutil.copy(PARAMS_FILE, root / "params.yaml")
+    copy_settings(root)
     copy_store(migrated_store_template, root)
     _enter_project(root, monkeypatch)
     return Project(root)
@@ -137,7 +147,7 @@ def featured_project_template(
     never change it: tests that change it take `featured_project`, a copy of it."""
     root = tmp_path_factory.mktemp("featured") / "project"
     root.mkdir()
-    shutil.copy(PARAMS_FILE, root / "params.yaml")
+    copy_settings(root)
     copy_store(migrated_store_template, root)
     with pytest.MonkeyPatch.context() as patch:
         _enter_project(root, patch)

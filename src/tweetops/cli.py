@@ -18,8 +18,8 @@ from tweetops.logs import configure_logging
 from tweetops.settings import DEFAULT_PARAMS_FILE, Settings, load_settings
 
 app = typer.Typer(
-    help="tweetops: tweets to a served engagement model. Settings come from params.yaml; "
-    "override any of them for one run with -S section.key=value.",
+    help="tweetops: tweets to a served engagement model. Settings come from params.yaml and "
+    "plumbing.yaml; override any of them for one run with -S section.key=value.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -30,14 +30,17 @@ Overrides = Annotated[
         "--set",
         "-S",
         metavar="SECTION.KEY=VALUE",
-        help="Override a setting of params.yaml for this run (repeatable). A bare "
-        "KEY=VALUE belongs to this step's section; an empty value keeps "
-        "params.yaml.",
+        help="Override a setting of params.yaml or plumbing.yaml for this run (repeatable). A "
+        "bare KEY=VALUE belongs to this step's section; an empty value keeps the file's.",
     ),
 ]
 ParamsFile = Annotated[
     Path,
-    typer.Option("--params", help="The params.yaml to read.", dir_okay=False),
+    typer.Option(
+        "--params",
+        help="The params.yaml to read (with the plumbing.yaml beside it).",
+        dir_okay=False,
+    ),
 ]
 Verbose = Annotated[
     int,
@@ -61,7 +64,7 @@ def extra_overrides(args: list[str], section: str | None) -> list[str]:
     """`--key value` / `--section.key value` / `--key=value` as `section.key=value` overrides.
 
     A bare key belongs to `section` (the step being run); for `main`, to the one section of
-    params.yaml that has it.
+    the settings that has it.
     """
     overrides: list[str] = []
     tokens = iter(args)
@@ -91,7 +94,9 @@ def _section_of(key: str) -> str:
         if key in getattr(field.annotation, "model_fields", {})
     ]
     if not sections:
-        raise TweetopsError(f"Setting {key} is unknown; check its spelling against params.yaml.")
+        raise TweetopsError(
+            f"Setting {key} is unknown; check its spelling against params.yaml and plumbing.yaml."
+        )
     if len(sections) > 1:
         raise TweetopsError(
             f"Setting {key} is in sections {', '.join(sections)}: name one, "
@@ -209,7 +214,7 @@ STEP_COMMANDS = (
         """Batch-score Parquet or JSONL rows with a registered model (the champion by default).
 
     \b
-    Settings (params.yaml, section predict; override with -S key=value):
+    Settings (plumbing.yaml, section predict; override with -S key=value):
       model_uri    models:/<name>@<alias> or models:/<name>/<version>
                    (default models:/tweet-engagement@champion)
       input_path   Parquet folder or file, or .jsonl, with the model's input

@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from tweetops.errors import TweetopsError
 
 T = TypeVar("T")
+SHORT_RUN_ID_LENGTH = 8  # of TrainedModel.mlflow_run: unique among a project's runs
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,13 @@ class TrainedModel:
     test_rows: int
     split: SplitSpec
     spark_model_uri: str = ""
+    # the run id's first characters, always derived from it: `dvc exp show` shows them as
+    # promote's param, where the whole id would push the changed params off a 160-column
+    # terminal; MLflow's runs search finds the run with `attributes.run_id LIKE '<them>%'`
+    mlflow_run: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mlflow_run", self.run_id[:SHORT_RUN_ID_LENGTH])
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ code (`tweetops.git_commit`). :func:`reproduce` trains again from exactly those:
 
 - the settings are the logged params; `spark.*` is not replayed (it says where a run ran, not
   what it computed: the split fixes the partition count and row order, so any `spark.master`
-  gives the same forest) and comes from params.yaml and `-S` as for any step;
+  gives the same forest) and comes from plumbing.yaml and `-S` as for any step;
 - the data is the workspace's when its DVC hash is the logged one, else that version is checked
   out of the project's DVC cache into a scratch folder (refused in one sentence when the cache
   lacks it);
@@ -326,7 +326,7 @@ def reproduce(
 
 
 def _train_in(checkout: Path, overrides: list[str], report_dir: Path) -> str:
-    """Run `tweetops train` with the code of `checkout` (its params.yaml, the workspace's data
+    """Run `tweetops train` with the code of `checkout` (its settings files, the workspace's data
     and tracking store, the checked-out commit as its git commit); the new run's id."""
     paths = [str(checkout / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
     git_dir = _git("rev-parse", "--absolute-git-dir", cwd=checkout).stdout.strip()

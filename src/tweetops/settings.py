@@ -1,15 +1,19 @@
-"""Typed settings: `params.yaml` is the one source of defaults, overridable per run.
+"""Typed settings: `params.yaml` and `plumbing.yaml` are the one source of defaults.
 
-Every step takes a :class:`Settings` object; nothing else in the package reads `params.yaml`.
-Overrides use DVC's `-S section.key=value` syntax so the same words work for `tweetops`,
-`mlflow run -P` (through the MLproject commands) and `dvc exp run -S`.
+`params.yaml` holds what experiments vary (seeds, sizes, hyper-parameters, the promotion gate):
+`dvc exp show` shows each of its keys as a column. `plumbing.yaml`, in the same folder, holds the
+rest: where things go (`data`, the folder keys of each section) and how they run (Spark, MLflow,
+the sources' plumbing). They are one set of settings, one section per step across both files; a
+key lives in exactly one of them. Every step takes a :class:`Settings` object; nothing else in the
+package reads either file. Overrides use DVC's `-S section.key=value` syntax, for a key of either
+file, so the same words work for `tweetops`, `mlflow run -P` (through the MLproject commands) and
+`dvc exp run -S` (which writes params.yaml; `-S plumbing.yaml:section.key=value` for the other).
 
 The `data` section names every folder and report once. A step's path settings refer to it as
 `raw_dir: $data.raw_tweets`, resolved here after the overrides, so `-S data.raw_tweets=...` moves
 the folder for every step and `-S features.raw_dir=...` for one. `${data.raw_tweets}` is read the
-same way, but params.yaml avoids it: `dvc exp run -S` passes the file through OmegaConf, which
-rewrites every `${...}` to its value (treeverse/dvc#11018), so the experiment's step sections
-would differ from the commit's and DVC would rerun ingest and features.
+same way, but the files avoid it: `dvc exp run -S` passes a file through OmegaConf, which
+rewrites every `${...}` to its value (treeverse/dvc#11018).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from pydantic import (
 from tweetops.errors import TweetopsError
 
 DEFAULT_PARAMS_FILE = Path("params.yaml")
+PLUMBING_FILE_NAME = "plumbing.yaml"  # next to the params file
 
 PositiveInt = Annotated[int, Field(gt=0)]
 DAY_MS = 86_400_000
@@ -377,28 +382,59 @@ def parse_override(text: str, default_section: str | None = None) -> tuple[list[
     return path, value
 
 
-def load_settings(
-    params_file: Path | str = DEFAULT_PARAMS_FILE,
-    overrides: list[str] | None = None,
-    default_section: str | None = None,
-) -> Settings:
-    """Read `params_file`, apply `overrides`, and validate the result.
+def plumbing_file(params_file: Path | str) -> Path:
+    """The plumbing.yaml read with `params_file`: the one in the same folder."""
+    return Path(params_file).with_name(PLUMBING_FILE_NAME)
 
-    Empty override values (`train.num_trees=`) are ignored: an empty value means "use
-    params.yaml". Any invalid value raises :class:`TweetopsError` with one sentence.
-    """
-    path = Path(params_file)
+
+def _read_sections(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise TweetopsError(
             f"{path} was not found in {Path.cwd()}: run from the project root "
-            f"or pass --params with the path of params.yaml."
+            f"or pass --params with the path of params.yaml (plumbing.yaml beside it)."
         )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise TweetopsError(f"{path} is not valid YAML ({exc}); fix the file.") from exc
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not all(
+        isinstance(section, dict) for section in data.values()
+    ):
         raise TweetopsError(f"{path} must hold a mapping of sections; fix the file.")
+    return data
+
+
+def read_settings_files(params_file: Path | str = DEFAULT_PARAMS_FILE) -> dict[str, Any]:
+    """The sections of `params_file` and of its plumbing.yaml, merged key by key.
+
+    A key set in both files raises TweetopsError: each setting has one home.
+    """
+    params_path = Path(params_file)
+    merged = _read_sections(params_path)
+    plumbing_path = plumbing_file(params_path)
+    for section, keys in _read_sections(plumbing_path).items():
+        target = merged.setdefault(section, {})
+        for key, value in keys.items():
+            if key in target:
+                raise TweetopsError(
+                    f"Setting {section}.{key} is in both {params_path} and {plumbing_path}; "
+                    f"keep it in one of them."
+                )
+            target[key] = value
+    return merged
+
+
+def load_settings(
+    params_file: Path | str = DEFAULT_PARAMS_FILE,
+    overrides: list[str] | None = None,
+    default_section: str | None = None,
+) -> Settings:
+    """Read `params_file` and the plumbing.yaml beside it, apply `overrides`, and validate.
+
+    Empty override values (`train.num_trees=`) are ignored: an empty value means "use the
+    files". Any invalid value raises :class:`TweetopsError` with one sentence.
+    """
+    data = read_settings_files(params_file)
     for text in overrides or []:
         keys, value = parse_override(text, default_section)
         if value == "":
@@ -418,7 +454,7 @@ def load_settings(
         raise TweetopsError(_describe_validation_error(exc)) from exc
 
 
-# `$section.key` (what params.yaml uses) or `${section.key}`
+# `$section.key` (what plumbing.yaml uses) or `${section.key}`
 _REFERENCE = re.compile(
     r"^\$(?:\{(?P<braced>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\}"
     r"|(?P<bare>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+))$"
@@ -436,14 +472,14 @@ def resolve_references(data: dict[str, Any]) -> dict[str, Any]:
         if path in seen:
             raise TweetopsError(
                 f"Settings reference ${path} refers to itself through "
-                f"{' -> '.join(seen)}; fix params.yaml."
+                f"{' -> '.join(seen)}; fix plumbing.yaml."
             )
         node: Any = data
         for key in path.split("."):
             if not isinstance(node, dict) or key not in node:
                 raise TweetopsError(
                     f"Settings reference ${path} names no setting; fix it "
-                    f"in params.yaml or in the override."
+                    f"in params.yaml, plumbing.yaml or the override."
                 )
             node = node[key]
         return resolve(node, (*seen, path))
@@ -469,8 +505,11 @@ def _describe_validation_error(exc: ValidationError) -> str:
     problems = len(exc.errors())
     more = f" ({problems - 1} more problem(s) after this one)" if problems > 1 else ""
     if first["type"] == "extra_forbidden":
-        return f"Setting {where} is unknown; check its spelling against params.yaml{more}."
+        return (
+            f"Setting {where} is unknown; check its spelling against params.yaml and "
+            f"plumbing.yaml{more}."
+        )
     return (
         f"Setting {where}={given!r} is invalid: {first['msg']}; "
-        f"fix it in params.yaml or in the override{more}."
+        f"fix it in params.yaml, plumbing.yaml or the override{more}."
     )

@@ -3,7 +3,7 @@
 The rule is DVC's: a stage is up to date when the md5 of each of its `deps` in dvc.yaml (code
 and data, hashed by dvc-data as `dvc status` does) and the values of its `params` sections are
 those of a run whose `outs` are still there, unchanged. Params are the values the step runs
-with, `-S` overrides included (DVC reads params.yaml only), and the `data` section (where
+with, `-S` overrides included (DVC reads the files only), and the `data` section (where
 things go). Nothing is written to dvc.lock: a successful step's MLflow run is tagged with the
 fingerprint of its deps and params and with the md5 of each of its outs, and a later `main`
 looks for such a run. Outside a DVC repo (no dvc.yaml and .dvc, or .dvc outside a git
@@ -43,7 +43,7 @@ FINGERPRINT_TAG = "tweetops.done.fingerprint"
 OUT_TAG_PREFIX = "tweetops.done.out."
 SKIPPED_TAG_PREFIX = "tweetops.skipped."
 SKIPPABLE_STEPS = ("ingest", "features", "train", "promote")
-PARAMS_FILE = "params.yaml"
+SETTINGS_FILES = ("params.yaml", "plumbing.yaml")
 
 
 @dataclass(frozen=True)
@@ -87,13 +87,13 @@ def stage_state(
             for dep in stage.deps
             if not isinstance(dep, ParamsDependency)
         }
-        # params of params.yaml; those read from another file (promote's run_id of the train
-        # report) are in that file's md5, a dep too
+        # params of the settings files; those read from another file (promote's mlflow_run of the
+        # train report) are in that file's md5, a dep too
         sections = sorted(
             {
                 str(name)
                 for dep in stage.deps
-                if isinstance(dep, ParamsDependency) and Path(dep.def_path).name == PARAMS_FILE
+                if isinstance(dep, ParamsDependency) and Path(dep.def_path).name in SETTINGS_FILES
                 for name in (dep.params or [])
             }
         )

@@ -118,7 +118,7 @@ def isolated(project: Project, tmp_path: Path) -> Iterator[IsolatedCluster]:
 
 def _shared_data(shared: Path) -> list[str]:
     """Every `data.*` location as a file:/// URI under `shared`."""
-    data = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["data"]
+    data = yaml.safe_load((REPO_ROOT / "plumbing.yaml").read_text())["data"]
     return [f"data.{key}={(shared / value).as_uri()}" for key, value in data.items()]
 
 

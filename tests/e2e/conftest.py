@@ -18,6 +18,7 @@ PROJECT_FILES = (
     "python_env.yaml",
     "conda.yaml",
     "params.yaml",
+    "plumbing.yaml",
     "dvc.yaml",
     ".dvcignore",
     "pyproject.toml",
@@ -27,7 +28,8 @@ PROJECT_FILES = (
 
 
 def copy_project(destination: Path, **param_changes: dict) -> Path:
-    """Copy the project's files (not its data or stores) and adjust params.yaml sections."""
+    """Copy the project's files (not its data or stores) and change settings, section by
+    section, each key in the file that holds it (params.yaml or plumbing.yaml)."""
     destination.mkdir(parents=True, exist_ok=True)
     for name in PROJECT_FILES:
         if (REPO_ROOT / name).exists():
@@ -40,12 +42,25 @@ def copy_project(destination: Path, **param_changes: dict) -> Path:
     shutil.copytree(
         REPO_ROOT / ".dvc", destination / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache")
     )
-    params_path = destination / "params.yaml"
-    params = yaml.safe_load(params_path.read_text())
-    for section, changes in param_changes.items():
-        params[section].update(changes)
-    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    change_settings(destination, **param_changes)
     return destination
+
+
+def change_settings(project: Path, **changes: dict) -> None:
+    """Set `section: {key: value}` in the project's params.yaml or plumbing.yaml, whichever
+    holds the key (as a user edits it); a key neither holds is a mistake of the test."""
+    files = {name: project / name for name in ("params.yaml", "plumbing.yaml")}
+    contents = {name: yaml.safe_load(path.read_text()) for name, path in files.items()}
+    changed = set()
+    for section, keys in changes.items():
+        for key, value in keys.items():
+            [holder] = [
+                name for name, content in contents.items() if key in content.get(section, {})
+            ]
+            contents[holder][section][key] = value
+            changed.add(holder)
+    for name in changed:
+        files[name].write_text(yaml.safe_dump(contents[name], sort_keys=False))
 
 
 def user_env(**extra: str) -> dict[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from tests.e2e.conftest import DVC, commit_clone, copy_project, git_user_env, ru
 from tweetops import registry
 
 pytestmark = pytest.mark.slow
+SCREEN_COLUMNS = 160
 
 STAGES = ("ingest", "features", "train", "promote")
 
@@ -148,6 +150,23 @@ def test_two_dvc_experiments_show_their_metrics_and_plots(tmp_path: Path) -> Non
     assert (rows["few"]["train.num_trees"], rows["few"]["train.max_depth"]) == ("4", "8")
     assert (rows["shallow"]["train.num_trees"], rows["shallow"]["train.max_depth"]) == ("10", "3")
 
+    # `dvc exp show` as a user reads it in a 160-column terminal: DVC renders the table whole
+    # and pages it through `less --chop-long-lines`, which shows each line's first 160 columns
+    # (here no terminal, so no pager: the same table on stdout, chopped as less would)
+    paged = run([*DVC, "exp", "show"], cwd=project, env={**env, "COLUMNS": "160"}).stdout
+    screen = [line[:SCREEN_COLUMNS] for line in paged.splitlines()]
+    shown_columns = [*metric_columns, "mlflow_run", "train.num_trees", "train.max_depth"]
+    header = next(line.split() for line in screen if "Experiment" in line)
+    start = header.index("rmse")
+    assert header[start : start + len(shown_columns)] == shown_columns, screen
+    for name, row in rows.items():
+        [line] = [line.split() for line in screen if f"[{name}]" in line]
+        at = line.index(row["mlflow_run"])  # the training run, after the four metrics
+        for cell, column in zip(line[at - 4 : at], metric_columns, strict=True):
+            assert math.isclose(float(cell), float(row[column]), rel_tol=1e-4), (name, line)
+        # the changed param and the other, whole: no cell cut to `…`
+        assert line[at + 1 : at + 3] == [row["train.num_trees"], row["train.max_depth"]], line
+
     diff = json.loads(
         run([*DVC, "exp", "diff", "HEAD", "shallow", "--json"], cwd=project, env=env).stdout
     )
@@ -178,7 +197,14 @@ def test_two_dvc_experiments_show_their_metrics_and_plots(tmp_path: Path) -> Non
     assert set(groups) == {"", "few", "shallow"}
     for name, row in rows.items():
         train_run = groups[name]["train"]
-        assert row["run_id"] == train_run.info.run_id  # the row names its training run
+        # the row names its training run: the first characters of its id, which MLflow's
+        # runs search takes
+        assert row["mlflow_run"] == train_run.info.run_id[:8]
+        [found] = client.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"attributes.run_id LIKE '{row['mlflow_run']}%'",
+        )
+        assert found.info.run_id == train_run.info.run_id
         assert train_run.info.run_name.endswith(f" exp:{name}")
         assert "promote" in groups[name]
     # experiments register versions tagged with their name; no production alias moved

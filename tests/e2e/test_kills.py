@@ -15,7 +15,7 @@ import pytest
 from filelock import FileLock
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import PARAMS_FILE, TEST_SPARK_OVERRIDES, Project
+from tests.conftest import TEST_SPARK_OVERRIDES, Project, copy_settings
 from tests.support.snapshots import snapshot_hashes
 from tweetops.dataset import load_training_rows
 from tweetops.errors import TweetopsError
@@ -168,7 +168,7 @@ def _waits_for_a_lock(process: subprocess.Popen[str]) -> bool:
 def test_two_steps_at_once_on_a_fresh_store_both_succeed(tmp_path: Path) -> None:
     root = tmp_path / "fresh"
     root.mkdir()
-    (root / "params.yaml").write_text(PARAMS_FILE.read_text())
+    copy_settings(root)
     store = root / "mlflow.db"
     # the test holds the store's lock until both steps wait for it, then lets them go at once:
     # the race on the fresh store happens every time, and the lock must settle it

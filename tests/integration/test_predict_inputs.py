@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import PARAMS_FILE, TEST_SPARK_OVERRIDES
+from tests.conftest import TEST_SPARK_OVERRIDES, copy_settings
 from tweetops.dataset import is_test_id
 from tweetops.errors import TweetopsError
 from tweetops.features import build_features
@@ -55,7 +55,7 @@ class Trained:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     root = tmp_path_factory.mktemp("predict") / "project"
     root.mkdir()
-    (root / "params.yaml").write_text(PARAMS_FILE.read_text())
+    copy_settings(root)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,18 @@ def test_round_trip_gives_the_same_contract(tmp_path: Path) -> None:
     write_contract(path, TRAINED)
     assert read_contract(path, TrainedModel, written_by="train") == TRAINED
     assert not list(path.parent.glob(".*.tmp"))  # written whole, through a temporary file
+
+
+def test_the_file_names_the_run_shortly_for_dvc_exp_show(tmp_path: Path) -> None:
+    trained = replace(TRAINED, run_id="3a51efa9390d49e593a02e30852facf6")
+    assert trained.mlflow_run == "3a51efa9"
+    path = tmp_path / "train_run.json"
+    write_contract(path, trained)
+    assert json.loads(path.read_text())["mlflow_run"] == "3a51efa9"
+    # a report written before the field existed reads back with it
+    older = {key: value for key, value in asdict(trained).items() if key != "mlflow_run"}
+    path.write_text(json.dumps(older))
+    assert read_contract(path, TrainedModel, written_by="train") == trained
 
 
 def test_the_file_holds_exactly_the_contract_fields(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""One name per step everywhere: MLproject entry point = CLI command = DVC stage = params section.
+"""One name per step everywhere: MLproject entry point = CLI command = DVC stage = settings section.
 
 A reader who knows one of them knows where the others are; these tests keep it true, and keep the
 three dependency lists (pyproject, python_env.yaml, conda.yaml) in step.
@@ -15,11 +15,13 @@ import yaml
 from tests.conftest import REPO_ROOT
 from tests.support.imports import stage_modules
 from tweetops.cli import app
-from tweetops.settings import Settings
+from tweetops.settings import Settings, read_settings_files
 
 MLPROJECT = yaml.safe_load((REPO_ROOT / "MLproject").read_text())
 DVC = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+SETTINGS = read_settings_files(REPO_ROOT / "params.yaml")  # params.yaml and plumbing.yaml
+DATA_PATHS = set(SETTINGS["data"].values())
 CLI_COMMANDS = {command.name for command in app.registered_commands}
 COMMAND_PATTERN = re.compile(r"python -m tweetops (\w+)")
 # the module each stage runs (`python -m tweetops <stage>` calls its entry function)
@@ -49,70 +51,76 @@ def test_entry_points_declare_no_parameters(name: str) -> None:
 
 def test_dvc_stages_run_the_cli_command_of_their_name() -> None:
     stages = DVC["stages"]
-    assert list(stages) == ["ingest", "features", "train", "promote"]
+    # promote first: DVC orders `dvc exp show`'s param columns by the first stage declaring each
+    # file, and promote's mlflow_run (the MLflow training run) belongs right after the metrics
+    assert list(stages) == ["promote", "ingest", "features", "train"]
+    assert next(iter(stages["promote"]["params"])) == {"reports/train_run.json": ["mlflow_run"]}
     for name, stage in stages.items():
         assert stage["cmd"] == f"python -m tweetops {name}"
         for dep in _paths(stage["deps"]):
             assert (REPO_ROOT / dep).exists() or dep.startswith(("data/", "reports/")), dep
 
 
-def read_keys(section: str) -> tuple[set[str], set[str]]:
-    """What the step of `section` reads: (`section.key` params, `data.<key>` paths it names).
+def read_keys(section: str) -> tuple[list[str], set[str], set[str]]:
+    """What the step of `section` reads: its params.yaml keys (in that file's order), its
+    plumbing.yaml keys, and the `data` paths it names (`$data.<key>` values).
 
     Every key of the section is read by its step; the keys whose value refers to the `data`
-    section reach the stage through DVC's `${data.<key>}` templating instead of `params:`.
+    section reach the stage as the deps and outs dvc.yaml writes out instead of `params:`.
     """
-    params, paths = set(), set()
-    model = Settings.model_fields[section].annotation
-    assert model is not None
-    for key in model.model_fields:
-        value = PARAMS[section][key]
+    in_params, in_plumbing, paths = [], set(), set()
+    for key, value in SETTINGS[section].items():
         if isinstance(value, str) and value.startswith("$data."):
-            paths.add(value.removeprefix("$"))
+            paths.add(SETTINGS["data"][value.removeprefix("$data.")])
+        elif key in PARAMS.get(section, {}):
+            in_params.append(f"{section}.{key}")
         else:
-            params.add(f"{section}.{key}")
-    return params, paths
+            in_plumbing.add(f"{section}.{key}")
+    return in_params, in_plumbing, paths
 
 
 @pytest.mark.parametrize("name", sorted(DVC["stages"]))
 def test_each_stage_declares_exactly_the_keys_its_step_reads(name: str) -> None:
     stage = DVC["stages"][name]
-    declared = {entry for entry in stage["params"] if isinstance(entry, str)}
-    params, paths = read_keys(name)
-    assert declared == params
+    declared = [entry for entry in stage["params"] if isinstance(entry, str)]
+    from_plumbing = [
+        set(entry["plumbing.yaml"]) for entry in stage["params"] if "plumbing.yaml" in entry
+    ]
+    in_params, in_plumbing, paths = read_keys(name)
+    assert declared == in_params  # in params.yaml's order, as `dvc exp show` shows them
+    assert from_plumbing == ([in_plumbing] if in_plumbing else [])
     # each folder or report the step names is one the stage tracks (or lies inside one)
-    templated = re.findall(r"\$\{(data\.\w+)\}", yaml.safe_dump(stage))
-    tracked = [REPO_ROOT / PARAMS["data"][key.split(".")[1]] for key in templated]
+    tracked = [REPO_ROOT / path for path in _paths([*stage["deps"], *stage.get("outs", [])])]
+    tracked += [REPO_ROOT / path for path in _paths(stage.get("metrics", []))]
     for path in paths:
-        target = REPO_ROOT / PARAMS["data"][path.split(".")[1]]
+        target = REPO_ROOT / path
         assert any(target == t or t in target.parents for t in tracked), f"{name}: {path}"
 
 
-def test_read_keys_are_the_section_but_its_templated_paths() -> None:
-    params, _ = read_keys("train")
-    assert "train.num_trees" in params and "train.tuned_from" in params
-    assert "train.training_rows_dir" not in params  # $data.training_rows: a templated path
+def test_read_keys_split_the_section_by_file_and_leave_out_its_paths() -> None:
+    in_params, in_plumbing, paths = read_keys("train")
+    assert "train.num_trees" in in_params and "train.tuned_from" in in_params
+    assert "train.storage_level" in in_plumbing
+    assert "data/features/training" in paths  # train.training_rows_dir: $data.training_rows
+    assert not {"train.training_rows_dir"} & {*in_params, *in_plumbing}
 
 
 def _paths(entries: list) -> list[str]:
-    """Stage deps/outs as paths, DVC's ${data.<key>} templating resolved from params.yaml."""
-    paths = [entry if isinstance(entry, str) else next(iter(entry)) for entry in entries]
-    return [
-        re.sub(r"\$\{data\.(\w+)\}", lambda m: PARAMS["data"][m.group(1)], path) for path in paths
-    ]
+    """Stage deps/outs (or top-level plots) as paths."""
+    return [entry if isinstance(entry, str) else next(iter(entry)) for entry in entries]
 
 
-def test_every_path_of_dvc_yaml_comes_from_the_data_section() -> None:
+def test_every_path_of_dvc_yaml_is_one_of_the_data_section() -> None:
+    # dvc.yaml writes the paths out (DVC templating from a settings file would make each a
+    # `dvc exp show` column); they are the `data` section the steps read, moved together
     for name, stage in DVC["stages"].items():
         for kind in ("outs", "metrics"):
-            for path in (
-                entry if isinstance(entry, str) else next(iter(entry))
-                for entry in stage.get(kind, [])
-            ):
-                assert re.fullmatch(r"\$\{data\.\w+\}", path), f"{name}.{kind}: {path}"
-        for dep in stage["deps"]:
-            dep = dep if isinstance(dep, str) else next(iter(dep))
-            assert dep.startswith("src/") or re.fullmatch(r"\$\{data\.\w+\}", dep), dep
+            for path in _paths(stage.get(kind, [])):
+                assert path in DATA_PATHS, f"{name}.{kind}: {path}"
+        for dep in _paths(stage["deps"]):
+            assert dep.startswith("src/") or dep in DATA_PATHS, dep
+    assert set(_paths(DVC["plots"])) <= DATA_PATHS
+    assert "${" not in (REPO_ROOT / "dvc.yaml").read_text()
 
 
 def missing_modules(stage: str, deps: list[str]) -> list[str]:
@@ -144,8 +152,11 @@ def test_a_stage_that_misses_an_imported_module_is_caught() -> None:
     )
 
 
-def test_params_yaml_sections_are_exactly_the_settings_sections() -> None:
-    assert set(PARAMS) == set(Settings.model_fields)
+def test_the_settings_files_hold_exactly_the_settings_sections() -> None:
+    assert set(SETTINGS) == set(Settings.model_fields)
+    for section, model in Settings.model_fields.items():
+        assert model.annotation is not None
+        assert set(SETTINGS[section]) == set(model.annotation.model_fields), section
 
 
 def _pins(requirements: list[str]) -> dict[str, str]:

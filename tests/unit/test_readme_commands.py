@@ -10,7 +10,7 @@ import yaml
 from tests.conftest import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-EXPERIMENT = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["mlflow"]["experiment"]
+EXPERIMENT = yaml.safe_load((REPO_ROOT / "plumbing.yaml").read_text())["mlflow"]["experiment"]
 
 
 def _shell_commands() -> list[str]:

@@ -1,10 +1,98 @@
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from tests.conftest import PARAMS_FILE
+from tests.conftest import PARAMS_FILE, PLUMBING_FILE, copy_settings
 from tweetops.errors import TweetopsError
-from tweetops.settings import load_settings, parse_override
+from tweetops.settings import load_settings, parse_override, resolve_references
+
+# what experiments vary, in the order `dvc exp show` shows it: the model's hyper-parameters
+# first, as they fit in a 160-column terminal beside the metrics (tests/e2e/test_dvc_experiments)
+EXPERIMENT_KEYS = [
+    "train.num_trees",
+    "train.max_depth",
+    "train.max_bins",
+    "train.min_instances_per_node",
+    "train.subsampling_rate",
+    "train.feature_subset_strategy",
+    "train.seed",
+    "train.test_fraction",
+    "train.tuned_from",
+    "promote.min_gain_over_baseline",
+    "promote.min_improvement",
+    "promote.min_comparison_rows",
+    "ingest.seed",
+    "ingest.n_tweets",
+    "ingest.n_users",
+    "ingest.synthetic_days",
+    "features.watermark",
+    "features.activity_window",
+    "features.activity_slide",
+    "features.flush_at_end",
+    "features.label_min_age",
+    "tune.max_evals",
+    "tune.algorithm",
+    "tune.seed",
+    "tune.validation_fraction",
+    "tune.num_trees",
+    "tune.max_depth",
+    "tune.min_instances_per_node",
+    "tune.subsampling_rate",
+]
+
+
+def _flat_file(path: Path) -> dict[str, Any]:
+    sections = yaml.safe_load(path.read_text())
+    return {
+        f"{section}.{key}": value
+        for section, keys in sections.items()
+        for key, value in keys.items()
+    }
+
+
+def test_params_yaml_holds_only_what_experiments_vary() -> None:
+    assert list(_flat_file(PARAMS_FILE)) == EXPERIMENT_KEYS
+
+
+def test_every_other_setting_resolves_from_plumbing_yaml() -> None:
+    settings = load_settings(PARAMS_FILE).flat()
+    plumbing = _flat_file(PLUMBING_FILE)
+    assert set(plumbing) == set(settings) - set(EXPERIMENT_KEYS)
+    # each value is the file's (a `$data.<key>` reference resolved), typed by its setting
+    raw = yaml.safe_load(PLUMBING_FILE.read_text())
+    resolved = resolve_references({**yaml.safe_load(PARAMS_FILE.read_text()), **raw})
+    for name in plumbing:
+        section, key = name.split(".")
+        expected = resolved[section][key]
+        assert settings[name] == (str(expected) if isinstance(settings[name], str) else expected)
+    # as they were when params.yaml held them all
+    assert settings["data.raw"] == "data/raw" and settings["ingest.raw_dir"] == "data/raw/tweets"
+    assert settings["spark.master"] == "local[2]" and settings["mlflow.experiment"] == "tweetops"
+    assert settings["promote.model_name"] == "tweet-engagement"
+    assert settings["features.max_clock_skew"] == settings["ingest.max_clock_skew"] == "1 hour"
+
+
+def test_overrides_reach_keys_of_both_files() -> None:
+    settings = load_settings(PARAMS_FILE, ["train.num_trees=7", "train.storage_level=none"])
+    assert (settings.train.num_trees, settings.train.storage_level) == (7, "none")
+
+
+def test_a_key_in_both_files_is_one_sentence(tmp_path: Path) -> None:
+    params = copy_settings(tmp_path)
+    (tmp_path / "plumbing.yaml").write_text(
+        PLUMBING_FILE.read_text().replace("train:\n", "train:\n  num_trees: 9\n", 1)
+    )
+    with pytest.raises(TweetopsError, match=r"^Setting train.num_trees is in both .*; keep it in"):
+        load_settings(params)
+
+
+def test_a_missing_plumbing_yaml_says_where_it_belongs(tmp_path: Path) -> None:
+    params = copy_settings(tmp_path)
+    (tmp_path / "plumbing.yaml").unlink()
+    with pytest.raises(TweetopsError, match=r"plumbing.yaml was not found .*plumbing.yaml beside"):
+        load_settings(params)
 
 
 def test_params_yaml_is_the_source_of_defaults() -> None:

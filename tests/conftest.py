@@ -59,12 +59,19 @@ if os.environ.get("PYTEST_XDIST_WORKER") and not hasattr(sys.modules["__main__"]
 # The test files that take longest (minutes each: whole chains through `mlflow run`, `dvc`,
 # a loopback cluster), started first so that the workers of `make test` finish together.
 LONGEST_FIRST = (
-    "tests/e2e/test_dvc_experiments.py",
-    "tests/e2e/test_reproduce_across_commits.py",
+    "tests/integration/test_features_stream.py",
     "tests/cluster/test_cluster.py",
+    "tests/e2e/test_dvc_experiments.py",
     "tests/cluster/test_isolated_workers.py",
     "tests/e2e/test_mlflow_run_tune.py",
-    "tests/integration/test_features_stream.py",
+    "tests/e2e/test_reproduce_across_commits.py",
+    "tests/integration/test_train_and_promote.py",
+    "tests/integration/test_concurrent_promote.py",
+    "tests/integration/test_tune.py",
+    "tests/e2e/test_console.py",
+    "tests/e2e/test_swap_kills.py",
+    "tests/e2e/test_kills.py",
+    "tests/e2e/test_skip_done_steps.py",
 )
 
 

@@ -107,7 +107,18 @@ def valid_tweets(parsed: DataFrame) -> DataFrame:
 
 
 def rejected_rows(parsed: DataFrame) -> DataFrame:
-    """Rows of :func:`parse_tweets` that are not, with why and what was read."""
+    """Rows of :func:`parse_tweets` that are not, with why and what was read.
+
+    A line whose bytes are not UTF-8 is kept twice: `raw_line` as text (each bad byte replaced
+    by U+FFFD) and `raw_line_base64`, its bytes as they were (null for every other line).
+    """
+    raw_line = F.col("raw_line")
     return parsed.where(F.col("reject_reason").isNotNull()).select(
-        "reject_reason", "tweet_id", "user_id", "raw_line"
+        "reject_reason",
+        "tweet_id",
+        "user_id",
+        F.make_valid_utf8(raw_line).alias("raw_line"),
+        F.when(~F.is_valid_utf8(raw_line), F.base64(raw_line.cast("binary"))).alias(
+            "raw_line_base64"
+        ),
     )

@@ -115,8 +115,14 @@ def collect(config: IngestSettings, batch: SourceBatch) -> IngestResult:
     `ingest.allow_empty`); a failed or killed run leaves the live snapshot as it was. A batch
     that resumes a stopped replace run continues in that run's staging folders. Mode `append`
     writes into the live snapshot, whose completion marker is cleared meanwhile, and drops
-    tweets already in it as duplicates.
+    tweets already in it as duplicates. One ingest at a time writes the snapshot: a second one
+    waits for the first (:func:`~tweetops.ingest.staging.snapshot_lock`).
     """
+    with staging.snapshot_lock(config.raw_dir):
+        return _collect(config, batch)
+
+
+def _collect(config: IngestSettings, batch: SourceBatch) -> IngestResult:
     started = time.perf_counter()
     named = (config.raw_dir, config.manifest_dir, config.quarantine_dir)
     live = staging.live_folders(named)

@@ -17,25 +17,40 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import Project
+from tests.conftest import SMALL_PROJECT, TEST_SPARK_OVERRIDES, Project, TrainedProject
+from tweetops.promote import promote
 from tweetops.registry import champion_version, history, move_champion, rollback
 
 pytestmark = pytest.mark.slow
 
 NAME = "tweet-engagement"
 
-# `python -c KILLED_AFTER_ALIAS <tweetops args...>`: SIGKILL right after the alias moved
+# `python -c KILLED_AFTER_ALIAS <tweetops args...>`: SIGKILL right after `champion` moved
 KILLED_AFTER_ALIAS = """
 import os, runpy, signal, sys
 from mlflow.tracking import MlflowClient
 move = MlflowClient.set_registered_model_alias
-def move_then_die(self, *args, **kwargs):
-    move(self, *args, **kwargs)
-    os.kill(os.getpid(), signal.SIGKILL)
+def move_then_die(self, name, alias, version):
+    move(self, name, alias, version)
+    if alias == "champion":
+        os.kill(os.getpid(), signal.SIGKILL)
 MlflowClient.set_registered_model_alias = move_then_die
 sys.argv = ["tweetops", *sys.argv[1:]]
 runpy.run_module("tweetops", run_name="__main__")
 """
+
+
+def _killed(project: Project, *args: str) -> None:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project.root / 'mlflow.db'}"}
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_ALIAS, *args],
+        cwd=project.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
 
 
 def _three_champions(client: MlflowClient, project: Project) -> None:
@@ -50,16 +65,7 @@ def test_kill_9_mid_rollback_leaves_the_last_recorded_champion(
 ) -> None:
     client = MlflowClient()
     _three_champions(client, project)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project.root / 'mlflow.db'}"}
-    killed = subprocess.run(
-        [sys.executable, "-c", KILLED_AFTER_ALIAS, "registry", "rollback"],
-        cwd=project.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    _killed(project, "registry", "rollback")
     assert champion_version(client, NAME) == "2"  # moved, not recorded: cut short
 
     with caplog.at_level(logging.WARNING, logger="tweetops"):
@@ -76,3 +82,26 @@ def test_kill_9_mid_rollback_leaves_the_last_recorded_champion(
     ]
     assert champion_version(client, NAME) == moves[-1].to_version
     assert client.get_model_version(NAME, "3").tags["tweetops.champion_until"] == moves[-1].at
+
+
+def test_kill_9_mid_promote_publish_is_undone_and_the_next_promote_records_it(
+    trained_project: TrainedProject,
+) -> None:
+    project = trained_project
+    _killed(project, "promote", *(f"-S{o}" for o in (*SMALL_PROJECT, *TEST_SPARK_OVERRIDES)))
+    client = MlflowClient()
+    assert champion_version(client, NAME) == "1" and history(client, NAME) == []  # cut short
+
+    result = promote(project.settings())
+
+    assert (result.version, result.promoted, result.champion_after) == ("1", True, "1")
+    moves = history(client, NAME)
+    assert [(m.action, m.from_version, m.to_version) for m in moves] == [("promote", None, "1")]
+    assert "tweetops.pending_move" not in client.get_registered_model(NAME).tags
+    experiment = client.get_experiment_by_name("tweetops")
+    statuses = sorted(
+        run.info.status
+        for run in client.search_runs([experiment.experiment_id])
+        if run.data.tags.get("tweetops.step") == "promote"
+    )
+    assert statuses == ["FINISHED", "KILLED"]  # the killed run is not left RUNNING

@@ -267,3 +267,20 @@ def test_an_ingest_that_waited_too_long_for_the_lock_refuses_and_changes_nothing
     ):
         ingest(project.settings(*SNAPSHOT, "ingest.mode=append", "ingest.seed=9"))
     assert snapshot_hashes() == good_snapshot
+
+
+def test_an_append_whose_source_fails_before_a_tweet_keeps_the_snapshot_marked(
+    project: Project, good_snapshot: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("X_BEARER_TOKEN", "xtest-token-for-an-api-that-is-not-there")
+    monkeypatch.setattr(
+        xapi_retry, "RETRY_POLICY", RetryPolicy(attempts=2, backoff_base=0.01, backoff_cap=0.01)
+    )
+    settings = project.settings(
+        "ingest.source=search", "ingest.mode=append", "ingest.api_base_url=http://127.0.0.1:9"
+    )
+    with pytest.raises(TweetopsError):
+        ingest(settings)
+    # nothing was written, so features may still read the snapshot as complete
+    assert snapshot_hashes() == good_snapshot
+    require_complete(TWEETS, produced_by="ingest")

@@ -176,6 +176,8 @@ class SnapshotWriter:
     counts: IngestCounts = field(default_factory=IngestCounts)
     written_files: list[Path] = field(default_factory=list)
     on_part_sealed: Callable[[Path], None] | None = None
+    # called before each part file appears under its final name (an append unmarks the snapshot)
+    before_part_sealed: Callable[[], None] | None = None
     # a tweet dated later than the wall clock plus this duration is quarantined (None: no bound)
     max_clock_skew: str | None = None
     _range: _Range = field(default_factory=_Range)
@@ -268,6 +270,8 @@ class SnapshotWriter:
         self._handle, self._tmp_path, self._in_part = None, None, 0
         handle.close()
         final = self.raw_dir / partial.name[1:].removesuffix(".tmp")
+        if self.before_part_sealed is not None:
+            self.before_part_sealed()
         os.replace(partial, final)
         self.written_files.append(final)
         if self.on_part_sealed is not None:

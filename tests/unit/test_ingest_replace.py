@@ -15,6 +15,7 @@ from filelock import FileLock
 
 from tests.conftest import Project
 from tests.support.snapshots import RECORDS, snapshot_hashes
+from tweetops import locks
 from tweetops.errors import TweetopsError
 from tweetops.ingest import staging
 from tweetops.ingest.replay import MAX_LINE_BYTES
@@ -231,7 +232,7 @@ def test_a_second_ingest_of_the_snapshot_waits_for_the_first_with_one_line(
     good_snapshot: dict[str, str], project: Project, caplog: pytest.LogCaptureFixture
 ) -> None:
     # the test holds the snapshot's lock as a first ingest would: a fixed interleaving, no race
-    held = FileLock(str(staging.lock_path(TWEETS)))
+    held = FileLock(str(locks.lock_path("ingest", TWEETS)))
     held.acquire()
     done: list[IngestResult] = []
     second = threading.Thread(
@@ -250,8 +251,9 @@ def test_a_second_ingest_of_the_snapshot_waits_for_the_first_with_one_line(
     assert done and done[0].counts.accepted > 0
     waited = [r.getMessage() for r in caplog.records if "lock" in r.getMessage()]
     assert waited == [
-        f"ingest: another ingest of {TWEETS} holds {staging.lock_path(TWEETS)}; this one "
-        f"waits for it (up to {staging.LOCK_WAIT_S:.0f}s)"
+        f"ingest: another `tweetops ingest` is working on {TWEETS} (lock "
+        f"{locks.lock_path('ingest', TWEETS)}); this one waits for it (up to "
+        f"{locks.LOCK_WAIT_S:.0f}s)"
     ]
     tweets = require_complete(TWEETS, produced_by="ingest")["counts"]["tweets"]
     assert tweets == 300 + done[0].counts.accepted
@@ -260,10 +262,10 @@ def test_a_second_ingest_of_the_snapshot_waits_for_the_first_with_one_line(
 def test_an_ingest_that_waited_too_long_for_the_lock_refuses_and_changes_nothing(
     good_snapshot: dict[str, str], project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(staging, "LOCK_WAIT_S", 0.2)
+    monkeypatch.setattr(locks, "LOCK_WAIT_S", 0.2)
     with (
-        FileLock(str(staging.lock_path(TWEETS))),
-        pytest.raises(TweetopsError, match=r"^Another ingest of data/raw/tweets held its lock "),
+        FileLock(str(locks.lock_path("ingest", TWEETS))),
+        pytest.raises(TweetopsError, match=r"^Another `tweetops ingest` held the lock of data/"),
     ):
         ingest(project.settings(*SNAPSHOT, "ingest.mode=append", "ingest.seed=9"))
     assert snapshot_hashes() == good_snapshot

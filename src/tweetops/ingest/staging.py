@@ -18,24 +18,17 @@ renames inside the folder the link names, so the link stays. A folder that is it
 point cannot be renamed, and a parent that cannot be written cannot hold the staging folder: such
 a swap is refused in one sentence before anything is written (:func:`check_swappable`).
 
-One ingest at a time writes a snapshot (:func:`snapshot_lock`): two appends at once would each
-read the same part files and one could lose the other's.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from filelock import FileLock, Timeout
 
 from tweetops.errors import TweetopsError
 from tweetops.markers import read_marker
@@ -43,43 +36,6 @@ from tweetops.markers import read_marker
 log = logging.getLogger(__name__)
 
 JOURNAL_NAME = ".ingest-swap.json"
-LOCK_WAIT_S = 900.0  # how long an ingest waits for another one of the same snapshot
-
-
-def lock_path(raw_dir: Path) -> Path:
-    """The lock file of the snapshot in `raw_dir`, outside the data folders DVC hashes."""
-    key = hashlib.sha256(str(Path(os.path.realpath(raw_dir))).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"tweetops-ingest-{key}.lock"
-
-
-@contextmanager
-def snapshot_lock(raw_dir: Path) -> Iterator[None]:
-    """Hold the lock of the snapshot in `raw_dir`, waiting up to LOCK_WAIT_S with one line.
-
-    A run that cannot have it in time refuses in one sentence, before anything is changed.
-    """
-    path = lock_path(raw_dir)
-    lock = FileLock(str(path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        log.warning(
-            "ingest: another ingest of %s holds %s; this one waits for it (up to %.0fs)",
-            raw_dir,
-            path,
-            LOCK_WAIT_S,
-        )
-        try:
-            lock.acquire(timeout=LOCK_WAIT_S)
-        except Timeout:
-            raise TweetopsError(
-                f"Another ingest of {raw_dir} held its lock {path} for {LOCK_WAIT_S:.0f}s, so "
-                f"this one changed nothing: wait for that ingest to finish and run again."
-            ) from None
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def live_folders(folders: Sequence[Path]) -> tuple[Path, ...]:

@@ -26,6 +26,7 @@ from tweetops.ingest.snapshot import (
 )
 from tweetops.ingest.source_batch import SourceBatch
 from tweetops.ingest.synthetic import SyntheticSpec, generate_tweets
+from tweetops.locks import exclusive
 from tweetops.markers import clear_marker, mark_complete
 from tweetops.runner import StepRun, run_step
 from tweetops.settings import IngestSettings, Settings
@@ -117,9 +118,9 @@ def collect(config: IngestSettings, batch: SourceBatch) -> IngestResult:
     writes into the live snapshot and drops tweets already in it as duplicates; its completion
     marker is cleared when the first new part file appears and written again at the end. One
     ingest at a time writes the snapshot: a second one
-    waits for the first (:func:`~tweetops.ingest.staging.snapshot_lock`).
+    waits for the first (:func:`~tweetops.locks.exclusive`).
     """
-    with staging.snapshot_lock(config.raw_dir):
+    with exclusive("ingest", config.raw_dir):
         return _collect(config, batch)
 
 

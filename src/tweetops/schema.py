@@ -199,6 +199,10 @@ PLATFORM_START = "2006-03-21T00:00:00Z"
 PLATFORM_START_DATE = PLATFORM_START[:10]
 
 
+# pydantic's words, which ingest gives for such a record
+TEXT_REASON = f"text: String should have at most {MAX_TEXT_CHARS} characters"
+
+
 def id_reason(field: str) -> str:
     """Why an id is refused, the same words at ingest and in features."""
     return f"{field} must be a string of 1 to {MAX_ID_DIGITS} digits, at most {MAX_COUNT}"

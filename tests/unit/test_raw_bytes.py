@@ -17,7 +17,9 @@ from pyspark.sql import SparkSession
 
 from tests.support.tweets import tweet
 from tweetops.features import parse_tweets, read_raw_batch, rejected_rows, valid_tweets
+from tweetops.ingest.record import InvalidRecord, validate_record
 from tweetops.ingest.snapshot import existing_tweet_ids, iter_part_records
+from tweetops.schema import MAX_TEXT_CHARS
 
 BOM = b"\xef\xbb\xbf"
 
@@ -118,3 +120,17 @@ def test_features_reject_a_50_mb_line_with_its_reason(spark: SparkSession, huge_
     assert reasons == [
         f"line is {length} characters, longer than Spark's JSON reader accepts (20000000)"
     ]
+
+
+def test_features_refuse_a_text_over_the_api_limit_in_ingest_words(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    long_text = tweet("10", "c", "2026-10-01T00:00:00.000Z", 1)
+    long_text["text"] = "x" * (MAX_TEXT_CHARS + 1)
+    with pytest.raises(InvalidRecord) as at_ingest:
+        validate_record(long_text)
+    (tmp_path / "part-long.jsonl").write_bytes(orjson.dumps(long_text) + b"\n")
+    parsed = parse_tweets(read_raw_batch(spark, tmp_path))
+    # the reason alone: the query reads no other column, and still parses the text
+    reasons = [r["reject_reason"] for r in parsed.select("reject_reason").collect()]
+    assert reasons == [at_ingest.value.reason]

@@ -134,3 +134,18 @@ def test_features_refuse_a_text_over_the_api_limit_in_ingest_words(
     # the reason alone: the query reads no other column, and still parses the text
     reasons = [r["reject_reason"] for r in parsed.select("reject_reason").collect()]
     assert reasons == [at_ingest.value.reason]
+
+
+def test_both_steps_split_lines_at_a_lone_carriage_return(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # a file saved with old Mac line ends, or two files joined with mixed ones
+    ends = (b"\r", b"\r\n", b"\r", b"\n")
+    (tmp_path / "part-cr.jsonl").write_bytes(
+        b"".join(_line(n) + end for n, end in enumerate(ends, start=1))
+    )
+    assert [r["id"] for r in iter_part_records(tmp_path)] == ["1", "2", "3", "4"]
+    ids = [
+        r["tweet_id"] for r in valid_tweets(parse_tweets(read_raw_batch(spark, tmp_path))).collect()
+    ]
+    assert sorted(ids) == ["1", "2", "3", "4"]

@@ -98,7 +98,7 @@ def iter_part_records(
     """
     for path in part_files(raw_dir):
         with path.open("rb") as handle:
-            for number, line in enumerate(handle, start=1):
+            for number, line in enumerate(_lines(handle), start=1):
                 if not line.strip():
                     continue
                 record = read_part_line(line)
@@ -106,6 +106,17 @@ def iter_part_records(
                     yield record
                 elif unreadable is not None:
                     unreadable(path, number)
+
+
+def _lines(handle: IO[bytes], chunk: int = 1 << 20) -> Iterator[bytes]:
+    """The lines of a file as Spark's reader splits them: at `\\n`, `\\r\\n` or a lone `\\r`."""
+    carry = b""
+    while block := handle.read(chunk):
+        pieces = (carry + block).splitlines(keepends=True)
+        carry = pieces.pop()  # maybe cut short, or a `\\r` whose `\\n` is in the next block
+        yield from pieces
+    if carry:
+        yield carry
 
 
 def read_part_line(line: bytes) -> Any:

@@ -214,6 +214,7 @@ def promote(settings: Settings) -> PromotionResult:
     training_run = _live_training_run(client, trained.run_id)
 
     with registry.registry_lock(config.model_name):
+        registry.settle_interrupted_move(client, config.model_name)
         contenders = _contenders(client, trained, config.model_name, config.force)
 
         def core(run: SparkStepRun) -> Comparison:

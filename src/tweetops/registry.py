@@ -9,6 +9,11 @@ which version to which, why, both scores, the rows compared) and as tags of the 
 back in order, :func:`rollback` moves `champion` to the champion before the current one and
 records that as a move too.
 
+A move is written ahead (`tweetops.pending_move` on the registered model, with what it changes
+and the values it replaces) and that tag is removed once the move is recorded; a process killed
+in between leaves it, and the next promote or rollback undoes the move first
+(:func:`settle_interrupted_move`), so the champion is always the one its history names.
+
 Alias moves of one registered model are serialised by :func:`registry_lock`, a file lock keyed on
 the tracking store and the model name. It protects promote processes on one machine sharing one
 tracking store; processes on different machines writing to one tracking server are not
@@ -40,6 +45,9 @@ log = logging.getLogger(__name__)
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 HISTORY_TAG_PREFIX = "tweetops.history."
+# a champion move under way: what to put back if the process dies before the move is recorded
+PENDING_MOVE_TAG = "tweetops.pending_move"
+_MOVE_TAGS = ("tweetops.champion_since", "tweetops.champion_reason")
 TRAIN_RUN_TAG = "tweetops.train_run_id"
 
 
@@ -225,10 +233,17 @@ def move_champion(
         comparison_rows=comparison_rows,
     )
     try:
-        client.set_registered_model_alias(name, CHAMPION, to_version)
         tags = client.get_registered_model(name).tags or {}
         sequence = sum(key.startswith(HISTORY_TAG_PREFIX) for key in tags)
         key = f"{HISTORY_TAG_PREFIX}{sequence:06d}"
+        replaced = {to_version: _tag_values(client, name, to_version, _MOVE_TAGS)}
+        if previous is not None and previous != to_version:
+            replaced[previous] = _tag_values(client, name, previous, ("tweetops.champion_until",))
+        pending = {"to_version": to_version, "from_version": previous, "key": key}
+        client.set_registered_model_tag(
+            name, PENDING_MOVE_TAG, json.dumps({**pending, "replaced": replaced}, sort_keys=True)
+        )
+        client.set_registered_model_alias(name, CHAMPION, to_version)
         client.set_model_version_tag(
             name, to_version, key, json.dumps(asdict(move), sort_keys=True)
         )
@@ -237,9 +252,71 @@ def move_champion(
         client.set_model_version_tag(name, to_version, "tweetops.champion_reason", reason)
         if previous is not None and previous != to_version:
             client.set_model_version_tag(name, previous, "tweetops.champion_until", move.at)
+        client.delete_registered_model_tag(name, PENDING_MOVE_TAG)
     except MlflowException as exc:
         raise registry_error(f"moving {CHAMPION} of {name} to v{to_version}", exc) from None
     return move
+
+
+def _tag_values(
+    client: MlflowClient, name: str, version: str, keys: tuple[str, ...]
+) -> dict[str, str | None]:
+    tags = client.get_model_version(name, version).tags or {}
+    return {key: tags.get(key) for key in keys}
+
+
+def settle_interrupted_move(client: MlflowClient, name: str) -> None:
+    """Undo a champion move a killed process left unrecorded; call it holding the lock.
+
+    The alias goes back where it was, and the move's record and the tags it changed are
+    restored (a version deleted meanwhile is skipped), so the registry is as before the move.
+    """
+    try:
+        pending_text = (client.get_registered_model(name).tags or {}).get(PENDING_MOVE_TAG)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return
+        raise registry_error(f"reading {name}", exc) from None
+    if pending_text is None:
+        return
+    pending = json.loads(pending_text)
+    key, previous = pending["key"], pending["from_version"]
+    try:
+        if previous is None:
+            client.delete_registered_model_alias(name, CHAMPION)
+        else:
+            client.set_registered_model_alias(name, CHAMPION, previous)
+        if key in (client.get_registered_model(name).tags or {}):
+            client.delete_registered_model_tag(name, key)
+        for version, values in pending["replaced"].items():
+            _restore_tags(client, name, version, {key: None, **values})
+        client.delete_registered_model_tag(name, PENDING_MOVE_TAG)
+    except MlflowException as exc:
+        raise registry_error(f"undoing the cut-short move of {name}", exc) from None
+    log.warning(
+        "registry: the move of %s %s to v%s was cut short (the process was killed); it was "
+        "undone, %s",
+        name,
+        CHAMPION,
+        pending["to_version"],
+        f"{CHAMPION} is v{previous} again" if previous is not None else f"there is no {CHAMPION}",
+    )
+
+
+def _restore_tags(
+    client: MlflowClient, name: str, version: str, values: dict[str, str | None]
+) -> None:
+    try:
+        tags = client.get_model_version(name, version).tags or {}
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return  # deleted since: nothing of it to restore
+        raise
+    for key, value in values.items():
+        if value is not None:
+            client.set_model_version_tag(name, version, key, value)
+        elif key in tags:
+            client.delete_model_version_tag(name, version, key)
 
 
 def previous_champion(moves: list[AliasMove]) -> str | None:
@@ -261,6 +338,7 @@ def previous_champion(moves: list[AliasMove]) -> str | None:
 def rollback(client: MlflowClient, name: str) -> AliasMove:
     """Move `champion` back to the previous champion and record it."""
     with registry_lock(name):
+        settle_interrupted_move(client, name)
         current = champion_version(client, name)
         if current is None:
             raise TweetopsError(f"{name} has no {CHAMPION} to roll back: run `tweetops promote`.")

@@ -18,18 +18,23 @@ CORRUPT_RECORD_COLUMN = "_corrupt_record"
 # Spark's JSON reader (Jackson) refuses strings longer than this; a longer line lands in
 # `_corrupt_record` although it may well be JSON
 SPARK_JSON_MAX_STRING = 20_000_000
+NOT_UTF8_REASON = "line has bytes that are not UTF-8 (the line as it was is in raw_line_base64)"
+NUL_REASON = "line has a NUL byte that is not escaped as \\u0000"
 
 
 def corrupt_line_reason(raw_line: Column) -> Column:
     """Why Spark could not read a raw line (its `_corrupt_record`) as a normalized tweet.
 
-    Too long for Spark's JSON reader, not JSON at all, JSON but not an object, or an object
-    whose fields do not have the types of :data:`RAW_TWEET_SCHEMA`.
+    Too long for Spark's JSON reader, bytes that are not UTF-8, a raw NUL byte, not JSON at
+    all, JSON but not an object, or an object whose fields do not have the types of
+    :data:`RAW_TWEET_SCHEMA`. `raw_line` holds the line's bytes as they were.
     """
     parsed = F.try_parse_json(raw_line)
     length = F.length(raw_line)
     reason = (
-        F.when(
+        F.when(~F.is_valid_utf8(raw_line), F.lit(NOT_UTF8_REASON))
+        .when(F.instr(raw_line, "\x00") > 0, F.lit(NUL_REASON))
+        .when(
             length > SPARK_JSON_MAX_STRING,
             F.concat(
                 F.lit("line is "),
@@ -192,6 +197,10 @@ MAX_ENTITIES = 1_000  # per kind: hashtags, mentions, urls
 # The first tweet was posted on 2006-03-21: a tweet or an account dated earlier cannot be real.
 PLATFORM_START = "2006-03-21T00:00:00Z"
 PLATFORM_START_DATE = PLATFORM_START[:10]
+
+
+# pydantic's words, which ingest gives for such a record
+TEXT_REASON = f"text: String should have at most {MAX_TEXT_CHARS} characters"
 
 
 def id_reason(field: str) -> str:

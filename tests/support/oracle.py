@@ -101,7 +101,7 @@ FROM read_json({{files}}, format = 'newline_delimited', columns = {_RAW_COLUMNS}
 _VALID = """
 tweet_id_num IS NOT NULL AND user_id IS NOT NULL AND event_ms IS NOT NULL
 AND followers_count IS NOT NULL AND following_count IS NOT NULL AND tweet_count IS NOT NULL
-AND listed_count IS NOT NULL
+AND listed_count IS NOT NULL AND text_length <= 25000
 """
 
 

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import threading
+import time
 from pathlib import Path
 
 import orjson
 import pytest
+from filelock import FileLock
 
 from tests.conftest import Project
 from tests.support.snapshots import RECORDS, snapshot_hashes
+from tweetops import locks
 from tweetops.errors import TweetopsError
 from tweetops.ingest import staging
 from tweetops.ingest.replay import MAX_LINE_BYTES
 from tweetops.ingest.snapshot import iter_part_records, part_files
-from tweetops.ingest.step import ingest
+from tweetops.ingest.step import IngestResult, ingest
 from tweetops.ingest.xapi import retry as xapi_retry
 from tweetops.ingest.xapi.retry import RetryPolicy
 from tweetops.markers import read_marker, require_complete
@@ -221,3 +226,63 @@ def test_an_unreadable_part_file_is_named_and_an_append_still_works(
     named = [r.getMessage() for r in caplog.records if "part-garbage.jsonl" in r.getMessage()]
     assert len(named) == 1 and "2 unreadable line(s) (first: line 1)" in named[0]
     assert garbage.read_bytes() == b"{not json\n[1, 2]\n"  # left as it was
+
+
+def test_a_second_ingest_of_the_snapshot_waits_for_the_first_with_one_line(
+    good_snapshot: dict[str, str], project: Project, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the test holds the snapshot's lock as a first ingest would: a fixed interleaving, no race
+    held = FileLock(str(locks.lock_path("ingest", TWEETS)))
+    held.acquire()
+    done: list[IngestResult] = []
+    second = threading.Thread(
+        target=lambda: done.append(
+            ingest(project.settings(*SNAPSHOT, "ingest.mode=append", "ingest.seed=9"))
+        )
+    )
+    with caplog.at_level(logging.INFO, logger="tweetops"):
+        second.start()
+        deadline = time.monotonic() + 60
+        while "waits" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert snapshot_hashes() == good_snapshot  # nothing touched while it waits
+        held.release()
+        second.join(timeout=120)
+    assert done and done[0].counts.accepted > 0
+    waited = [r.getMessage() for r in caplog.records if "lock" in r.getMessage()]
+    assert waited == [
+        f"ingest: another `tweetops ingest` is working on {TWEETS} (lock "
+        f"{locks.lock_path('ingest', TWEETS)}); this one waits for it (up to "
+        f"{locks.LOCK_WAIT_S:.0f}s)"
+    ]
+    tweets = require_complete(TWEETS, produced_by="ingest")["counts"]["tweets"]
+    assert tweets == 300 + done[0].counts.accepted
+
+
+def test_an_ingest_that_waited_too_long_for_the_lock_refuses_and_changes_nothing(
+    good_snapshot: dict[str, str], project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(locks, "LOCK_WAIT_S", 0.2)
+    with (
+        FileLock(str(locks.lock_path("ingest", TWEETS))),
+        pytest.raises(TweetopsError, match=r"^Another `tweetops ingest` held the lock of data/"),
+    ):
+        ingest(project.settings(*SNAPSHOT, "ingest.mode=append", "ingest.seed=9"))
+    assert snapshot_hashes() == good_snapshot
+
+
+def test_an_append_whose_source_fails_before_a_tweet_keeps_the_snapshot_marked(
+    project: Project, good_snapshot: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("X_BEARER_TOKEN", "xtest-token-for-an-api-that-is-not-there")
+    monkeypatch.setattr(
+        xapi_retry, "RETRY_POLICY", RetryPolicy(attempts=2, backoff_base=0.01, backoff_cap=0.01)
+    )
+    settings = project.settings(
+        "ingest.source=search", "ingest.mode=append", "ingest.api_base_url=http://127.0.0.1:9"
+    )
+    with pytest.raises(TweetopsError):
+        ingest(settings)
+    # nothing was written, so features may still read the snapshot as complete
+    assert snapshot_hashes() == good_snapshot
+    require_complete(TWEETS, produced_by="ingest")

@@ -11,8 +11,10 @@ from pyspark.sql import functions as F
 from tweetops.schema import (
     BEFORE_ACCOUNT_REASON,
     CORRUPT_RECORD_COLUMN,
+    MAX_TEXT_CHARS,
     PLATFORM_START,
     PROFILE_COLUMNS,
+    TEXT_REASON,
     before_platform_reason,
     corrupt_line_reason,
     future_reason,
@@ -86,6 +88,10 @@ def parse_tweets(raw: DataFrame, max_clock_skew: str | None = None) -> DataFrame
         .when(F.col("tweet_id_num").isNull(), F.lit(id_reason("id")))
         .when(F.col("user_id").isNull(), F.lit("missing author"))
         .when(F.col("created_at").isNull(), F.lit("missing or unreadable created_at"))
+        # besides ingest's limit, this makes every query that reads the reason parse `text`:
+        # Spark's JSON reader parses only the fields a query reads, so a text longer than it
+        # reads would otherwise be rejected by one query and valid in another
+        .when(F.col("text_length") > MAX_TEXT_CHARS, F.lit(TEXT_REASON))
         .when(missing_profile, F.lit("missing author public_metrics"))
         .when(F.col("created_at") < platform_start, F.lit(before_platform_reason("created_at")))
         .when(
@@ -107,7 +113,18 @@ def valid_tweets(parsed: DataFrame) -> DataFrame:
 
 
 def rejected_rows(parsed: DataFrame) -> DataFrame:
-    """Rows of :func:`parse_tweets` that are not, with why and what was read."""
+    """Rows of :func:`parse_tweets` that are not, with why and what was read.
+
+    A line whose bytes are not UTF-8 is kept twice: `raw_line` as text (each bad byte replaced
+    by U+FFFD) and `raw_line_base64`, its bytes as they were (null for every other line).
+    """
+    raw_line = F.col("raw_line")
     return parsed.where(F.col("reject_reason").isNotNull()).select(
-        "reject_reason", "tweet_id", "user_id", "raw_line"
+        "reject_reason",
+        "tweet_id",
+        "user_id",
+        F.make_valid_utf8(raw_line).alias("raw_line"),
+        F.when(~F.is_valid_utf8(raw_line), F.base64(raw_line.cast("binary"))).alias(
+            "raw_line_base64"
+        ),
     )

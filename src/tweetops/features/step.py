@@ -30,6 +30,7 @@ from tweetops.features.stream import (
     progress_fields,
 )
 from tweetops.ingest.snapshot import PART_SUFFIX, part_files
+from tweetops.locks import exclusive
 from tweetops.markers import clear_marker, mark_complete, require_complete
 from tweetops.runner import run_step
 from tweetops.schema import CORRUPT_RECORD_COLUMN, RAW_TWEET_SCHEMA
@@ -252,8 +253,19 @@ def stream_feature_tables(
     One query reads `raw_dir` as a file stream (`maxFilesPerTrigger`, part files only:
     dot-files being written are never read) into :class:`FeatureStream`'s `foreachBatch`.
     `continuous` triggers a micro-batch every `trigger_interval_s` and runs until `stop` is
-    requested (SIGINT/SIGTERM); it always keeps its checkpoint, so a restart continues.
+    requested (SIGINT/SIGTERM); it always keeps its checkpoint, so a restart continues. One job
+    at a time works on a checkpoint: a second one waits for the first (:func:`exclusive`).
     """
+    with exclusive("features", config.checkpoint_dir):
+        return _stream_feature_tables(spark, config, on_batch, stop)
+
+
+def _stream_feature_tables(
+    spark: SparkSession,
+    config: FeaturesSettings,
+    on_batch: Callable[[BatchProgress], None],
+    stop: StopRequest | None,
+) -> FeaturesResult:
     live = config.trigger == "continuous"
     if not live and not part_files(config.raw_dir):
         raise TweetopsError(

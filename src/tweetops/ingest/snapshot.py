@@ -11,6 +11,7 @@ once complete (written as a dot-file, then renamed), so a streaming reader never
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -22,11 +23,15 @@ from typing import IO, Any
 import orjson
 
 from tweetops.ingest.record import InvalidRecord, validate_record
+from tweetops.schema import SPARK_JSON_MAX_STRING
 from tweetops.versions import tool_versions
 
 log = logging.getLogger(__name__)
 
 PART_SUFFIX = ".jsonl"
+_BOM = b"\xef\xbb\xbf"
+# the first JSON value of a text, whatever follows it (orjson refuses trailing bytes)
+_FIRST_VALUE = json.JSONDecoder()
 
 
 @dataclass
@@ -85,7 +90,7 @@ def part_files(raw_dir: Path) -> list[Path]:
 def iter_part_records(
     raw_dir: Path, unreadable: Callable[[Path, int], None] | None = None
 ) -> Iterator[dict[str, Any]]:
-    """Every record of every part file in `raw_dir`.
+    """Every record of every part file in `raw_dir`, read as features read them.
 
     A line that is not a JSON object with a string `id` (a part file damaged or dropped in by
     hand; features reject such a line too) is skipped and reported to `unreadable` with its
@@ -93,17 +98,58 @@ def iter_part_records(
     """
     for path in part_files(raw_dir):
         with path.open("rb") as handle:
-            for number, line in enumerate(handle, start=1):
+            for number, line in enumerate(_lines(handle), start=1):
                 if not line.strip():
                     continue
-                try:
-                    record = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    record = None
+                record = read_part_line(line)
                 if isinstance(record, dict) and isinstance(record.get("id"), str):
                     yield record
                 elif unreadable is not None:
                     unreadable(path, number)
+
+
+def _lines(handle: IO[bytes], chunk: int = 1 << 20) -> Iterator[bytes]:
+    """The lines of a file as Spark's reader splits them: at `\\n`, `\\r\\n` or a lone `\\r`."""
+    carry = b""
+    while block := handle.read(chunk):
+        pieces = (carry + block).splitlines(keepends=True)
+        carry = pieces.pop()  # maybe cut short, or a `\\r` whose `\\n` is in the next block
+        yield from pieces
+    if carry:
+        yield carry
+
+
+def read_part_line(line: bytes) -> Any:
+    """The JSON value of one part-file line as Spark's JSON reader (features) reads it, or None.
+
+    Spark skips a UTF-8 byte order mark at the start of a line and reads the first value of
+    the line, whatever follows it; it refuses bytes that are not UTF-8 and raw control
+    characters (a NUL) inside the value, as orjson does, and strings longer than
+    :data:`~tweetops.schema.SPARK_JSON_MAX_STRING` characters.
+    """
+    line = line.removeprefix(_BOM)
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        try:
+            text = line.decode("utf-8").lstrip()
+            value = _FIRST_VALUE.raw_decode(text)[0] if text else None
+        except (UnicodeDecodeError, ValueError):
+            return None
+    if len(line) > SPARK_JSON_MAX_STRING and _longest_string(value) > SPARK_JSON_MAX_STRING:
+        return None
+    return value
+
+
+def _longest_string(value: Any) -> int:
+    """The length of the longest string (key or value) anywhere in a JSON value."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return max((max(len(k), _longest_string(v)) for k, v in value.items()), default=0)
+    if isinstance(value, list):
+        return max((_longest_string(v) for v in value), default=0)
+    return 0
 
 
 def existing_tweet_ids(raw_dir: Path) -> set[str]:
@@ -141,6 +187,8 @@ class SnapshotWriter:
     counts: IngestCounts = field(default_factory=IngestCounts)
     written_files: list[Path] = field(default_factory=list)
     on_part_sealed: Callable[[Path], None] | None = None
+    # called before each part file appears under its final name (an append unmarks the snapshot)
+    before_part_sealed: Callable[[], None] | None = None
     # a tweet dated later than the wall clock plus this duration is quarantined (None: no bound)
     max_clock_skew: str | None = None
     _range: _Range = field(default_factory=_Range)
@@ -233,6 +281,8 @@ class SnapshotWriter:
         self._handle, self._tmp_path, self._in_part = None, None, 0
         handle.close()
         final = self.raw_dir / partial.name[1:].removesuffix(".tmp")
+        if self.before_part_sealed is not None:
+            self.before_part_sealed()
         os.replace(partial, final)
         self.written_files.append(final)
         if self.on_part_sealed is not None:

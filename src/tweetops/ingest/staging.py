@@ -17,6 +17,7 @@ Data folders that are symlinks (a mounted volume linked into `data/raw`) are fol
 renames inside the folder the link names, so the link stays. A folder that is itself a mount
 point cannot be renamed, and a parent that cannot be written cannot hold the staging folder: such
 a swap is refused in one sentence before anything is written (:func:`check_swappable`).
+
 """
 
 from __future__ import annotations

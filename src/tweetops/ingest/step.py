@@ -26,6 +26,7 @@ from tweetops.ingest.snapshot import (
 )
 from tweetops.ingest.source_batch import SourceBatch
 from tweetops.ingest.synthetic import SyntheticSpec, generate_tweets
+from tweetops.locks import exclusive
 from tweetops.markers import clear_marker, mark_complete
 from tweetops.runner import StepRun, run_step
 from tweetops.settings import IngestSettings, Settings
@@ -114,9 +115,16 @@ def collect(config: IngestSettings, batch: SourceBatch) -> IngestResult:
     in only once the source finished with at least one tweet (none is an error unless
     `ingest.allow_empty`); a failed or killed run leaves the live snapshot as it was. A batch
     that resumes a stopped replace run continues in that run's staging folders. Mode `append`
-    writes into the live snapshot, whose completion marker is cleared meanwhile, and drops
-    tweets already in it as duplicates.
+    writes into the live snapshot and drops tweets already in it as duplicates; its completion
+    marker is cleared when the first new part file appears and written again at the end. One
+    ingest at a time writes the snapshot: a second one
+    waits for the first (:func:`~tweetops.locks.exclusive`).
     """
+    with exclusive("ingest", config.raw_dir):
+        return _collect(config, batch)
+
+
+def _collect(config: IngestSettings, batch: SourceBatch) -> IngestResult:
     started = time.perf_counter()
     named = (config.raw_dir, config.manifest_dir, config.quarantine_dir)
     live = staging.live_folders(named)
@@ -136,8 +144,6 @@ def collect(config: IngestSettings, batch: SourceBatch) -> IngestResult:
     remove_unsealed_parts(raw_dir)
     keep_existing = not replace or batch.resuming
     known_ids = existing_tweet_ids(raw_dir) if keep_existing else set()
-    if not replace:  # the snapshot is incomplete from here until this batch is marked
-        clear_marker(raw_dir)
     writer = SnapshotWriter(
         raw_dir=raw_dir,
         quarantine_dir=quarantine_dir,
@@ -145,6 +151,9 @@ def collect(config: IngestSettings, batch: SourceBatch) -> IngestResult:
         tweets_per_file=config.tweets_per_file,
         known_ids=known_ids,
         on_part_sealed=batch.on_part_sealed,
+        # an append makes the snapshot incomplete from its first new part file until it is
+        # marked again; a source that fails before that leaves it as it was, still marked
+        before_part_sealed=None if replace else lambda: clear_marker(raw_dir),
         max_clock_skew=config.max_clock_skew,
     )
     try:

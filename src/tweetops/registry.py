@@ -220,6 +220,7 @@ def move_champion(
     comparison_rows: int | None = None,
 ) -> AliasMove:
     """Point `champion` at `to_version` and record the move (registered model + version tags)."""
+    to_version = str(to_version)  # MLflow hands out some versions as int (create_model_version)
     previous = champion_version(client, name)
     move = AliasMove(
         at=datetime.now(UTC).isoformat(timespec="seconds"),

@@ -33,6 +33,7 @@ from tweetops.spark import (
     check_java,
     java_executable,
 )
+from tweetops.tracking import process_alive
 
 
 def remove_abandoned_archives(folder: Path) -> list[Path]:
@@ -40,21 +41,11 @@ def remove_abandoned_archives(folder: Path) -> list[Path]:
     removed = []
     for partial in folder.glob("*.jsa.*.tmp"):
         writer = partial.name.rsplit(".", 2)[-2]
-        if writer.isdigit() and _process_alive(int(writer)):
+        if process_alive(writer):
             continue
         partial.unlink(missing_ok=True)
         removed.append(partial)
     return removed
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def build_archive() -> Path:

@@ -39,18 +39,24 @@ def good_snapshot(project: Project) -> dict[str, str]:
     return hashes
 
 
+@pytest.fixture
+def unreachable_api(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The base URL of an X API nobody listens on, with a token and a fast retry policy."""
+    monkeypatch.setenv("X_BEARER_TOKEN", "xtest-token-for-an-api-that-is-not-there")
+    monkeypatch.setattr(
+        xapi_retry, "RETRY_POLICY", RetryPolicy(attempts=2, backoff_base=0.01, backoff_cap=0.01)
+    )
+    return "http://127.0.0.1:9"
+
+
 def _replay(project: Project, archive: Path, *overrides: str):
     return project.settings("ingest.source=replay", f"ingest.path={archive}", *overrides)
 
 
 def test_search_against_an_unreachable_api_keeps_the_snapshot(
-    project: Project, good_snapshot: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    project: Project, good_snapshot: dict[str, str], unreachable_api: str
 ) -> None:
-    monkeypatch.setenv("X_BEARER_TOKEN", "xtest-token-for-an-api-that-is-not-there")
-    monkeypatch.setattr(
-        xapi_retry, "RETRY_POLICY", RetryPolicy(attempts=2, backoff_base=0.01, backoff_cap=0.01)
-    )
-    settings = project.settings("ingest.source=search", "ingest.api_base_url=http://127.0.0.1:9")
+    settings = project.settings("ingest.source=search", f"ingest.api_base_url={unreachable_api}")
     with pytest.raises(TweetopsError):
         ingest(settings)
     assert snapshot_hashes() == good_snapshot
@@ -272,14 +278,10 @@ def test_an_ingest_that_waited_too_long_for_the_lock_refuses_and_changes_nothing
 
 
 def test_an_append_whose_source_fails_before_a_tweet_keeps_the_snapshot_marked(
-    project: Project, good_snapshot: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    project: Project, good_snapshot: dict[str, str], unreachable_api: str
 ) -> None:
-    monkeypatch.setenv("X_BEARER_TOKEN", "xtest-token-for-an-api-that-is-not-there")
-    monkeypatch.setattr(
-        xapi_retry, "RETRY_POLICY", RetryPolicy(attempts=2, backoff_base=0.01, backoff_cap=0.01)
-    )
     settings = project.settings(
-        "ingest.source=search", "ingest.mode=append", "ingest.api_base_url=http://127.0.0.1:9"
+        "ingest.source=search", "ingest.mode=append", f"ingest.api_base_url={unreachable_api}"
     )
     with pytest.raises(TweetopsError):
         ingest(settings)

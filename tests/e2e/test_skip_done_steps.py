@@ -147,6 +147,7 @@ def test_a_second_main_skips_all_four_steps_leaves_the_registry_and_force_reruns
     assert len(client.search_model_versions(f"name = '{name}'")) == len(versions) + 1
 
 
+@pytest.mark.slow
 def test_a_train_run_is_reused_only_while_its_report_model_and_version_are_there(
     trained_project: TrainedProject,
 ) -> None:

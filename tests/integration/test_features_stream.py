@@ -41,6 +41,7 @@ def last_record(raw_dir: Path) -> dict:
     return orjson.loads(last.read_bytes().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_late_duplicate_garbage_and_half_written_files(
     project: Project, spark: SparkSession
 ) -> None:
@@ -70,6 +71,7 @@ def test_late_duplicate_garbage_and_half_written_files(
     assert users.agg(F.sum("tweets_seen")).first()[0] == 201  # the fresh tweet, not the others
 
 
+@pytest.mark.slow
 def test_a_deleted_checkpoint_rebuilds_the_tables_with_one_sentence(
     project: Project, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -85,6 +87,7 @@ def test_a_deleted_checkpoint_rebuilds_the_tables_with_one_sentence(
     assert (again.users, again.training_rows) == (first.users, first.training_rows)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("deleted", ["", "query/sources", "query/commits"])
 def test_a_run_after_a_deleted_checkpoint_equals_the_batch_twin_with_no_row_twice(
     project: Project, spark: SparkSession, deleted: str

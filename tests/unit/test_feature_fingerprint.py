@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from pyspark.sql import SparkSession
 
 from tests.conftest import Project
@@ -17,6 +18,7 @@ def _hashes(folders: dict[str, Path]) -> dict[str, str | None]:
     return {name: dvc_hash(folder) for name, folder in folders.items()}
 
 
+@pytest.mark.slow
 def test_rebuilding_features_from_the_same_snapshot_gives_the_same_dvc_md5(
     project: Project,
 ) -> None:

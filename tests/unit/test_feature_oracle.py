@@ -165,7 +165,12 @@ def assert_counts(result: FeaturesResult, expected: OracleCounts) -> None:
 
 @pytest.mark.parametrize(
     ("slide", "flush", "min_age"),
-    [(None, False, "1 day"), ("30 minutes", False, None), ("20 minutes", True, "1 day")],
+    [
+        (None, False, "1 day"),
+        # the other two shapes run in `make test` only (`make check` keeps one)
+        pytest.param("30 minutes", False, None, marks=pytest.mark.slow),
+        pytest.param("20 minutes", True, "1 day", marks=pytest.mark.slow),
+    ],
 )
 def test_one_shot_stream_batch_and_oracle_agree(
     project: Project,
@@ -215,6 +220,7 @@ def test_one_shot_stream_batch_and_oracle_agree(
     assert with_history > 0 and without_history > 0 and most_in_a_day > 1
 
 
+@pytest.mark.slow
 def test_flush_at_end_counts_what_it_flushes(
     project: Project, oracle: duckdb.DuckDBPyConnection
 ) -> None:
@@ -245,6 +251,7 @@ def test_flush_at_end_counts_what_it_flushes(
     assert marker is not None and marker["counts"]["waiting"] == waiting
 
 
+@pytest.mark.slow
 def test_micro_batches_with_late_tweets_and_duplicates_match_the_oracle(
     project: Project, oracle: duckdb.DuckDBPyConnection
 ) -> None:
@@ -324,6 +331,7 @@ def as_written_before_fetched_at(spark: SparkSession, checkpoint_dir: Path) -> N
 OLD_STATE = ("waiting", "too_young")
 
 
+@pytest.mark.slow
 def test_an_old_checkpoint_without_fetched_at_continues_as_the_oracle_says(
     project: Project, spark: SparkSession, oracle: duckdb.DuckDBPyConnection
 ) -> None:

@@ -17,6 +17,7 @@ from tweetops.ingest.step import ingest
 from tweetops.markers import require_complete
 
 
+@pytest.mark.slow
 def test_a_second_features_job_on_the_checkpoint_refuses_and_keeps_the_tables_marked(
     featured_project: FeaturedProject, spark: SparkSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -36,6 +37,7 @@ class _Killed(BaseException):
     """Stands for SIGKILL inside this process: nothing after it runs, no handler sees it."""
 
 
+@pytest.mark.slow
 def test_a_run_cut_short_in_the_end_of_run_flush_leaves_tables_unmarked_then_whole(
     project: Project, spark: SparkSession
 ) -> None:

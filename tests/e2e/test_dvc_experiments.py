@@ -214,3 +214,16 @@ def test_two_dvc_experiments_show_their_metrics_and_plots(tmp_path: Path) -> Non
         for version in client.search_model_versions("name = 'tweet-engagement'")
     }
     assert tagged == {None, "few", "shallow"}
+
+    # `dvc metrics diff` in an 80-column terminal: one row per metric, numbers only, uncut
+    run([*DVC, "exp", "apply", "shallow"], cwd=project, env=env)
+    shown_diff = run([*DVC, "metrics", "diff"], cwd=project, env={**env, "COLUMNS": "80"}).stdout
+    lines = [line.rstrip() for line in shown_diff.splitlines() if line.strip()]
+    assert all(len(line) <= 80 and "…" not in line for line in lines), shown_diff
+    diff_rows = {line.split()[1]: line.split()[2:] for line in lines[1:]}
+    # the unchanged baseline_rmse (same rows, same split) is left out, as DVC does by default
+    assert {"rmse", "r2", "mae"} <= set(diff_rows) <= set(metric_columns), shown_diff
+    old_rmse, new_rmse, change = (float(cell) for cell in diff_rows["rmse"])
+    assert math.isclose(old_rmse, baseline_rmse, rel_tol=1e-4)
+    assert math.isclose(new_rmse, rmse["shallow"], rel_tol=1e-4)
+    assert math.isclose(change, new_rmse - old_rmse, rel_tol=1e-3, abs_tol=1e-4)

@@ -126,7 +126,7 @@ def migrated_store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return migrated_store(tmp_path_factory.mktemp("mlflow-store"))
 
 
-def _enter_project(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def enter_project(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(root)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri(root / STORE_NAME))
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
@@ -142,7 +142,7 @@ def project(
     root.mkdir()
     copy_settings(root)
     copy_store(migrated_store_template, root)
-    _enter_project(root, monkeypatch)
+    enter_project(root, monkeypatch)
     return Project(root)
 
 
@@ -157,7 +157,7 @@ def featured_project_template(
     copy_settings(root)
     copy_store(migrated_store_template, root)
     with pytest.MonkeyPatch.context() as patch:
-        _enter_project(root, patch)
+        enter_project(root, patch)
         settings = FeaturedProject(root).settings()
         ingest(settings)
         build_features(settings)
@@ -171,7 +171,7 @@ def featured_project(
     """`project`, holding a copy of the small project's snapshot and features (no model yet)."""
     root = tmp_path / "project"
     copy_project(featured_project_template.root, root)
-    _enter_project(root, monkeypatch)
+    enter_project(root, monkeypatch)
     return FeaturedProject(root)
 
 
@@ -184,7 +184,7 @@ def trained_project_template(
     root = tmp_path_factory.mktemp("trained") / "project"
     copy_project(featured_project_template.root, root)
     with pytest.MonkeyPatch.context() as patch:
-        _enter_project(root, patch)
+        enter_project(root, patch)
         trained = train(FeaturedProject(root).settings())
     return TrainedProject(root, trained)
 
@@ -196,7 +196,7 @@ def trained_project(
     """`project`, holding a copy of the small trained project (data, reports, store, model)."""
     root = tmp_path / "project"
     copy_project(trained_project_template.root, root)
-    _enter_project(root, monkeypatch)
+    enter_project(root, monkeypatch)
     return TrainedProject(root, trained_project_template.trained)
 
 

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -18,8 +19,9 @@ from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from tests.conftest import TEST_SPARK_OVERRIDES, Project
+from tests.conftest import TEST_SPARK_OVERRIDES, Project, copy_settings, enter_project
 from tests.support.frames import assert_same_rows, build_features_batch_for, read_table
+from tests.support.stores import copy_store
 from tweetops.features import build_features
 from tweetops.ingest.step import ingest
 from tweetops.settings import Settings
@@ -87,18 +89,52 @@ def test_a_deleted_checkpoint_rebuilds_the_tables_with_one_sentence(
     assert (again.users, again.training_rows) == (first.users, first.training_rows)
 
 
+@dataclass(frozen=True)
+class TwoRuns:
+    """A project after two features runs (tables from more than one batch), kept whole in
+    `backup`: each test puts it back at the same absolute path (the query's checkpoint names
+    the files it read by path), so the ingests and the two runs happen once per module."""
+
+    root: Path
+    backup: Path
+
+    def restore(self, monkeypatch: pytest.MonkeyPatch) -> Settings:
+        shutil.rmtree(self.root, ignore_errors=True)
+        shutil.copytree(self.backup, self.root)
+        enter_project(self.root, monkeypatch)
+        return Project(self.root).settings(*TWO_RUNS)
+
+
+TWO_RUNS = (*SMALL, "ingest.n_tweets=200", day(1), "features.label_min_age=null")
+
+
+@pytest.fixture(scope="module")
+def two_runs(
+    tmp_path_factory: pytest.TempPathFactory, migrated_store_template: Path, spark: SparkSession
+) -> TwoRuns:
+    """:class:`TwoRuns`, built once for this module."""
+    base = tmp_path_factory.mktemp("two-runs")
+    root = base / "project"
+    root.mkdir()
+    copy_settings(root)
+    copy_store(migrated_store_template, root)
+    with pytest.MonkeyPatch.context() as patch:
+        enter_project(root, patch)
+        settings = Project(root).settings(*TWO_RUNS)
+        ingest(settings)
+        build_features(settings)
+        ingest(Project(root).settings(*SMALL, "ingest.n_tweets=100", "ingest.mode=append", day(2)))
+        build_features(settings)
+    shutil.copytree(root, base / "backup")
+    return TwoRuns(root, base / "backup")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("deleted", ["", "query/sources", "query/commits"])
 def test_a_run_after_a_deleted_checkpoint_equals_the_batch_twin_with_no_row_twice(
-    project: Project, spark: SparkSession, deleted: str
+    two_runs: TwoRuns, spark: SparkSession, monkeypatch: pytest.MonkeyPatch, deleted: str
 ) -> None:
-    settings = project.settings(
-        *SMALL, "ingest.n_tweets=200", day(1), "features.label_min_age=null"
-    )
-    ingest(settings)
-    build_features(settings)
-    ingest(project.settings(*SMALL, "ingest.n_tweets=100", "ingest.mode=append", day(2)))
-    build_features(settings)  # two runs: tables from more than one batch
+    settings = two_runs.restore(monkeypatch)
     shutil.rmtree(settings.features.checkpoint_dir / deleted)
 
     again = build_features(settings)

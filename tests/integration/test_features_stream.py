@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 
 from tests.conftest import TEST_SPARK_OVERRIDES, Project, copy_settings, enter_project
 from tests.support.frames import assert_same_rows, build_features_batch_for, read_table
-from tests.support.stores import copy_store
+from tests.support.stores import STORE_NAME, copy_store
 from tweetops.features import build_features
 from tweetops.ingest.step import ingest
 from tweetops.settings import Settings
@@ -99,8 +99,11 @@ class TwoRuns:
     backup: Path
 
     def restore(self, monkeypatch: pytest.MonkeyPatch) -> Settings:
-        shutil.rmtree(self.root, ignore_errors=True)
-        shutil.copytree(self.backup, self.root)
+        # every file but the MLflow store, which MLflow keeps open across tests
+        for kept in self.backup.iterdir():
+            if kept.name != STORE_NAME and kept.is_dir():
+                shutil.rmtree(self.root / kept.name, ignore_errors=True)
+                shutil.copytree(kept, self.root / kept.name)
         enter_project(self.root, monkeypatch)
         return Project(self.root).settings(*TWO_RUNS)
 

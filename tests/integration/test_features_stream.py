@@ -85,7 +85,7 @@ def test_a_deleted_checkpoint_rebuilds_the_tables_with_one_sentence(
     assert (again.users, again.training_rows) == (first.users, first.training_rows)
 
 
-@pytest.mark.parametrize("deleted", ["", "query/sources", "query/commits"])
+@pytest.mark.parametrize("deleted", ["", "query/sources", "query/commits", "users", "carry"])
 def test_a_run_after_a_deleted_checkpoint_equals_the_batch_twin_with_no_row_twice(
     project: Project, spark: SparkSession, deleted: str
 ) -> None:
@@ -94,8 +94,10 @@ def test_a_run_after_a_deleted_checkpoint_equals_the_batch_twin_with_no_row_twic
     )
     ingest(settings)
     build_features(settings)
-    ingest(project.settings(*SMALL, "ingest.n_tweets=100", "ingest.mode=append", day(2)))
-    build_features(settings)  # two runs: tables from more than one batch
+    for n in (12, 13):  # more runs, the last one 12 days after the first: older than 7 d
+        ingest(project.settings(*SMALL, "ingest.n_tweets=100", "ingest.mode=append", day(n)))
+        build_features(settings)  # tables from more than one batch
+    assert any((settings.features.checkpoint_dir / "carry").iterdir())  # the last run carried
     shutil.rmtree(settings.features.checkpoint_dir / deleted)
 
     again = build_features(settings)
@@ -224,3 +226,29 @@ def test_a_checkpoint_deleted_under_a_live_job_stops_it_with_one_sentence(
     assert live.wait(timeout=300) == 2, log.read_text()
     output = log.read_text()
     assert "was deleted while features ran" in output and "Traceback" not in output
+
+
+def test_state_folders_a_killed_batch_left_half_written_are_overwritten(
+    project: Project, spark: SparkSession
+) -> None:
+    settings = project.settings(
+        *SMALL, "ingest.n_tweets=200", day(1), "features.label_min_age=null"
+    )
+    ingest(settings)
+    build_features(settings)
+    checkpoint = settings.features.checkpoint_dir
+    last = max(int(p.stem) for p in (checkpoint / "state").glob("*.json"))
+    for name in ("history", "users", "carry"):  # what a kill -9 inside the next batch leaves
+        stray = checkpoint / name / f"batch_id={last + 1}"
+        stray.mkdir(parents=True, exist_ok=True)
+        (stray / "part-00000-cut.snappy.parquet").write_bytes(b"PAR1 cut short")
+    ingest(project.settings(*SMALL, "ingest.n_tweets=100", "ingest.mode=append", day(2)))
+
+    again = build_features(settings)
+
+    config = settings.features
+    batch = build_features_batch_for(spark, config)
+    assert not again.rebuilt and again.input_rows == 100
+    assert_same_rows(read_table(spark, config.users_dir), batch.users)
+    assert_same_rows(read_table(spark, config.training_rows_dir), batch.training)
+    assert_same_rows(read_table(spark, config.user_activity_dir), batch.activity)

@@ -10,7 +10,8 @@
    JVM (a child), and where the time goes (the job's phases, summed over micro-batches).
 2. The DuckDB oracle (tests/support/oracle.py) computes the same three tables with the same
    semantics from the same files; its time, whether Spark's tables equal its tables, and the
-   ratio Spark (three tables) / DuckDB (three tables), target at most 4x.
+   ratio Spark (three tables) / DuckDB (three tables), target at most 4x; and its floor,
+   Spark's bare parse of the same files (the job's reader and schema to a `noop` sink) / DuckDB.
 3. `train.storage_level`: train's `fit_and_score` on the training rows at each level.
 4. Spark with a single micro-batch (when the default sizing needs several) and with each
    `--sizing-files` cap: the cost of micro-batch sizing.
@@ -148,6 +149,23 @@ def _spark_run(settings: Settings, label: str, tweets: int) -> tuple[float, floa
     return seconds, cpu
 
 
+def _spark_parse(settings: Settings) -> tuple[float, float]:
+    """Spark's floor: the bare parse of the snapshot (the job's reader and schema, every column
+    to a `noop` sink, so every field is parsed), wall time and CPU seconds."""
+    from tweetops.features import read_raw_batch
+
+    spark = build_spark(settings.spark)
+    started, cpu_before = time.perf_counter(), cpu_seconds()
+    read_raw_batch(spark, settings.features.raw_dir).write.format("noop").mode("overwrite").save()
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_before
+    print(
+        f"spark JSON parse alone (RAW_TWEET_SCHEMA, noop sink): {seconds:.1f} s "
+        f"({cpu:.1f} CPU s, {load_average()})",
+        flush=True,
+    )
+    return seconds, cpu
+
+
 def _micro_batches(settings: Settings) -> list[list[Path]]:
     """The part files as the stream reads them: modification-time order, capped per batch."""
     config = settings.features
@@ -156,7 +174,9 @@ def _micro_batches(settings: Settings) -> list[list[Path]]:
     return [files[n : n + step] for n in range(0, len(files), step)]
 
 
-def _oracle(settings: Settings, spark_seconds: float, spark_cpu: float) -> None:
+def _oracle(
+    settings: Settings, spark_seconds: float, spark_cpu: float, parse: tuple[float, float]
+) -> None:
     """The DuckDB oracle on the same snapshot: its time, and whether Spark's tables equal it."""
     import duckdb
 
@@ -201,6 +221,11 @@ def _oracle(settings: Settings, spark_seconds: float, spark_cpu: float) -> None:
         f"wall, {spark_cpu / cpu:.1f}x CPU (target at most 4x)",
         flush=True,
     )
+    print(
+        f"Spark's JSON parse alone / DuckDB three tables: {parse[0] / seconds:.1f}x wall, "
+        f"{parse[1] / cpu:.1f}x CPU (the floor of the ratio above)",
+        flush=True,
+    )
 
 
 class LagTracker:
@@ -233,7 +258,12 @@ def _tweet_lines(pool_dir: Path) -> Iterator[bytes]:
 
 
 def _live_throughput(
-    root: Path, pool_dir: Path, rates: list[int], seconds_per_rate: int, base_tweets: int
+    root: Path,
+    pool_dir: Path,
+    rates: list[int],
+    seconds_per_rate: int,
+    base_tweets: int,
+    pool_tweets: int,
 ) -> None:
     """Append tweets at rising rates to a live run; the highest rate with p50 lag under 10 s."""
     settings = _settings(root, base_tweets, "features.trigger=continuous")
@@ -265,8 +295,15 @@ def _live_throughput(
         while tracker.processed() < base_tweets:
             time.sleep(0.2)
         for rate in rates:
+            if written + rate * seconds_per_rate > pool_tweets:
+                print(
+                    f"live {rate:,} tweets/s: not measured, only {pool_tweets - written:,} of "
+                    f"the snapshot's tweets are left (raise --tweets)",
+                    flush=True,
+                )
+                break
             tracker.lags, first_batch = [], len(batches)
-            started = time.perf_counter()
+            started, cpu_before = time.perf_counter(), cpu_seconds()
             for second in range(seconds_per_rate):
                 tracker.pending.append((time.perf_counter(), append(rate)))
                 while time.perf_counter() < started + second + 1:
@@ -279,6 +316,7 @@ def _live_throughput(
             if tracker.pending or not tracker.lags:
                 print(f"live {rate:,} tweets/s: not caught up within 120 s", flush=True)
                 break
+            cpu_per_second = (cpu_seconds() - cpu_before) / (time.perf_counter() - started)
             p50 = statistics.median(tracker.lags)
             ran = batches[first_batch:]
             phases: dict[str, float] = {}
@@ -290,7 +328,8 @@ def _live_throughput(
             print(
                 f"live {rate:,} tweets/s for {seconds_per_rate} s: lag p50 "
                 f"{p50:.1f} s, max {max(tracker.lags):.1f} s; {len(ran)} micro-batches, mean "
-                f"{mean_batch:.1f} s ({listed}); history {tracker.processed():,} tweets",
+                f"{mean_batch:.1f} s ({listed}); history {tracker.processed():,} tweets; "
+                f"{cpu_per_second:.2f} CPU s per s (driver and JVM), {load_average()}",
                 flush=True,
             )
             if p50 >= 10:
@@ -376,8 +415,9 @@ def main() -> None:
         )
         build_spark(settings.spark)  # JVM start-up is not the job's cost
         default = _spark_run(settings, "defaults", args.tweets)
+        parse = _spark_parse(settings)
         if "duckdb" not in args.skip:
-            _oracle(settings, *default)
+            _oracle(settings, *default, parse)
         if "storage" not in args.skip:
             _storage_levels(settings, args.storage_rows)
         if parts <= settings.features.max_files_per_trigger:
@@ -408,6 +448,7 @@ def main() -> None:
                 args.live_rates,
                 args.live_seconds,
                 args.live_tweets,
+                args.tweets,
             )
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -90,10 +90,11 @@ def test_a_deleted_checkpoint_rebuilds_the_tables_with_one_sentence(
 
 
 @dataclass(frozen=True)
-class TwoRuns:
-    """A project after two features runs (tables from more than one batch), kept whole in
-    `backup`: each test puts it back at the same absolute path (the query's checkpoint names
-    the files it read by path), so the ingests and the two runs happen once per module."""
+class ThreeRuns:
+    """A project after three features runs (tables from more than one batch, the last one 12
+    days after the first, so older tweets are carried), kept whole in `backup`: each test puts
+    it back at the same absolute path (the query's checkpoint names the files it read by path),
+    so the ingests and the runs happen once per module."""
 
     root: Path
     backup: Path
@@ -105,39 +106,42 @@ class TwoRuns:
                 shutil.rmtree(self.root / kept.name, ignore_errors=True)
                 shutil.copytree(kept, self.root / kept.name)
         enter_project(self.root, monkeypatch)
-        return Project(self.root).settings(*TWO_RUNS)
+        return Project(self.root).settings(*THREE_RUNS)
 
 
-TWO_RUNS = (*SMALL, "ingest.n_tweets=200", day(1), "features.label_min_age=null")
+THREE_RUNS = (*SMALL, "ingest.n_tweets=200", day(1), "features.label_min_age=null")
 
 
 @pytest.fixture(scope="module")
-def two_runs(
+def three_runs(
     tmp_path_factory: pytest.TempPathFactory, migrated_store_template: Path, spark: SparkSession
-) -> TwoRuns:
-    """:class:`TwoRuns`, built once for this module."""
-    base = tmp_path_factory.mktemp("two-runs")
+) -> ThreeRuns:
+    """:class:`ThreeRuns`, built once for this module."""
+    base = tmp_path_factory.mktemp("three-runs")
     root = base / "project"
     root.mkdir()
     copy_settings(root)
     copy_store(migrated_store_template, root)
     with pytest.MonkeyPatch.context() as patch:
         enter_project(root, patch)
-        settings = Project(root).settings(*TWO_RUNS)
+        settings = Project(root).settings(*THREE_RUNS)
         ingest(settings)
         build_features(settings)
-        ingest(Project(root).settings(*SMALL, "ingest.n_tweets=100", "ingest.mode=append", day(2)))
-        build_features(settings)
+        for n in (12, 13):  # the last run 12 days after the first: older than 7 d
+            appended = (*SMALL, "ingest.n_tweets=100", "ingest.mode=append", day(n))
+            ingest(Project(root).settings(*appended))
+            build_features(settings)
+        assert any((settings.features.checkpoint_dir / "carry").iterdir())  # the last carried
     shutil.copytree(root, base / "backup")
-    return TwoRuns(root, base / "backup")
+    return ThreeRuns(root, base / "backup")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("deleted", ["", "query/sources", "query/commits"])
+@pytest.mark.parametrize("deleted", ["", "query/sources", "query/commits", "users", "carry"])
 def test_a_run_after_a_deleted_checkpoint_equals_the_batch_twin_with_no_row_twice(
-    two_runs: TwoRuns, spark: SparkSession, monkeypatch: pytest.MonkeyPatch, deleted: str
+    three_runs: ThreeRuns, spark: SparkSession, monkeypatch: pytest.MonkeyPatch, deleted: str
 ) -> None:
-    settings = two_runs.restore(monkeypatch)
+    settings = three_runs.restore(monkeypatch)
     shutil.rmtree(settings.features.checkpoint_dir / deleted)
 
     again = build_features(settings)
@@ -266,3 +270,30 @@ def test_a_checkpoint_deleted_under_a_live_job_stops_it_with_one_sentence(
     assert live.wait(timeout=300) == 2, log.read_text()
     output = log.read_text()
     assert "was deleted while features ran" in output and "Traceback" not in output
+
+
+@pytest.mark.slow
+def test_state_folders_a_killed_batch_left_half_written_are_overwritten(
+    project: Project, spark: SparkSession
+) -> None:
+    settings = project.settings(
+        *SMALL, "ingest.n_tweets=200", day(1), "features.label_min_age=null"
+    )
+    ingest(settings)
+    build_features(settings)
+    checkpoint = settings.features.checkpoint_dir
+    last = max(int(p.stem) for p in (checkpoint / "state").glob("*.json"))
+    for name in ("history", "users", "carry"):  # what a kill -9 inside the next batch leaves
+        stray = checkpoint / name / f"batch_id={last + 1}"
+        stray.mkdir(parents=True, exist_ok=True)
+        (stray / "part-00000-cut.snappy.parquet").write_bytes(b"PAR1 cut short")
+    ingest(project.settings(*SMALL, "ingest.n_tweets=100", "ingest.mode=append", day(2)))
+
+    again = build_features(settings)
+
+    config = settings.features
+    batch = build_features_batch_for(spark, config)
+    assert not again.rebuilt and again.input_rows == 100
+    assert_same_rows(read_table(spark, config.users_dir), batch.users)
+    assert_same_rows(read_table(spark, config.training_rows_dir), batch.training)
+    assert_same_rows(read_table(spark, config.user_activity_dir), batch.activity)

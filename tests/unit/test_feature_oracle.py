@@ -365,3 +365,77 @@ def test_an_old_checkpoint_without_fetched_at_continues_as_the_oracle_says(
     from_old = [row["age_at_fetch_hours"] for row in emitted_now if row["tweet_id"] in old_ids]
     assert from_old and all(age is None for age in from_old)
     assert expected.too_young > 0  # the new tweets' fetch times still count
+
+
+def three_weeks_of_tweets() -> list[dict[str, Any]]:
+    """Histories longer than the 7-day window, read a few days per micro-batch: the training
+    rows of the later batches need tweets older than any window (the job's author carry)."""
+    rng = random.Random(21)
+    tweets = []
+    for n in range(360):
+        minute = rng.randint(0, 21 * 24 * 60)
+        tweets.append(
+            tweet(
+                f"{5000 + n}",
+                f"{rng.randint(1, 5)}",
+                at(timedelta(minutes=minute)),
+                100 + minute // 600,
+                retweet=rng.random() < 0.25,
+                likes=rng.randint(0, 300),
+            )
+        )
+    # exactly 7 d and 24 h apart across the batches, and a tie at the end
+    for n, offset in enumerate(
+        (
+            timedelta(0),
+            timedelta(days=7),
+            timedelta(days=8),
+            timedelta(days=15),
+            timedelta(days=15, milliseconds=1),
+            timedelta(days=20),
+            timedelta(days=20),
+        )
+    ):
+        tweets.append(tweet(f"{6000 + n}", "40", at(offset), 20 + n, likes=3 * n))
+    # quiet for 16 days: the previous tweet is only in the carry
+    tweets.append(tweet("6100", "41", at(timedelta(days=1)), 5, likes=4))
+    tweets.append(tweet("6101", "41", at(timedelta(days=17)), 5, likes=9))
+    tweets.append(tweet("6102", "42", at(timedelta(days=2)), 5, retweet=True))  # only a retweet
+    tweets.append(tweet("6103", "42", at(timedelta(days=19)), 5, likes=1))
+    return tweets
+
+
+@pytest.mark.parametrize("flush", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_histories_longer_than_the_window_match_the_oracle_batch_by_batch(
+    project: Project,
+    spark: SparkSession,
+    oracle: duckdb.DuckDBPyConnection,
+    tmp_path: Path,
+    flush: bool,
+) -> None:
+    by_time = sorted(three_weeks_of_tweets(), key=lambda t: t["created_at"])
+    sixth = len(by_time) // 6
+    parts = [by_time[n * sixth : (n + 1) * sixth] for n in range(5)] + [by_time[5 * sixth :]]
+    settings = project.settings(
+        "features.max_files_per_trigger=1",
+        f"features.flush_at_end={str(flush).lower()}",
+        "features.label_min_age=null",
+    )
+    config = settings.features
+    files = write_parts(config.raw_dir, [[orjson.dumps(t) for t in part] for part in parts])
+    result = build_features(settings)
+    expected = build_oracle(oracle, [[f] for f in files], flush_at_end=flush)
+    assert result.micro_batches == 6 and expected.late == 0
+    assert_counts(result, expected)
+    assert_tables_equal(oracle, stream_folders(settings), "stream vs oracle")
+    assert_tables_equal(oracle, batch_folders(spark, settings, tmp_path / "batch"), "batch")
+    # the later batches did carry tweets older than their window, and the data needs them
+    carried = [
+        pq.read_table(folder).to_pylist()
+        for folder in (config.checkpoint_dir / "carry").glob("batch_id=*")
+    ]
+    assert carried and sum(row["carry_originals"] for rows in carried for row in rows) > 0
+    quiet = oracle.execute(
+        "SELECT days_since_author_previous_tweet FROM training WHERE tweet_id = '6101'"
+    ).fetchone()
+    assert quiet is not None and quiet[0] == pytest.approx(16.0)

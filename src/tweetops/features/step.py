@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -205,7 +206,8 @@ def checkpoint_matches_tables(config: FeaturesSettings) -> bool:
     """Whether a restart from the checkpoint continues the tables without a tweet read twice.
 
     The checkpoint must be whole (the query's metadata, its file log when it committed a batch,
-    a commit for every batch but the last it planned, the job's state up to its last commit),
+    a commit for every batch but the last it planned, the job's state up to its last commit,
+    the user state and author carry that state names),
     and every `batch_id` folder of the tables must come from a batch it recorded (or the flush
     after the last). A checkpoint deleted in part, or recreated by a query still running when
     it was deleted, fails this: its query would read the snapshot again and append it.
@@ -223,13 +225,29 @@ def checkpoint_matches_tables(config: FeaturesSettings) -> bool:
         return False
     if commits and (not _batch_ids(query / "sources" / "0") or last_state < max(commits)):
         return False
-    written = config.checkpoint_dir / "history", *table_folders(config)
+    if not _state_folders_exist(config, last_state):
+        return False
+    written = (
+        *(config.checkpoint_dir / name for name in ("history", "users", "carry")),
+        *table_folders(config),
+    )
     return all(
         int(batch.name.removeprefix("batch_id=")) <= last_state + 1
         for folder in written
         if folder.is_dir()
         for batch in folder.glob("batch_id=*")
         if batch.name.removeprefix("batch_id=").isdigit()
+    )
+
+
+def _state_folders_exist(config: FeaturesSettings, last_state: int) -> bool:
+    """Whether the user state and author carry the last committed state names are there."""
+    if last_state < 0:
+        return True
+    state = json.loads((config.checkpoint_dir / "state" / f"{last_state}.json").read_text())
+    return all(
+        state.get(key) is None or (config.checkpoint_dir / name / f"batch_id={state[key]}").is_dir()
+        for key, name in (("users_batch", "users"), ("carry_batch", "carry"))
     )
 
 

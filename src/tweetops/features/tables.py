@@ -1,7 +1,9 @@
 """The feature tables as pure `DataFrame -> DataFrame` functions over valid tweets.
 
-- :func:`user_features`: one row per user (latest profile, activity, engagement).
-- :func:`author_history`: each tweet with its author's history strictly before it.
+- :func:`user_features`: one row per user (latest profile, activity, engagement), the
+  :func:`users_from_state` of a :func:`user_state` (aggregates that merge by addition).
+- :func:`author_history`: each tweet with its author's history strictly before it, optionally
+  over a recent slice plus an :func:`author_carry` of the older tweets.
 - :func:`training_rows`: one row per original tweet, label and model inputs.
 - :func:`user_activity`: per user and event-time window, activity, engagement and growth.
 
@@ -27,6 +29,8 @@ from tweetops.settings import DAY_MS, duration_ms
 __all__ = ["duration_ms"]
 
 EVENT_MS = "event_ms"
+# the longest window of author_history: older tweets are only counted, summed and dated
+HISTORY_HORIZON_MS = 7 * DAY_MS
 
 
 def with_event_ms(tweets: DataFrame) -> DataFrame:
@@ -38,9 +42,22 @@ def _original() -> Column:
     return ~F.col("is_retweet")
 
 
-def user_features(tweets: DataFrame) -> DataFrame:
-    """One row per user: latest profile (by created_at, then tweet id), activity, engagement."""
-    latest = F.max(
+def user_state(tweets: DataFrame, previous: DataFrame | None = None) -> DataFrame:
+    """Per user, the partial aggregates :func:`users_from_state` finishes; they merge by addition.
+
+    Counts and sums add, `first_tweet_at` is a minimum and `latest` (the profile of the latest
+    tweet, by created_at then tweet id) a maximum, so the state of `previous` (the state of
+    earlier tweets) and `tweets` together is one aggregation of both: the streaming job keeps
+    the state and merges each micro-batch's tweets into it, instead of aggregating the whole
+    history again.
+    """
+    original = _original()
+    rows = tweets.select(
+        "user_id",
+        F.lit(1).cast("long").alias("tweets_seen"),
+        F.when(original, 1).otherwise(0).cast("long").alias("original_tweets"),
+        F.when(original, 0).otherwise(1).cast("long").alias("retweets_made"),
+        F.col("created_at").alias("first_tweet_at"),
         F.struct(
             F.col("created_at"),
             F.col("tweet_id_num"),
@@ -48,19 +65,28 @@ def user_features(tweets: DataFrame) -> DataFrame:
             *(F.col(name) for name in PROFILE_COLUMNS),
             F.col("verified"),
             F.col("account_created_at"),
-        )
-    ).alias("latest")
-    original = _original()
-    aggregated = tweets.groupBy("user_id").agg(
-        F.count(F.lit(1)).alias("tweets_seen"),
-        F.sum(F.when(original, 1).otherwise(0)).cast("long").alias("original_tweets"),
-        F.sum(F.when(original, 0).otherwise(1)).cast("long").alias("retweets_made"),
-        F.min("created_at").alias("first_tweet_at"),
-        latest,
-        F.sum(F.when(original, F.col("engagement_total"))).alias("total_engagement"),
-        F.avg(F.when(original, F.log1p("engagement_total"))).alias("mean_engagement"),
+        ).alias("latest"),
+        F.when(original, F.col("engagement_total")).alias("total_engagement"),
+        F.when(original, F.log1p(F.col("engagement_total").cast("double"))).alias(
+            "log_engagement_sum"
+        ),
     )
-    return aggregated.select(
+    if previous is not None:
+        rows = rows.unionByName(previous)
+    return rows.groupBy("user_id").agg(
+        F.sum("tweets_seen").cast("long").alias("tweets_seen"),
+        F.sum("original_tweets").cast("long").alias("original_tweets"),
+        F.sum("retweets_made").cast("long").alias("retweets_made"),
+        F.min("first_tweet_at").alias("first_tweet_at"),
+        F.max("latest").alias("latest"),
+        F.sum("total_engagement").cast("long").alias("total_engagement"),
+        F.sum("log_engagement_sum").alias("log_engagement_sum"),
+    )
+
+
+def users_from_state(state: DataFrame) -> DataFrame:
+    """The user table of a :func:`user_state`: one row per user."""
+    return state.select(
         "user_id",
         F.col("latest.username").alias("username"),
         "tweets_seen",
@@ -72,11 +98,46 @@ def user_features(tweets: DataFrame) -> DataFrame:
         "first_tweet_at",
         F.col("latest.created_at").alias("last_tweet_at"),
         F.coalesce(F.col("total_engagement"), F.lit(0)).cast("long").alias("total_engagement"),
-        "mean_engagement",
+        F.when(
+            F.col("original_tweets") > 0, F.col("log_engagement_sum") / F.col("original_tweets")
+        ).alias("mean_engagement"),
     )
 
 
-def author_history(tweets: DataFrame) -> DataFrame:
+def user_features(tweets: DataFrame) -> DataFrame:
+    """One row per user: latest profile (by created_at, then tweet id), activity, engagement."""
+    return users_from_state(user_state(tweets))
+
+
+def author_carry(tweets: DataFrame) -> DataFrame:
+    """Per author, what :func:`author_history` needs of tweets older than its longest window.
+
+    `carry_originals` (original tweets), `carry_log_engagement` (the sum of their
+    `log1p(engagement)`) and `carry_last_ms` (the latest event time). Carries of disjoint sets of
+    tweets merge by :func:`merge_carry`.
+    """
+    timed = tweets if EVENT_MS in tweets.columns else with_event_ms(tweets)
+    log_engagement = F.when(_original(), F.log1p(F.col("engagement_total").cast("double")))
+    return timed.groupBy("user_id").agg(
+        F.count(log_engagement).cast("long").alias("carry_originals"),
+        F.sum(log_engagement).alias("carry_log_engagement"),
+        F.max(EVENT_MS).alias("carry_last_ms"),
+    )
+
+
+def merge_carry(*carries: DataFrame) -> DataFrame:
+    """One :func:`author_carry` from several (of disjoint sets of tweets)."""
+    union = carries[0]
+    for carry in carries[1:]:
+        union = union.unionByName(carry)
+    return union.groupBy("user_id").agg(
+        F.sum("carry_originals").cast("long").alias("carry_originals"),
+        F.sum("carry_log_engagement").alias("carry_log_engagement"),
+        F.max("carry_last_ms").alias("carry_last_ms"),
+    )
+
+
+def author_history(tweets: DataFrame, carry: DataFrame | None = None) -> DataFrame:
     """Each tweet with its author's history strictly before its `created_at`.
 
     Adds :data:`~tweetops.schema.AUTHOR_HISTORY_COLUMNS`: tweets of any kind in the previous
@@ -85,13 +146,30 @@ def author_history(tweets: DataFrame) -> DataFrame:
     `author_has_history = false` when there is none) and the days since the author's previous
     tweet (:data:`~tweetops.schema.NO_PREVIOUS_TWEET_DAYS` when there is none). A frame ends
     1 ms before the tweet, so neither the tweet nor anything at or after its time counts.
+
+    With `carry` (:func:`author_carry` of every tweet before some time `b`), `tweets` are the
+    tweets at or after `b` and the carry stands for the older ones: the rows at or after
+    `b + 7 d` (:data:`HISTORY_HORIZON_MS`) get the same history as over the whole of it; earlier
+    rows see a cut 24 h / 7 d window. The mean then sums the carried and the windowed sums, in
+    that order, so it may differ from the whole history's in the last bits of a double.
     """
     timed = tweets if EVENT_MS in tweets.columns else with_event_ms(tweets)
     by_author = Window.partitionBy("user_id").orderBy(EVENT_MS)
     everything_before = by_author.rangeBetween(Window.unboundedPreceding, -1)
     log_engagement = F.when(_original(), F.log1p(F.col("engagement_total").cast("double")))
     previous_originals = F.count(log_engagement).over(everything_before)
+    previous_sum = F.sum(log_engagement).over(everything_before)
     previous_tweet_ms = F.max(EVENT_MS).over(everything_before)
+    carried = [] if carry is None else list(carry.columns)
+    if carry is not None:
+        timed = timed.join(carry, "user_id", "left")
+        previous_originals = previous_originals + F.coalesce(
+            F.col("carry_originals"), F.lit(0).cast("long")
+        )
+        previous_sum = F.coalesce(F.col("carry_log_engagement"), F.lit(0.0)) + F.coalesce(
+            previous_sum, F.lit(0.0)
+        )
+        previous_tweet_ms = F.coalesce(previous_tweet_ms, F.col("carry_last_ms"))
     with_history = (
         timed.withColumn(
             "author_tweets_24h",
@@ -99,13 +177,13 @@ def author_history(tweets: DataFrame) -> DataFrame:
         )
         .withColumn(
             "author_tweets_7d",
-            F.count(F.lit(1)).over(by_author.rangeBetween(-7 * DAY_MS, -1)).cast("long"),
+            F.count(F.lit(1)).over(by_author.rangeBetween(-HISTORY_HORIZON_MS, -1)).cast("long"),
         )
         .withColumn("author_has_history", previous_originals > 0)
         .withColumn(
             "author_mean_engagement",
             F.coalesce(
-                F.sum(log_engagement).over(everything_before) / previous_originals,
+                F.when(previous_originals > 0, previous_sum / previous_originals),
                 F.lit(NO_HISTORY_MEAN_ENGAGEMENT),
             ),
         )
@@ -116,6 +194,7 @@ def author_history(tweets: DataFrame) -> DataFrame:
                 F.lit(NO_PREVIOUS_TWEET_DAYS),
             ),
         )
+        .drop(*(name for name in carried if name != "user_id"))
     )
     return with_history if EVENT_MS in tweets.columns else with_history.drop(EVENT_MS)
 

@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed
 # even on 2 cores; each test file runs whole on one worker (module fixtures, the cluster stack),
 # files in collection order (tests/conftest.py puts the longest first), not by test count
 PYTEST_WORKERS ?= -n 2 --dist loadfile --no-loadscope-reorder
+# make check: no cluster or module-wide set-up worth keeping on one worker, so tests are
+# spread one by one (two Spark sessions warm, neither waits on the other's longest file)
+CHECK_WORKERS ?= -n 2 --dist load
 
 .PHONY: main test check lint repro ui serve clean spark-archive cluster-up cluster-down plots-template
 
@@ -39,7 +42,7 @@ check: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest $(PYTEST_WORKERS) -m "not slow"
+	$(BIN)/pytest $(CHECK_WORKERS) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -405,7 +405,8 @@ def three_weeks_of_tweets() -> list[dict[str, Any]]:
     return tweets
 
 
-@pytest.mark.parametrize("flush", [False, pytest.param(True, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("flush", [False, True])
 def test_histories_longer_than_the_window_match_the_oracle_batch_by_batch(
     project: Project,
     spark: SparkSession,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
@@ -242,12 +241,14 @@ def checkpoint_matches_tables(config: FeaturesSettings) -> bool:
 
 def _state_folders_exist(config: FeaturesSettings, last_state: int) -> bool:
     """Whether the user state and author carry the last committed state names are there."""
-    if last_state < 0:
-        return True
-    state = json.loads((config.checkpoint_dir / "state" / f"{last_state}.json").read_text())
+    job = FeatureStream(config)
+    state = job.state_before(last_state + 1)
     return all(
-        state.get(key) is None or (config.checkpoint_dir / name / f"batch_id={state[key]}").is_dir()
-        for key, name in (("users_batch", "users"), ("carry_batch", "carry"))
+        number is None or (folder / f"batch_id={number}").is_dir()
+        for number, folder in (
+            (state.users_batch, job.users_state_dir),
+            (state.carry_batch, job.carry_dir),
+        )
     )
 
 

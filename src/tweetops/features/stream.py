@@ -58,7 +58,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -120,6 +120,12 @@ class FlushCounts(NamedTuple):
     training_rows: int
     too_young: int
 
+
+# the tables' unique keys: each places and orders its rows in the byte-stable files (the
+# late and rejected rows have none and are ordered by every column)
+TRAINING_KEY = ("tweet_id",)  # deduplicated by id
+ACTIVITY_KEY = ("user_id", "window_start", "window_end")  # one row per user and window
+USERS_KEY = ("user_id",)
 
 EMPTY_STATE = BatchState(-1, None, None, 0, 0, 0, 0, 0)
 
@@ -425,6 +431,7 @@ class FeatureStream:
             training_rows(closed_rows(with_history, after_ms, until_ms), self.min_age_ms),
             self.config.training_rows_dir,
             batch_id,
+            TRAINING_KEY,
         )
         return state
 
@@ -476,6 +483,7 @@ class FeatureStream:
             closed.observe(written, F.count(F.lit(1)).alias("rows")),
             config.user_activity_dir,
             batch_id,
+            ACTIVITY_KEY,
         )
         if not written.get["rows"]:
             shutil.rmtree(config.user_activity_dir / f"batch_id={batch_id}", ignore_errors=True)
@@ -502,7 +510,9 @@ class FeatureStream:
             merged.write.mode("overwrite").parquet(spark_path(folder))
         with self._phase("users"):
             write_stable(
-                users_from_state(self._read_state(spark, folder, merged)), self.config.users_dir
+                users_from_state(self._read_state(spark, folder, merged)),
+                self.config.users_dir,
+                USERS_KEY,
             )
         return replace(state, users_batch=batch_id)
 
@@ -575,8 +585,8 @@ def _first(frame: DataFrame) -> Row:
     return row
 
 
-def _write(frame: DataFrame, folder: Path, batch_id: int) -> None:
-    write_stable(frame, folder / f"batch_id={batch_id}")
+def _write(frame: DataFrame, folder: Path, batch_id: int, key: Sequence[str] = ()) -> None:
+    write_stable(frame, folder / f"batch_id={batch_id}", key)
 
 
 def output_folders(config: FeaturesSettings) -> tuple[Path, ...]:

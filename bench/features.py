@@ -7,7 +7,8 @@
 
 1. Spark, the one-shot features job with the defaults (`availableNow`, the three tables, no
    MLflow run): wall time, tweets/s, micro-batches, peak RSS of the Python driver and of the
-   JVM (a child), and where the time goes (the job's phases, summed over micro-batches).
+   JVM (a child), and where the time goes (the job's phases, summed over micro-batches, and
+   the flush at the end of the run).
 2. The DuckDB oracle (tests/support/oracle.py) computes the same three tables with the same
    semantics from the same files; its time, whether Spark's tables equal its tables, and the
    ratio Spark (three tables) / DuckDB (three tables), target at most 4x; and its floor,
@@ -140,6 +141,7 @@ def _spark_run(settings: Settings, label: str, tweets: int) -> tuple[float, floa
     for batch in batches:
         for name, phase_seconds in batch.counts.phase_seconds.items():
             phases[name] = phases.get(name, 0.0) + phase_seconds
+    phases["flush at the end"] = result.flush_seconds
     listed = ", ".join(f"{name} {value:.1f} s" for name, value in phases.items())
     print(
         f"spark {label} phases: {listed}; outside them (query, listing, counts) "

@@ -58,3 +58,25 @@ def test_stable_writes_name_parts_without_a_uuid_and_ignore_row_order(
         f"part-0000{i}-c000.snappy.parquet" for i in range(4)
     ]
     assert dvc_hash(tmp_path / "a") == dvc_hash(tmp_path / "b")
+
+
+def test_stable_writes_by_a_unique_key_ignore_row_order(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    rows = [(i, f"user{i % 7}", float(i % 5) / 3) for i in range(200)]
+    frame = spark.createDataFrame(rows, "id long, name string, score double")
+    write_stable(frame, tmp_path / "a", ["id"])
+    shuffled = spark.createDataFrame(rows[::-1], frame.schema).repartition(3)
+    write_stable(shuffled, tmp_path / "b", ["id"])
+    assert dvc_hash(tmp_path / "a") == dvc_hash(tmp_path / "b")
+    back = spark.read.parquet(str(tmp_path / "a"))
+    assert sorted(tuple(row) for row in back.collect()) == rows  # every row, as written
+    for part in sorted((tmp_path / "a").glob("*.parquet")):  # each file in key order
+        ids = [row.id for row in spark.read.parquet(str(part)).collect()]
+        assert ids == sorted(ids)
+
+
+def test_stable_writes_refuse_a_key_the_frame_lacks(spark: SparkSession, tmp_path: Path) -> None:
+    frame = spark.createDataFrame([(1, "a")], "id long, name string")
+    with pytest.raises(ValueError, match=r"key columns \['tweet_id'\] are not in the frame"):
+        write_stable(frame, tmp_path / "a", ["tweet_id"])

@@ -115,6 +115,36 @@ def test_unreadable_lines_are_rejected_with_a_reason_not_dropped(spark: SparkSes
     assert [row["tweet_id"] for row in valid_tweets(parsed).collect()] == ["29"]
 
 
+def test_referenced_tweets_flag_retweets_replies_and_quotes(spark: SparkSession) -> None:
+    at = "2026-10-01T00:00:00.000Z"
+    cases = {
+        "40": [{"type": "retweeted", "id": "1"}],
+        "41": [{"type": "quoted", "id": "1"}, {"type": "replied_to", "id": "2"}],
+        "42": [],
+        "43": None,
+        "44": [{"type": None, "id": "1"}, None],  # no type, no reference: no flag
+        "45": [None, {"type": "retweeted", "id": "1"}],
+    }
+    tweets = []
+    for tweet_id, references in cases.items():
+        record = tweet(tweet_id, "c", at, 1)
+        record["referenced_tweets"] = references
+        tweets.append(record)
+    parsed = valid_tweets(parse_tweets(raw_frame(spark, as_lines(*tweets))))
+    flags = {
+        row["tweet_id"]: (row["is_retweet"], row["is_reply"], row["is_quote"])
+        for row in parsed.collect()
+    }
+    assert flags == {
+        "40": (True, False, False),
+        "41": (False, True, True),
+        "42": (False, False, False),
+        "43": (False, False, False),
+        "44": (False, False, False),
+        "45": (True, False, False),
+    }
+
+
 @pytest.mark.slow  # a streaming job over four micro-batches
 def test_streaming_job_equals_batch_job(project: Project, spark: SparkSession) -> None:
     settings = project.settings(

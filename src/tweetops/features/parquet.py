@@ -5,11 +5,16 @@ follows whichever shuffle block arrived first. :func:`write_stable` fixes both: 
 fixed number of files by a hash of every column, are sorted by every column inside each file,
 are compressed with one named codec, and the part files are renamed without the UUID. Parquet's
 footer holds only the schema and the writer's version, so nothing else varies between runs.
+
+A table with a unique key (no two rows share its values) is hashed and sorted by the key
+alone: the key fixes each row's file and its place in it just as every column would, and
+hashing and sorting a few columns costs much less than all of them.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from pyspark.sql import DataFrame
@@ -24,9 +29,19 @@ _PART_NAME = re.compile(
 )
 
 
-def write_stable(frame: DataFrame, folder: Path) -> None:
-    """Overwrite `folder` with `frame` as Parquet whose bytes depend only on the rows."""
-    keys = [field.name for field in frame.schema.fields if not isinstance(field.dataType, MapType)]
+def write_stable(frame: DataFrame, folder: Path, key: Sequence[str] = ()) -> None:
+    """Overwrite `folder` with `frame` as Parquet whose bytes depend only on the rows.
+
+    `key`: columns no two rows of `frame` share (all of them together), which then alone
+    place and order the rows; without one, every column (but maps) does. A key that is not
+    unique gives files whose order of tied rows may vary between runs.
+    """
+    missing = [name for name in key if name not in frame.columns]
+    if missing:
+        raise ValueError(f"write_stable: key columns {missing} are not in the frame")
+    keys = list(key) or [
+        field.name for field in frame.schema.fields if not isinstance(field.dataType, MapType)
+    ]
     (
         frame.repartition(FILES_PER_WRITE, *keys)
         .sortWithinPartitions(*keys)

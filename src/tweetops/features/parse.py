@@ -34,9 +34,10 @@ def _count(array: Column) -> Column:
 
 
 def _references(kind: str) -> Column:
-    return F.coalesce(
-        F.exists(F.col("referenced_tweets"), lambda ref: ref["type"] == kind), F.lit(False)
-    )
+    # `array_contains` over the array of types is `exists(ref -> ref.type = kind)` with the
+    # same three-valued logic (a null type or reference and no match: null, so false here),
+    # but compiled: a lambda is interpreted row by row
+    return F.coalesce(F.array_contains(F.col("referenced_tweets.type"), F.lit(kind)), F.lit(False))
 
 
 def parse_tweets(raw: DataFrame, max_clock_skew: str | None = None) -> DataFrame:

@@ -93,6 +93,7 @@ class FeaturesResult:
     waiting: int = 0
     flushed: int = 0
     too_young: int = 0
+    flush_seconds: float = 0.0  # wall time of the flush at the end of a one-shot run
 
     @property
     def rows_per_second(self) -> float:
@@ -316,7 +317,9 @@ def _stream_feature_tables(
     for folder in output_folders(config):  # an empty table is a folder, e.g. for DVC's outs
         folder.mkdir(parents=True, exist_ok=True)
     state = job.state_before(1 << 62)
+    flush_started = time.perf_counter()
     flushed = job.flush(spark) if not live and config.flush_at_end else FlushCounts(0, 0)
+    flush_seconds = time.perf_counter() - flush_started
     ran = [job.counts[i] for i in sorted(reported)]
     result = FeaturesResult(
         input_rows=sum(c.input_rows for c in ran),
@@ -332,6 +335,7 @@ def _stream_feature_tables(
         waiting=state.waiting - flushed.training_rows - flushed.too_young,
         flushed=flushed.training_rows,
         too_young=state.too_young + flushed.too_young,
+        flush_seconds=flush_seconds,
     )
     counts = {
         "training_rows": result.training_rows,

@@ -42,7 +42,7 @@ folders whose recorded event-time range reaches the stretch a read needs are lis
 
 A table with nothing closing is not written. At the end of a one-shot run,
 :meth:`FeatureStream.flush` emits what still waits (`features.flush_at_end`), reading only
-the history's last stretch and the carry.
+the history's last stretch and the carry, and of those only the waiting tweets' authors.
 
 Every write of batch `N` overwrites its own `batch_id=N` output and reads only state from
 batches before it, so a batch replayed after a crash or a stop gives the same tables. The user
@@ -58,7 +58,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -120,6 +120,12 @@ class FlushCounts(NamedTuple):
     training_rows: int
     too_young: int
 
+
+# the tables' unique keys: each places and orders its rows in the byte-stable files (the
+# late and rejected rows have none and are ordered by every column)
+TRAINING_KEY = ("tweet_id",)  # deduplicated by id
+ACTIVITY_KEY = ("user_id", "window_start", "window_end")  # one row per user and window
+USERS_KEY = ("user_id",)
 
 EMPTY_STATE = BatchState(-1, None, None, 0, 0, 0, 0, 0)
 
@@ -403,13 +409,18 @@ class FeatureStream:
         until_ms: int,
         *,
         commit_carry: bool = True,
+        authors: DataFrame | None = None,
     ) -> BatchState:
         """Training rows of the original tweets in `[after_ms, until_ms)`.
 
         Their authors' histories are windowed over the last 7 days before `after_ms` (24 h and
         7 d counts) plus the author carry of everything older (previous originals, their
         engagement sum, the previous tweet's time), which moves forward with the watermark.
+        `authors` (a `user_id` column), when given, holds every author with a tweet closing:
+        only their history is read (each author's history is its own), and a carry is then
+        never committed (it would hold only them).
         """
+        assert authors is None or not commit_carry, "a carry of some authors is never kept"
         batch_id = state.batch_id
         if after_ms is None:  # the first watermark: every tweet of the history may close
             everything = self._history(spark, batch_id)
@@ -417,19 +428,27 @@ class FeatureStream:
             with_history = author_history(everything)
         else:
             horizon = after_ms - HISTORY_HORIZON_MS
-            carry, state = self._carry(spark, state, horizon, commit_carry)
+            carry, state = self._carry(spark, state, horizon, commit_carry, authors)
             slice_ = self._history(spark, batch_id, horizon, state.history_ranges)
             assert slice_ is not None, "the closing tweets are in the history"
+            if authors is not None:
+                slice_ = slice_.join(authors, "user_id", "left_semi")
             with_history = author_history(slice_, carry)
         _write(
             training_rows(closed_rows(with_history, after_ms, until_ms), self.min_age_ms),
             self.config.training_rows_dir,
             batch_id,
+            TRAINING_KEY,
         )
         return state
 
     def _carry(
-        self, spark: SparkSession, state: BatchState, horizon_ms: int, commit: bool
+        self,
+        spark: SparkSession,
+        state: BatchState,
+        horizon_ms: int,
+        commit: bool,
+        authors: DataFrame | None = None,
     ) -> tuple[DataFrame | None, BatchState]:
         """The author carry of every history tweet before `horizon_ms`, and the state naming it.
 
@@ -437,7 +456,8 @@ class FeatureStream:
         `[carry_ms, horizon_ms)` are merged in and the result is written to
         `carry/batch_id=<batch>` (with `commit`; the flush keeps it in memory). A tweet is
         accepted only at or after the watermark, which is later than any horizon before it, so
-        a carry never misses a tweet accepted after it was written.
+        a carry never misses a tweet accepted after it was written. With `authors` (not
+        committed), the tweets merged in are only theirs.
         """
         empty = author_carry(self._empty_history(spark))
         previous = (
@@ -453,6 +473,8 @@ class FeatureStream:
             )
             if older is None:  # nothing new to carry (the recorded ranges say so)
                 return previous, replace(state, carry_ms=horizon_ms)
+            if authors is not None:
+                older = older.join(authors, "user_id", "left_semi")
             delta = author_carry(older)
             merged = delta if previous is None else merge_carry(previous, delta)
             if not commit:
@@ -476,6 +498,7 @@ class FeatureStream:
             closed.observe(written, F.count(F.lit(1)).alias("rows")),
             config.user_activity_dir,
             batch_id,
+            ACTIVITY_KEY,
         )
         if not written.get["rows"]:
             shutil.rmtree(config.user_activity_dir / f"batch_id={batch_id}", ignore_errors=True)
@@ -502,7 +525,9 @@ class FeatureStream:
             merged.write.mode("overwrite").parquet(spark_path(folder))
         with self._phase("users"):
             write_stable(
-                users_from_state(self._read_state(spark, folder, merged)), self.config.users_dir
+                users_from_state(self._read_state(spark, folder, merged)),
+                self.config.users_dir,
+                USERS_KEY,
             )
         return replace(state, users_batch=batch_id)
 
@@ -540,16 +565,22 @@ class FeatureStream:
             return FlushCounts(0, 0)
         batch_id = state.batch_id + 1
         self._note_flush(batch_id)
-        behind = recent.where((F.col(EVENT_MS) >= state.closed_ms) & ~F.col("is_retweet"))
-        young = (
-            0
-            if self.min_age_ms is None
-            else int(_first(behind.select(F.count(F.when(too_young(self.min_age_ms), 1))))[0])
+        behind = (F.col(EVENT_MS) >= state.closed_ms) & ~F.col("is_retweet")
+        # the waiting tweets too young for a label are counted by the activity write, not by a
+        # pass of their own
+        counted = Observation(f"features-flush-{batch_id}")
+        observed = recent.observe(
+            counted, F.count(F.when(behind & too_young(self.min_age_ms), 1)).alias("young")
         )
-        flushing = replace(state, batch_id=batch_id)
+        self._write_activity(observed, batch_id, state.closed_ms, 1 << 62)
+        young = int(counted.get["young"])
         if state.waiting > young:
-            self._write_training(spark, flushing, state.closed_ms, 1 << 62, commit_carry=False)
-        self._write_activity(recent, batch_id, state.closed_ms, 1 << 62)
+            # only the waiting tweets' authors have rows to flush: only their history is read
+            authors = recent.where(behind).select("user_id").distinct()
+            flushing = replace(state, batch_id=batch_id)
+            self._write_training(
+                spark, flushing, state.closed_ms, 1 << 62, commit_carry=False, authors=authors
+            )
         return FlushCounts(state.waiting - young, young)
 
     def _note_flush(self, batch_id: int) -> None:
@@ -575,8 +606,8 @@ def _first(frame: DataFrame) -> Row:
     return row
 
 
-def _write(frame: DataFrame, folder: Path, batch_id: int) -> None:
-    write_stable(frame, folder / f"batch_id={batch_id}")
+def _write(frame: DataFrame, folder: Path, batch_id: int, key: Sequence[str] = ()) -> None:
+    write_stable(frame, folder / f"batch_id={batch_id}", key)
 
 
 def output_folders(config: FeaturesSettings) -> tuple[Path, ...]:

@@ -408,7 +408,6 @@ class FeatureStream:
         after_ms: int | None,
         until_ms: int,
         *,
-        commit_carry: bool = True,
         authors: DataFrame | None = None,
     ) -> BatchState:
         """Training rows of the original tweets in `[after_ms, until_ms)`.
@@ -417,10 +416,9 @@ class FeatureStream:
         7 d counts) plus the author carry of everything older (previous originals, their
         engagement sum, the previous tweet's time), which moves forward with the watermark.
         `authors` (a `user_id` column), when given, holds every author with a tweet closing:
-        only their history is read (each author's history is its own), and a carry is then
-        never committed (it would hold only them).
+        only their history is read (each author's history is its own), and the carry is then
+        kept in memory, never committed (it would hold only them).
         """
-        assert authors is None or not commit_carry, "a carry of some authors is never kept"
         batch_id = state.batch_id
         if after_ms is None:  # the first watermark: every tweet of the history may close
             everything = self._history(spark, batch_id)
@@ -428,7 +426,7 @@ class FeatureStream:
             with_history = author_history(everything)
         else:
             horizon = after_ms - HISTORY_HORIZON_MS
-            carry, state = self._carry(spark, state, horizon, commit_carry, authors)
+            carry, state = self._carry(spark, state, horizon, authors)
             slice_ = self._history(spark, batch_id, horizon, state.history_ranges)
             assert slice_ is not None, "the closing tweets are in the history"
             if authors is not None:
@@ -447,17 +445,16 @@ class FeatureStream:
         spark: SparkSession,
         state: BatchState,
         horizon_ms: int,
-        commit: bool,
         authors: DataFrame | None = None,
     ) -> tuple[DataFrame | None, BatchState]:
         """The author carry of every history tweet before `horizon_ms`, and the state naming it.
 
         The carry `state` names holds the tweets before `state.carry_ms`; the tweets in
         `[carry_ms, horizon_ms)` are merged in and the result is written to
-        `carry/batch_id=<batch>` (with `commit`; the flush keeps it in memory). A tweet is
-        accepted only at or after the watermark, which is later than any horizon before it, so
-        a carry never misses a tweet accepted after it was written. With `authors` (not
-        committed), the tweets merged in are only theirs.
+        `carry/batch_id=<batch>`. A tweet is accepted only at or after the watermark, which is
+        later than any horizon before it, so a carry never misses a tweet accepted after it was
+        written. With `authors` (the flush's), the tweets merged in are only theirs and the
+        carry stays in memory: a carry of some authors is never committed.
         """
         empty = author_carry(self._empty_history(spark))
         previous = (
@@ -477,7 +474,7 @@ class FeatureStream:
                 older = older.join(authors, "user_id", "left_semi")
             delta = author_carry(older)
             merged = delta if previous is None else merge_carry(previous, delta)
-            if not commit:
+            if authors is not None:
                 return merged, state
             folder = self.carry_dir / f"batch_id={state.batch_id}"
             merged.write.mode("overwrite").parquet(spark_path(folder))
@@ -578,9 +575,7 @@ class FeatureStream:
             # only the waiting tweets' authors have rows to flush: only their history is read
             authors = recent.where(behind).select("user_id").distinct()
             flushing = replace(state, batch_id=batch_id)
-            self._write_training(
-                spark, flushing, state.closed_ms, 1 << 62, commit_carry=False, authors=authors
-            )
+            self._write_training(spark, flushing, state.closed_ms, 1 << 62, authors=authors)
         return FlushCounts(state.waiting - young, young)
 
     def _note_flush(self, batch_id: int) -> None:

@@ -19,7 +19,6 @@ import psutil
 import pytest
 import requests
 from mlflow.entities import Run
-from mlflow.server import get_app_client
 from mlflow.tracking import MlflowClient
 
 from tests.cluster.conftest import Cluster
@@ -186,6 +185,9 @@ def test_no_password_is_logged_or_on_a_command_line(chain: Chain, cluster: Clust
 
 
 def test_a_read_only_user_cannot_promote_or_roll_back(chain: Chain, cluster: Cluster) -> None:
+    # imported here: mlflow.server takes a second to import, paid by every collection otherwise
+    from mlflow.server import get_app_client
+
     auth = get_app_client("basic-auth", tracking_uri=cluster.exports["MLFLOW_TRACKING_URI"])
     auth.create_user("reader", "reader-password-1234")
     auth.grant_user_permission("reader", "experiment", chain.main.info.experiment_id, "READ")

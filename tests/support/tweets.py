@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import orjson
 from pyspark.sql import DataFrame, SparkSession
 
-from tweetops.schema import CORRUPT_RECORD_COLUMN, RAW_TWEET_SCHEMA
+from tweetops.features import read_raw_batch
+from tweetops.ingest.snapshot import PART_SUFFIX
+
+# the part files raw_frame writes: removed when the test process exits
+_RAW_FRAMES = tempfile.TemporaryDirectory(prefix="tweetops-raw-frames-")
 
 
 def tweet(
@@ -68,12 +74,13 @@ def tweet(
 
 
 def raw_frame(spark: SparkSession, lines: list[str]) -> DataFrame:
-    """`lines` read the way the features step reads raw part files (corrupt lines kept)."""
-    return (
-        spark.read.schema(RAW_TWEET_SCHEMA)
-        .option("columnNameOfCorruptRecord", CORRUPT_RECORD_COLUMN)
-        .json(spark.sparkContext.parallelize(lines))
+    """`lines` read the way the features step reads raw part files (corrupt lines kept): written
+    as a part file of their own and read by the step's own reader."""
+    folder = Path(tempfile.mkdtemp(dir=_RAW_FRAMES.name))
+    (folder / f"part-00000{PART_SUFFIX}").write_text(
+        "".join(f"{line}\n" for line in lines), encoding="utf-8"
     )
+    return read_raw_batch(spark, folder)
 
 
 def as_lines(*records: dict[str, Any]) -> list[str]:

@@ -45,6 +45,7 @@ def test_rebuilding_features_from_the_same_snapshot_gives_the_same_dvc_md5(
     assert data_label(config.training_rows_dir) != first_label
 
 
+@pytest.mark.slow  # make check keeps the keyed stable write
 def test_stable_writes_name_parts_without_a_uuid_and_ignore_row_order(
     spark: SparkSession, tmp_path: Path
 ) -> None:

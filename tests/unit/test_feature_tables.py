@@ -49,6 +49,7 @@ def test_author_history_counts_only_tweets_strictly_before_each_tweet(spark: Spa
     assert_same_rows(got, expected)
 
 
+@pytest.mark.slow  # make check keeps the strictly-before history test
 def test_author_history_ignores_later_tweets(spark: SparkSession) -> None:
     early = [
         tweet("1", "a", "2026-10-01T10:00:00.000Z", 100, likes=3),
@@ -62,6 +63,7 @@ def test_author_history_ignores_later_tweets(spark: SparkSession) -> None:
     assert_same_rows(later.where(F.col("tweet_id") != "9").select(*columns), alone.select(*columns))
 
 
+@pytest.mark.slow  # make check keeps the sliding windows (tumbling is their special case)
 def test_user_activity_per_tumbling_window_with_follower_growth(spark: SparkSession) -> None:
     frame = tweets_of(
         spark,

@@ -41,7 +41,15 @@ def test_a_known_id_always_lands_on_the_same_side() -> None:
     assert is_test_id("1", seed=42, test_fraction=0.000001) is False
 
 
-@pytest.mark.parametrize(("seed", "fraction"), [(42, 0.2), (1, 0.5), (123456, 0.05)])
+@pytest.mark.parametrize(
+    ("seed", "fraction"),
+    [
+        (42, 0.2),
+        # the other seeds run in `make test` only (`make check` keeps one)
+        pytest.param(1, 0.5, marks=pytest.mark.slow),
+        pytest.param(123456, 0.05, marks=pytest.mark.slow),
+    ],
+)
 def test_spark_computes_the_same_rule_as_python(
     spark: SparkSession, seed: int, fraction: float
 ) -> None:
@@ -75,6 +83,7 @@ def test_adding_rows_or_repartitioning_never_moves_a_row(spark: SparkSession) ->
     assert not {row["tweet_id"] for row in train.collect()} & grown
 
 
+@pytest.mark.slow  # make check keeps the row-moving test of the split
 def test_each_partition_holds_the_same_rows_in_the_same_order_however_rows_arrive(
     spark: SparkSession,
 ) -> None:

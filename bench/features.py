@@ -46,6 +46,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+from pyspark.sql import DataFrame
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "src"))
@@ -161,9 +162,7 @@ def _spark_parse(settings: Settings) -> tuple[float, float]:
     from tweetops.features import read_raw_batch
 
     spark = build_spark(settings.spark)
-    started, cpu_before = time.perf_counter(), cpu_seconds()
-    read_raw_batch(spark, settings.features.raw_dir).write.format("noop").mode("overwrite").save()
-    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_before
+    seconds, cpu = _to_noop(read_raw_batch(spark, settings.features.raw_dir))
     print(
         f"spark JSON parse alone (RAW_TWEET_SCHEMA, noop sink): {seconds:.1f} s "
         f"({cpu:.1f} CPU s, {load_average()})",
@@ -181,8 +180,10 @@ def _spark_cold_parse(root: Path, tweets: int) -> tuple[float, float]:
         [sys.executable, __file__, "--cold-parse", str(root), "--tweets", str(tweets)],
         capture_output=True,
         text=True,
-        check=True,
     )
+    if done.returncode:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SystemExit(f"the fresh-JVM parse failed with exit code {done.returncode}: {last}")
     seconds, cpu = json.loads(done.stdout.strip().splitlines()[-1])
     print(
         f"spark parse and validation alone in a fresh JVM (noop sink): {seconds:.1f} s "
@@ -199,10 +200,15 @@ def _cold_parse_child(root: Path, tweets: int) -> None:
 
     settings = _settings(root, tweets)
     spark = build_spark(settings.spark)
-    started, cpu_before = time.perf_counter(), cpu_seconds()
     valid = valid_tweets(parse_tweets(read_raw_batch(spark, settings.features.raw_dir)))
-    valid.write.format("noop").mode("overwrite").save()
-    print(json.dumps([time.perf_counter() - started, cpu_seconds() - cpu_before]), flush=True)
+    print(json.dumps(_to_noop(valid)), flush=True)
+
+
+def _to_noop(frame: DataFrame) -> tuple[float, float]:
+    """Compute every column of `frame` into a `noop` sink: wall time and CPU seconds."""
+    started, cpu_before = time.perf_counter(), cpu_seconds()
+    frame.write.format("noop").mode("overwrite").save()
+    return time.perf_counter() - started, cpu_seconds() - cpu_before
 
 
 def _micro_batches(settings: Settings) -> list[list[Path]]:
